@@ -1,0 +1,1 @@
+"""The application: books, chapters and chunks in a database, workers, and the ``render`` CLI."""

@@ -1,0 +1,44 @@
+"""Data flows one way: `renderer` and `export` never import `jobs`; `export` never imports torch."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _imported_top_levels(package: str) -> dict[str, set[str]]:
+    found: dict[str, set[str]] = {}
+    for path in sorted((ROOT / package).rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        names: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                names.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names.add(node.module.split(".")[0])
+        found[str(path.relative_to(ROOT))] = names
+    return found
+
+
+def test_renderer_and_export_never_import_jobs() -> None:
+    offenders = [
+        f"{path} imports jobs"
+        for package in ("renderer", "export")
+        for path, names in _imported_top_levels(package).items()
+        if "jobs" in names
+    ]
+    assert offenders == []
+
+
+def test_export_never_imports_torch() -> None:
+    offenders = [f"{path} imports {name}" for path, names in _imported_top_levels("export").items()
+                 for name in names & {"torch", "sqlalchemy", "renderer"}]
+    assert offenders == []
+
+
+def test_the_walker_sees_imports() -> None:
+    # Guard against a walker that silently finds nothing.
+    jobs_imports = set().union(*_imported_top_levels("jobs").values())
+    assert {"renderer", "export", "click"} <= jobs_imports
