@@ -1,7 +1,131 @@
-"""CLI commands (placeholder until implemented)."""
+"""`render doctor`: what is installed, which backends and devices work on this machine."""
 
 from __future__ import annotations
 
+import importlib
+import json
+import os
+import platform
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
 import click
 
-COMMANDS: list[click.Command] = []
+
+@dataclass
+class Check:
+    """One line of the doctor's report."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def _module_version(name: str) -> str | None:
+    try:
+        module = importlib.import_module(name)
+    except Exception:  # noqa: BLE001 - any import failure means "not usable"
+        return None
+    return str(getattr(module, "__version__", "installed"))
+
+
+def _torch_checks() -> list[Check]:
+    checks = []
+    try:
+        import torch
+    except Exception as exc:  # noqa: BLE001
+        return [Check("torch", False, f"cannot import: {exc}")]
+    x = torch.randn(64, 64)
+    ok = bool(torch.isfinite(x @ x).all())
+    checks.append(Check("torch (cpu)", ok, f"{torch.__version__}, {torch.get_num_threads()} threads"))
+    flags = _cpu_flags()
+    bf16 = "amx_bf16" in flags or "avx512_bf16" in flags
+    checks.append(Check("cpu bf16 (AMX / AVX-512-BF16)", bf16,
+                        ", ".join(sorted(f for f in flags if f.startswith(("amx", "avx512_bf16", "avx512_vnni"))))
+                        or "not supported by this CPU"))
+    if torch.cuda.is_available():
+        name = torch.cuda.get_device_name(0)
+        y = torch.randn(64, 64, device="cuda")
+        checks.append(Check("torch (cuda)", bool(torch.isfinite(y @ y).all().item()), name))
+    else:
+        checks.append(Check("torch (cuda)", False, "no CUDA device visible (CPU build or no GPU)"))
+    return checks
+
+
+def _onnx_checks() -> list[Check]:
+    try:
+        import onnxruntime as ort
+    except Exception as exc:  # noqa: BLE001
+        return [Check("onnxruntime", False, f"not installed ({exc}); pip install 'audiobook-renderer[cpu]'")]
+    providers = ort.get_available_providers()
+    checks = [Check("onnxruntime", True, f"{ort.__version__}: {', '.join(providers)}")]
+    for provider, label in (("CUDAExecutionProvider", "onnxruntime cuda"),
+                            ("TensorrtExecutionProvider", "onnxruntime tensorrt")):
+        checks.append(Check(label, provider in providers,
+                            "available" if provider in providers else "provider not in this build"))
+    return checks
+
+
+def _tool_checks() -> list[Check]:
+    checks = []
+    trt = _module_version("tensorrt")
+    checks.append(Check("tensorrt (native engines)", trt is not None,
+                        trt or "not installed (GPU machines only: pip install tensorrt)"))
+    try:
+        import soundfile as sf
+
+        mp3 = "MP3" in sf.available_formats()
+        checks.append(Check("mp3 encoder (libsndfile)", mp3, f"libsndfile {sf.__libsndfile_version__}"))
+    except Exception as exc:  # noqa: BLE001
+        checks.append(Check("mp3 encoder (libsndfile)", False, str(exc)))
+    ffmpeg = shutil.which("ffmpeg")
+    checks.append(Check("ffmpeg (M4B export)", ffmpeg is not None, ffmpeg or "not found: apt-get install ffmpeg"))
+    psycopg = _module_version("psycopg")
+    checks.append(Check("PostgreSQL driver", psycopg is not None,
+                        psycopg or "not installed: pip install 'audiobook-renderer[postgres]'"))
+    return checks
+
+
+def collect_checks() -> list[Check]:
+    """Run every check; never raises."""
+    checks = [Check("python", True, f"{platform.python_version()} on {platform.machine()}, "
+                                    f"{os.cpu_count()} logical CPUs")]
+    checks += _torch_checks()
+    checks += _onnx_checks()
+    checks += _tool_checks()
+    try:
+        from renderer.voice import voices_dir
+
+        checks.append(Check("voices folder", True, str(voices_dir())))
+    except Exception as exc:  # noqa: BLE001
+        checks.append(Check("voices folder", False, str(exc)))
+    return checks
+
+
+@click.command("doctor")
+@click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
+def doctor(as_json: bool) -> None:
+    """Show what is installed and which backends and devices work here."""
+    checks = collect_checks()
+    if as_json:
+        click.echo(json.dumps([asdict(c) for c in checks], indent=2))
+        return
+    width = max(len(c.name) for c in checks)
+    for check in checks:
+        mark = "ok " if check.ok else "-- "
+        click.echo(f"{mark} {check.name.ljust(width)}  {check.detail}")
+
+
+COMMANDS = [doctor]
