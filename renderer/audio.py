@@ -1,0 +1,228 @@
+"""Audio input and the two spectral front ends GPT-SoVITS uses on a reference clip.
+
+* :func:`load_audio` / :func:`resample` / :func:`duration_seconds`: decode a file (WAV, FLAC, OGG, MP3
+  through libsndfile), downmix to mono float32 and resample with soxr. With the default ``"HQ"``
+  quality this is the same arithmetic as ``librosa.load(path, sr=...)`` (librosa's default resampler is
+  ``soxr_hq``), which is how upstream reads the reference for HuBERT.
+* :func:`linear_spectrogram`: upstream ``spectrogram_torch(wav, 2048, 32000, 640, 2048, center=False)``,
+  the SoVITS reference-encoder input.
+* :func:`kaldi_fbank`: Kaldi ``compute-fbank-feats`` with the defaults of
+  ``torchaudio.compliance.kaldi.fbank`` as upstream's speaker-verification code calls it
+  (``num_mel_bins=80, sample_frequency=16000, dither=0``). torchaudio is not a dependency, so the
+  recipe is re-implemented here from the Kaldi definitions.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import soxr
+import torch
+
+from renderer.errors import VoiceError
+
+__all__ = [
+    "load_audio",
+    "resample",
+    "duration_seconds",
+    "upstream_peak_normalize",
+    "linear_spectrogram",
+    "kaldi_fbank",
+    "kaldi_mel_banks",
+    "fbank_frame_count",
+    "FBANK_WINDOW_SAMPLES",
+    "FBANK_SHIFT_SAMPLES",
+]
+
+# Kaldi frame geometry at 16 kHz: 25 ms windows every 10 ms, FFT rounded up to a power of two.
+FBANK_SAMPLE_RATE = 16000
+FBANK_WINDOW_SAMPLES = 400
+FBANK_SHIFT_SAMPLES = 160
+FBANK_FFT_SIZE = 512
+FBANK_PREEMPHASIS = 0.97
+FBANK_LOW_HZ = 20.0
+# Kaldi floors log arguments at numeric_limits<float>::epsilon().
+FLOAT_EPSILON = float(np.finfo(np.float32).eps)
+
+
+# --------------------------------------------------------------------------------------------- files
+
+
+def _audio_error(path: Path, problem: str) -> VoiceError:
+    return VoiceError(f"{path}: {problem}")
+
+
+def load_audio(path: str | Path, sample_rate: int, *, quality: str = "HQ") -> np.ndarray:
+    """Decode ``path`` to mono float32 at ``sample_rate`` Hz.
+
+    Channels are averaged (as librosa's ``to_mono``); resampling uses soxr at ``quality``.
+    Raises :class:`VoiceError` naming the file when it is missing, undecodable or holds no samples.
+    Returns float32 ``[n_samples]``.
+    """
+    path = Path(path)
+    if sample_rate <= 0:
+        raise _audio_error(path, f"invalid target sample rate {sample_rate}")
+    if not path.is_file():
+        raise _audio_error(path, "audio file not found")
+    try:
+        data, file_rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise _audio_error(path, f"cannot decode audio ({exc})") from exc
+    if data.size == 0 or data.shape[0] == 0:
+        raise _audio_error(path, "audio file holds no samples")
+    mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
+    if not np.all(np.isfinite(mono)):
+        raise _audio_error(path, "audio holds NaN or infinite samples")
+    return resample(np.ascontiguousarray(mono), int(file_rate), int(sample_rate), quality=quality)
+
+
+def resample(x: np.ndarray, from_rate: int, to_rate: int, *, quality: str = "HQ") -> np.ndarray:
+    """Resample mono ``x`` [n] (float) from ``from_rate`` to ``to_rate`` Hz with soxr; float32 out."""
+    if from_rate <= 0 or to_rate <= 0:
+        raise ValueError(f"sample rates must be positive, got {from_rate} -> {to_rate}")
+    x = np.asarray(x, dtype=np.float32)
+    if x.ndim != 1:
+        raise ValueError(f"resample expects mono [n] audio, got shape {x.shape}")
+    if from_rate == to_rate or x.size == 0:
+        return x.copy()
+    return np.asarray(soxr.resample(x, from_rate, to_rate, quality=quality), dtype=np.float32)
+
+
+def duration_seconds(path: str | Path) -> float:
+    """Length of an audio file in seconds, read from its header (no decoding)."""
+    path = Path(path)
+    if not path.is_file():
+        raise _audio_error(path, "audio file not found")
+    try:
+        info = sf.info(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+        raise _audio_error(path, f"cannot read audio header ({exc})") from exc
+    if info.samplerate <= 0:
+        raise _audio_error(path, "audio header has no sample rate")
+    return float(info.frames) / float(info.samplerate)
+
+
+# --------------------------------------------------------------------------------- SoVITS spectrogram
+
+
+def upstream_peak_normalize(wav: torch.Tensor) -> torch.Tensor:
+    """Upstream ``get_spepc`` scaling: divide by ``min(2, max|x|)`` only when ``max|x| > 1``."""
+    peak = float(wav.abs().max()) if wav.numel() else 0.0
+    if peak > 1.0:
+        return wav / min(2.0, peak)
+    return wav
+
+
+@lru_cache(maxsize=8)
+def _hann_periodic(n: int) -> torch.Tensor:
+    return torch.hann_window(n, periodic=True, dtype=torch.float32)
+
+
+def linear_spectrogram(
+    wav32k: torch.Tensor, n_fft: int = 2048, hop_samples: int = 640, win_samples: int = 2048
+) -> torch.Tensor:
+    """Magnitude spectrogram as upstream ``spectrogram_torch(..., center=False)``.
+
+    ``wav32k`` [1, N] (or [N]) float → [1, n_fft//2+1, (N + 2*pad - n_fft)//hop + 1] with
+    pad = (n_fft - hop)//2 reflected samples on both sides, periodic Hann window, one-sided STFT and
+    magnitude sqrt(re^2 + im^2 + 1e-8).
+    """
+    wav = wav32k.to(torch.float32)
+    if wav.dim() == 1:
+        wav = wav.unsqueeze(0)
+    if wav.dim() != 2:
+        raise ValueError(f"linear_spectrogram expects [B, N] audio, got shape {tuple(wav32k.shape)}")
+    pad = (n_fft - hop_samples) // 2
+    if wav.shape[-1] <= pad:
+        raise ValueError(f"audio too short for the spectrogram: {wav.shape[-1]} samples, need > {pad}")
+    padded = torch.nn.functional.pad(wav.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
+    stft = torch.stft(
+        padded,
+        n_fft,
+        hop_length=hop_samples,
+        win_length=win_samples,
+        window=_hann_periodic(win_samples).to(padded.device),
+        center=False,
+        normalized=False,
+        onesided=True,
+        return_complex=True,
+    )
+    parts = torch.view_as_real(stft)
+    return torch.sqrt(parts.pow(2).sum(-1) + 1e-8)
+
+
+# ------------------------------------------------------------------------------------- Kaldi fbank
+
+
+def _mel(freq_hz: np.ndarray | float) -> np.ndarray:
+    return 1127.0 * np.log(1.0 + np.asarray(freq_hz, dtype=np.float64) / 700.0)
+
+
+@lru_cache(maxsize=8)
+def kaldi_mel_banks(num_mel_bins: int = 80, fft_size: int = FBANK_FFT_SIZE,
+                    sample_rate: int = FBANK_SAMPLE_RATE, low_hz: float = FBANK_LOW_HZ) -> torch.Tensor:
+    """Kaldi triangular mel filters, [num_mel_bins, fft_size//2 + 1] float32.
+
+    Triangles are evenly spaced on the mel scale 1127*ln(1 + f/700) between ``low_hz`` and Nyquist,
+    evaluated at FFT bin k (k * rate / fft_size) in mel; the Nyquist column is zero, as in Kaldi.
+    """
+    if num_mel_bins <= 3:
+        raise ValueError("Kaldi fbank needs at least 4 mel bins")
+    nyquist = 0.5 * sample_rate
+    mel_low, mel_high = float(_mel(low_hz)), float(_mel(nyquist))
+    delta = (mel_high - mel_low) / (num_mel_bins + 1)
+    index = np.arange(num_mel_bins, dtype=np.float64)[:, None]
+    left, center, right = (mel_low + (index + k) * delta for k in (0.0, 1.0, 2.0))
+    bin_mel = _mel(np.arange(fft_size // 2, dtype=np.float64) * (sample_rate / fft_size))[None, :]
+    up = (bin_mel - left) / (center - left)
+    down = (right - bin_mel) / (right - center)
+    banks = np.maximum(0.0, np.minimum(up, down))
+    banks = np.concatenate([banks, np.zeros((num_mel_bins, 1))], axis=1)
+    return torch.from_numpy(banks.astype(np.float32))
+
+
+@lru_cache(maxsize=2)
+def _povey_window(n: int) -> torch.Tensor:
+    # Kaldi's "povey" window: a symmetric Hann window raised to 0.85 (zero at both ends).
+    return torch.hann_window(n, periodic=False, dtype=torch.float32).pow(0.85)
+
+
+def kaldi_fbank(wav16k: torch.Tensor, num_mel_bins: int = 80) -> torch.Tensor:
+    """Log mel filterbank energies, Kaldi-style, of a 16 kHz waveform.
+
+    ``wav16k`` [N] (or [1, N]) float, same scale as upstream (floats in [-1, 1], no int16 rescaling)
+    → [1 + (N - 400)//160, num_mel_bins] float32. Steps per 400-sample frame (snip_edges): subtract
+    the frame mean, pre-emphasis x[j] - 0.97*x[j-1] (x[-1] := x[0]), povey window, zero-pad to 512,
+    power spectrum |rfft|^2, mel filters, log with a float-epsilon floor. No dither.
+    """
+    wav = wav16k.to(torch.float32)
+    if wav.dim() == 2 and wav.shape[0] == 1:
+        wav = wav[0]
+    if wav.dim() != 1:
+        raise ValueError(f"kaldi_fbank expects mono [N] audio, got shape {tuple(wav16k.shape)}")
+    if wav.shape[0] < FBANK_WINDOW_SAMPLES:
+        raise VoiceError(
+            f"audio too short for speaker features: {wav.shape[0]} samples at 16 kHz, "
+            f"need at least {FBANK_WINDOW_SAMPLES}"
+        )
+    frames = wav.unfold(0, FBANK_WINDOW_SAMPLES, FBANK_SHIFT_SAMPLES)  # [m, 400]
+    frames = frames - frames.mean(dim=1, keepdim=True)
+    previous = torch.cat([frames[:, :1], frames[:, :-1]], dim=1)
+    frames = frames - FBANK_PREEMPHASIS * previous
+    frames = frames * _povey_window(FBANK_WINDOW_SAMPLES).to(frames.device)
+    frames = torch.nn.functional.pad(frames, (0, FBANK_FFT_SIZE - FBANK_WINDOW_SAMPLES))
+    power = torch.fft.rfft(frames).abs().pow(2.0)  # [m, 257]
+    banks = kaldi_mel_banks(num_mel_bins).to(power.device)
+    energies = power @ banks.T  # [m, num_mel_bins]
+    return torch.clamp_min(energies, FLOAT_EPSILON).log()
+
+
+def fbank_frame_count(n_samples: int) -> int:
+    """Frames :func:`kaldi_fbank` yields for ``n_samples`` (0 when shorter than one window)."""
+    if n_samples < FBANK_WINDOW_SAMPLES:
+        return 0
+    return 1 + (n_samples - FBANK_WINDOW_SAMPLES) // FBANK_SHIFT_SAMPLES
+
