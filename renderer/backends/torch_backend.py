@@ -1,0 +1,138 @@
+"""Eager PyTorch backend (CPU or CUDA): the batched GPT with an in-place KV cache, SoVITS vocoder.
+
+The cache is one pair of tensors per layer (keys [B,H,hd,cap], values [B,H,cap,hd]); prefill writes
+rows with ``index_copy_`` and a step writes one position per row with an indexed assignment, so nothing
+is concatenated or copied per step. Capacity grows by doubling when a row would overflow (rare).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from renderer.backends.base import Candidates, PrefillBatch, StepInputs, VocodeItem
+from renderer.engine.gpt import BatchedGPT
+from renderer.errors import BackendUnavailableError
+
+
+def resolve_device(device: str) -> torch.device:
+    """``cpu`` or ``cuda[:n]``; raises BackendUnavailableError when CUDA is asked for but missing."""
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise BackendUnavailableError("device 'cuda' requested but torch reports no CUDA GPU (torch.cuda.is_available() is False)")
+    if not (device == "cpu" or device.startswith("cuda")):
+        raise BackendUnavailableError(f"unknown device {device!r}; use 'cpu' or 'cuda'")
+    return torch.device(device)
+
+
+class TorchKVCache:
+    """Per-layer K/V buffers on one device; see module docstring for layouts."""
+
+    def __init__(self, n_layer: int, n_head: int, head_dim: int, device: torch.device,
+                 dtype: torch.dtype = torch.float32) -> None:
+        self.n_layer, self.n_head, self.head_dim = n_layer, n_head, head_dim
+        self.device, self.dtype = device, dtype
+        self.keys: list[Tensor] = []
+        self.values: list[Tensor] = []
+        self.slots = 0
+        self.capacity = 0
+
+    def allocate(self, slots: int, capacity: int) -> None:
+        shape_k = (slots, self.n_head, self.head_dim, capacity)
+        shape_v = (slots, self.n_head, capacity, self.head_dim)
+        self.keys = [torch.zeros(shape_k, device=self.device, dtype=self.dtype) for _ in range(self.n_layer)]
+        self.values = [torch.zeros(shape_v, device=self.device, dtype=self.dtype) for _ in range(self.n_layer)]
+        self.slots, self.capacity = slots, capacity
+
+    def grow(self, needed: int) -> bool:
+        """Double the capacity until ``needed`` fits, keeping contents; True if it reallocated."""
+        if needed <= self.capacity:
+            return False
+        new_cap = max(self.capacity, 16)
+        while new_cap < needed:
+            new_cap *= 2
+        old_k, old_v, cap = self.keys, self.values, self.capacity
+        self.allocate(self.slots, new_cap)
+        for i in range(self.n_layer):
+            self.keys[i][..., :cap].copy_(old_k[i])
+            self.values[i][:, :, :cap].copy_(old_v[i])
+        return True
+
+    def write_rows(self, slots: Tensor, keys: list[Tensor], values: list[Tensor]) -> None:
+        """keys[l] [b,H,hd,T], values[l] [b,H,T,hd] into rows ``slots`` at positions 0..T-1."""
+        t = keys[0].shape[3]
+        for i in range(self.n_layer):
+            self.keys[i][..., :t].index_copy_(0, slots, keys[i].to(self.dtype))
+            self.values[i][:, :, :t].index_copy_(0, slots, values[i].to(self.dtype))
+
+    def write_position(self, positions: Tensor, keys: list[Tensor], values: list[Tensor]) -> None:
+        """keys[l]/values[l] [B,H,hd] written at each row's own position ``positions`` [B]."""
+        rows = torch.arange(self.slots, device=self.device)
+        for i in range(self.n_layer):
+            self.keys[i][rows, :, :, positions] = keys[i].to(self.dtype)
+            self.values[i][rows, :, positions, :] = values[i].to(self.dtype)
+
+
+class TorchBackend:
+    """Backend protocol on eager PyTorch."""
+
+    name = "torch"
+
+    def __init__(self, gpt: BatchedGPT, vocoder: Any = None, device: str = "cpu",
+                 compile_step: bool = False) -> None:
+        self.torch_device = resolve_device(device)
+        self.device = str(self.torch_device)
+        self.gpt = gpt.to(self.torch_device).eval()
+        self.vocoder = vocoder
+        self.top_k_out = gpt.top_k_out
+        self.vocab_size = gpt.dims.vocab_size
+        self.eos = gpt.dims.eos
+        d = gpt.dims
+        self.cache = TorchKVCache(d.n_layer, d.n_head, d.head_dim, self.torch_device)
+        self._step_fn = torch.compile(gpt.step, dynamic=True) if compile_step else gpt.step
+
+    # ------------------------------------------------------------------ cache
+    def start(self, slots: int, capacity: int) -> None:
+        self.cache.allocate(slots, capacity)
+
+    def ensure_capacity(self, needed: int) -> None:
+        self.cache.grow(needed)
+
+    def _t(self, array: np.ndarray) -> Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array)).to(self.torch_device)
+
+    @staticmethod
+    def _out(values: Tensor, indices: Tensor, lse: Tensor, logits: Tensor | None) -> Candidates:
+        return Candidates(values=values.float().cpu().numpy(), indices=indices.cpu().numpy(),
+                          lse=lse.float().cpu().numpy(),
+                          logits=None if logits is None else logits.float().cpu().numpy())
+
+    # ------------------------------------------------------------------ GPT
+    @torch.inference_mode()
+    def prefill(self, slots: np.ndarray, batch: PrefillBatch, return_logits: bool = False) -> Candidates:
+        self.ensure_capacity(batch.total_len)
+        vals, idx, lse, keys, values, logits = self.gpt.prefill(
+            self._t(batch.phone_ids), self._t(batch.bert), self._t(batch.text_lens), self._t(batch.prompt),
+            self._t(batch.presence), self._t(batch.penalty), self._t(batch.eos_block), return_logits)
+        self.cache.write_rows(self._t(slots.astype(np.int64)), keys, values)
+        return self._out(vals, idx, lse, logits)
+
+    @torch.inference_mode()
+    def step(self, inputs: StepInputs, return_logits: bool = False) -> Candidates:
+        self.ensure_capacity(int(inputs.cache_lens.max()) + 1)
+        lens = self._t(inputs.cache_lens)
+        vals, idx, lse, new_k, new_v, logits = self._step_fn(
+            self._t(inputs.tokens), self._t(inputs.positions), lens, self._t(inputs.presence),
+            self._t(inputs.penalty), self._t(inputs.eos_block), self.cache.keys, self.cache.values,
+            return_logits)
+        self.cache.write_position(lens, new_k, new_v)
+        return self._out(vals, idx, lse, logits)
+
+    # ------------------------------------------------------------------ SoVITS
+    def vocode(self, items: list[VocodeItem], speed: float, noise_scale: float,
+               seeds: list[int]) -> list[np.ndarray]:
+        if self.vocoder is None:
+            raise BackendUnavailableError("this backend was built without a SoVITS model")
+        return self.vocoder.render(items, speed=speed, noise_scale=noise_scale, seeds=seeds)

@@ -1,0 +1,266 @@
+"""Batched text-to-semantic GPT with a pre-allocated KV cache (prefill + one-token step).
+
+Checkpoint-compatible with upstream GPT-SoVITS v2 ``Text2SemanticDecoder`` (post-norm transformer,
+contiguous heads, no sqrt(d) embedding scale, sine positions scaled by a learned ``alpha``). Parameter
+names equal the checkpoint's names (``model.`` prefix stripped), so ``load_state_dict`` takes them as-is.
+
+Row layout. Each row is packed: text positions ``[0, Lx_i)`` then prompt semantic positions
+``[Lx_i, Lx_i + Ly)`` then generated tokens, so a row's valid cache length is a single number and the
+unused cache positions are masked by ``arange(cap) >= cache_len``. Text positions use sine positions
+``0..Lx_i-1``; semantic positions restart at 0 (upstream).
+
+Caches (one pair per layer, so each is bound as its own contiguous buffer by ONNX Runtime):
+    key:   [B, H, hd, cap]   (stored transposed: the step's q @ K is a plain MatMul, no transpose copy)
+    value: [B, H, cap, hd]
+The step never concatenates onto the cache: scores over the cache and over the new key are computed
+separately and merged in one softmax; the caller writes the new K/V at ``cache_len`` in place.
+
+Both entry points return only the top-K candidates of the *penalised* logits (repetition penalty via a
+per-row presence mask, EOS masked while ``eos_block``), plus their log-sum-exp (needed for exact top-p).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from renderer.checkpoints import load_gpt_checkpoint
+from renderer.errors import CheckpointError
+
+#: Longest supported position (text or semantic side).
+MAX_POSITIONS = 4096
+
+
+@dataclass(frozen=True)
+class GPTDims:
+    """Sizes of a v2 GPT, read from the checkpoint's ``config['model']``."""
+
+    d_model: int
+    n_head: int
+    n_layer: int
+    vocab_size: int = 1025
+    phoneme_vocab_size: int = 732
+    eos: int = 1024
+    bert_dim: int = 1024
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_head
+
+    @classmethod
+    def from_config(cls, model_config: dict) -> GPTDims:
+        d = int(model_config["embedding_dim"])
+        if int(model_config.get("hidden_dim", d)) != d:
+            raise CheckpointError("<gpt>", "hidden_dim must equal embedding_dim")
+        return cls(d_model=d, n_head=int(model_config["head"]), n_layer=int(model_config["n_layer"]),
+                   vocab_size=int(model_config.get("vocab_size", 1025)),
+                   phoneme_vocab_size=int(model_config.get("phoneme_vocab_size", 732)),
+                   eos=int(model_config.get("EOS", 1024)))
+
+
+def sine_table(n_positions: int, d_model: int) -> Tensor:
+    """Upstream's sinusoid table in float32: [n_positions, d_model]."""
+    pe = torch.zeros(n_positions, d_model)
+    position = torch.arange(0, n_positions, dtype=torch.float32).unsqueeze(1)
+    div_term = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * -(math.log(10000.0) / d_model))
+    pe[:, 0::2] = torch.sin(position * div_term)
+    pe[:, 1::2] = torch.cos(position * div_term)
+    return pe
+
+
+class _Embedding(nn.Module):
+    def __init__(self, n: int, d: int) -> None:
+        super().__init__()
+        self.word_embeddings = nn.Embedding(n, d)
+
+
+class _Position(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.alpha = nn.Parameter(torch.ones(1))
+
+
+class _SelfAttention(nn.Module):
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * d, d))
+        self.in_proj_bias = nn.Parameter(torch.empty(3 * d))
+        self.out_proj = nn.Linear(d, d)
+
+
+class _Layer(nn.Module):
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.self_attn = _SelfAttention(d)
+        self.linear1 = nn.Linear(d, 4 * d)
+        self.linear2 = nn.Linear(4 * d, d)
+        self.norm1 = nn.LayerNorm(d, eps=1e-5)
+        self.norm2 = nn.LayerNorm(d, eps=1e-5)
+
+    def ffn_block(self, x: Tensor) -> Tensor:
+        """Post-norm feed-forward half: LN2(x + W2 relu(W1 x))."""
+        return self.norm2(x + self.linear2(F.relu(self.linear1(x))))
+
+
+class _Stack(nn.Module):
+    def __init__(self, d: int, n_layer: int) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(_Layer(d) for _ in range(n_layer))
+
+
+class BatchedGPT(nn.Module):
+    """The GPT's weights plus batched ``prefill`` and ``step``; see the module docstring for layouts."""
+
+    def __init__(self, dims: GPTDims, top_k_out: int = 64) -> None:
+        super().__init__()
+        self.dims = dims
+        self.top_k_out = top_k_out
+        d = dims.d_model
+        self.bert_proj = nn.Linear(dims.bert_dim, d)
+        self.ar_text_embedding = _Embedding(dims.phoneme_vocab_size, d)
+        self.ar_text_position = _Position()
+        self.ar_audio_embedding = _Embedding(dims.vocab_size, d)
+        self.ar_audio_position = _Position()
+        self.h = _Stack(d, dims.n_layer)
+        self.ar_predict_layer = nn.Linear(d, dims.vocab_size, bias=False)
+        self.register_buffer("pe", sine_table(MAX_POSITIONS, d), persistent=False)
+
+    @classmethod
+    def from_checkpoint(cls, path: str | Path, top_k_out: int = 64) -> BatchedGPT:
+        """Load a GPT ``.ckpt`` (upstream format) into an eval-mode float32 model."""
+        ckpt = load_gpt_checkpoint(path)
+        model = cls(GPTDims.from_config(ckpt.model_config), top_k_out=top_k_out)
+        missing, unexpected = model.load_state_dict(ckpt.weights, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(path, f"GPT weights do not match (missing {missing[:3]}, unexpected {unexpected[:3]})")
+        return model.eval()
+
+    # ----------------------------------------------------------------------------------- pieces
+    def _heads(self, x: Tensor) -> Tensor:
+        """[B, T, d] -> [B, H, T, hd] (heads are contiguous slices)."""
+        b, t, _ = x.shape
+        return x.view(b, t, self.dims.n_head, self.dims.head_dim).transpose(1, 2)
+
+    def _merge(self, x: Tensor) -> Tensor:
+        """[B, H, T, hd] -> [B, T, d]."""
+        b, _, t, _ = x.shape
+        return x.transpose(1, 2).reshape(b, t, self.dims.d_model)
+
+    def _candidates(self, logits: Tensor, presence: Tensor, penalty: Tensor,
+                    eos_block: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """Penalise, mask EOS and keep the top-K.
+
+        logits [B, V], presence [B, V] (1.0 where the token occurs in prompt + generated), penalty [B],
+        eos_block [B] (1.0 = EOS not allowed yet). Returns values [B, K], indices [B, K] int64, lse [B].
+        """
+        rp = penalty.unsqueeze(1)
+        penalised = torch.where(logits < 0, logits * rp, logits / rp)
+        x = torch.where(presence > 0.5, penalised, logits)
+        eos_col = torch.arange(x.shape[1], device=x.device) == self.dims.eos
+        blocked = eos_col.unsqueeze(0) & (eos_block.unsqueeze(1) > 0.5)
+        x = x.masked_fill(blocked, float("-inf"))
+        lse = torch.logsumexp(x, dim=-1)
+        values, indices = torch.topk(x, min(self.top_k_out, x.shape[1]), dim=-1)
+        return values, indices, lse
+
+    # ----------------------------------------------------------------------------------- prefill
+    def embed_prefill(self, phone_ids: Tensor, bert: Tensor, text_lens: Tensor, prompt: Tensor) -> Tensor:
+        """Packed transformer input [b, X+Y, d]: per row text (Lx_i), then the Y prompt tokens, then padding."""
+        b, x_max = phone_ids.shape
+        y_len = prompt.shape[1]
+        text = self.ar_text_embedding.word_embeddings(phone_ids) + self.bert_proj(bert.transpose(1, 2))
+        text = text + self.ar_text_position.alpha * self.pe[:x_max].unsqueeze(0)
+        sem = self.ar_audio_embedding.word_embeddings(prompt)
+        sem = sem + self.ar_audio_position.alpha * self.pe[:y_len].unsqueeze(0)
+        both = torch.cat([text, sem], dim=1)  # [b, X+Y, d]; packing below moves semantic next to text
+        t = torch.arange(x_max + y_len, device=phone_ids.device).unsqueeze(0)  # [1, T]
+        lx = text_lens.unsqueeze(1)
+        src = torch.where(t < lx, t, x_max + t - lx)
+        src = torch.clamp(src, max=x_max + y_len - 1)
+        return torch.gather(both, 1, src.unsqueeze(2).expand(b, x_max + y_len, self.dims.d_model))
+
+    def prefill_mask(self, text_lens: Tensor, total: int, y_len: int) -> Tensor:
+        """Boolean [b, 1, T, T] (True = may attend): text sees text; semantic sees text + causal semantic."""
+        t = torch.arange(total, device=text_lens.device)
+        q = t.view(1, total, 1)
+        k = t.view(1, 1, total)
+        lx = text_lens.view(-1, 1, 1)
+        valid = k < lx + y_len
+        allowed = (k < lx) | ((q >= lx) & (k <= q) & valid)
+        return allowed.unsqueeze(1)
+
+    def prefill(self, phone_ids: Tensor, bert: Tensor, text_lens: Tensor, prompt: Tensor, presence: Tensor,
+                penalty: Tensor, eos_block: Tensor, return_logits: bool = False
+                ) -> tuple[Tensor, Tensor, Tensor, list[Tensor], list[Tensor], Tensor | None]:
+        """First pass over b rows.
+
+        phone_ids [b, X] int64 (row i valid for text_lens[i] entries), bert [b, 1024, X] float32,
+        text_lens [b] int64, prompt [b, Y] int64 (Y may be 0), presence [b, V], penalty [b], eos_block [b].
+        Returns (values [b,K], indices [b,K], lse [b], keys per layer [b,H,hd,T], values per layer
+        [b,H,T,hd], raw logits [b,V] or None); T = X + Y, valid length of row i = text_lens[i] + Y.
+        """
+        y_len = prompt.shape[1]
+        h = self.embed_prefill(phone_ids, bert, text_lens, prompt)
+        total = h.shape[1]
+        mask = self.prefill_mask(text_lens, total, y_len)
+        scale = 1.0 / math.sqrt(self.dims.head_dim)
+        keys: list[Tensor] = []
+        values: list[Tensor] = []
+        for layer in self.h.layers:
+            attn = layer.self_attn
+            q, k, v = F.linear(h, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+            q, k, v = self._heads(q), self._heads(k), self._heads(v)
+            k_t = k.transpose(2, 3)  # [b, H, hd, T]
+            scores = torch.matmul(q, k_t) * scale
+            scores = scores.masked_fill(~mask, float("-inf"))
+            out = self._merge(torch.matmul(torch.softmax(scores, dim=-1), v))
+            h = layer.norm1(h + attn.out_proj(out))
+            h = layer.ffn_block(h)
+            keys.append(k_t.contiguous())
+            values.append(v.contiguous())
+        last = (text_lens + y_len - 1).view(-1, 1, 1).expand(-1, 1, self.dims.d_model)
+        logits = self.ar_predict_layer(torch.gather(h, 1, last).squeeze(1))
+        vals, idx, lse = self._candidates(logits, presence, penalty, eos_block)
+        return vals, idx, lse, keys, values, (logits if return_logits else None)
+
+    # ----------------------------------------------------------------------------------- step
+    def step(self, tokens: Tensor, positions: Tensor, cache_lens: Tensor, presence: Tensor, penalty: Tensor,
+             eos_block: Tensor, past_keys: list[Tensor], past_values: list[Tensor], return_logits: bool = False
+             ) -> tuple[Tensor, Tensor, Tensor, list[Tensor], list[Tensor], Tensor | None]:
+        """One token for every slot.
+
+        tokens [B] int64 (last token of each row), positions [B] int64 (semantic sine position of that
+        token = Ly + step), cache_lens [B] int64 (valid cache entries; the new K/V go there),
+        past_keys[l] [B,H,hd,cap], past_values[l] [B,H,cap,hd]. Returns (values [B,K], indices [B,K],
+        lse [B], new keys per layer [B,H,hd], new values per layer [B,H,hd], raw logits or None).
+        """
+        x = self.ar_audio_embedding.word_embeddings(tokens)
+        x = (x + self.ar_audio_position.alpha * self.pe[positions]).unsqueeze(1)  # [B, 1, d]
+        cap = past_keys[0].shape[3]
+        dead = torch.arange(cap, device=tokens.device).view(1, 1, 1, cap) >= cache_lens.view(-1, 1, 1, 1)
+        scale = 1.0 / math.sqrt(self.dims.head_dim)
+        new_keys: list[Tensor] = []
+        new_values: list[Tensor] = []
+        for i, layer in enumerate(self.h.layers):
+            attn = layer.self_attn
+            q, k, v = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+            q, k, v = self._heads(q), self._heads(k), self._heads(v)  # [B, H, 1, hd]
+            s_cache = (torch.matmul(q, past_keys[i]) * scale).masked_fill(dead, float("-inf"))  # [B,H,1,cap]
+            s_new = (q * k).sum(dim=-1, keepdim=True) * scale  # [B, H, 1, 1]
+            m = torch.maximum(s_cache.amax(dim=-1, keepdim=True), s_new)
+            p_cache = torch.exp(s_cache - m)
+            p_new = torch.exp(s_new - m)
+            denom = p_cache.sum(dim=-1, keepdim=True) + p_new
+            out = (torch.matmul(p_cache, past_values[i]) + p_new * v) / denom  # [B, H, 1, hd]
+            x = layer.norm1(x + attn.out_proj(self._merge(out)))
+            x = layer.ffn_block(x)
+            new_keys.append(k.squeeze(2))
+            new_values.append(v.squeeze(2))
+        logits = self.ar_predict_layer(x.squeeze(1))
+        vals, idx, lse = self._candidates(logits, presence, penalty, eos_block)
+        return vals, idx, lse, new_keys, new_values, (logits if return_logits else None)
