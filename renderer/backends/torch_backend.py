@@ -21,7 +21,8 @@ from renderer.errors import BackendUnavailableError
 def resolve_device(device: str) -> torch.device:
     """``cpu`` or ``cuda[:n]``; raises BackendUnavailableError when CUDA is asked for but missing."""
     if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BackendUnavailableError("device 'cuda' requested but torch reports no CUDA GPU (torch.cuda.is_available() is False)")
+        raise BackendUnavailableError(
+            "device 'cuda' requested but torch reports no CUDA GPU (torch.cuda.is_available() is False)")
     if not (device == "cpu" or device.startswith("cuda")):
         raise BackendUnavailableError(f"unknown device {device!r}; use 'cpu' or 'cuda'")
     return torch.device(device)

@@ -116,6 +116,8 @@ class _Stack(nn.Module):
 class BatchedGPT(nn.Module):
     """The GPT's weights plus batched ``prefill`` and ``step``; see the module docstring for layouts."""
 
+    pe: Tensor
+
     def __init__(self, dims: GPTDims, top_k_out: int = 64) -> None:
         super().__init__()
         self.dims = dims
@@ -137,10 +139,15 @@ class BatchedGPT(nn.Module):
         model = cls(GPTDims.from_config(ckpt.model_config), top_k_out=top_k_out)
         missing, unexpected = model.load_state_dict(ckpt.weights, strict=False)
         if missing or unexpected:
-            raise CheckpointError(path, f"GPT weights do not match (missing {missing[:3]}, unexpected {unexpected[:3]})")
+            problem = f"GPT weights do not match (missing {missing[:3]}, unexpected {unexpected[:3]})"
+            raise CheckpointError(path, problem)
         return model.eval()
 
     # ----------------------------------------------------------------------------------- pieces
+    def layers(self) -> list[_Layer]:
+        """The transformer layers, typed."""
+        return [layer for layer in self.h.layers if isinstance(layer, _Layer)]
+
     def _heads(self, x: Tensor) -> Tensor:
         """[B, T, d] -> [B, H, T, hd] (heads are contiguous slices)."""
         b, t, _ = x.shape
@@ -211,7 +218,7 @@ class BatchedGPT(nn.Module):
         scale = 1.0 / math.sqrt(self.dims.head_dim)
         keys: list[Tensor] = []
         values: list[Tensor] = []
-        for layer in self.h.layers:
+        for layer in self.layers():
             attn = layer.self_attn
             q, k, v = F.linear(h, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
             q, k, v = self._heads(q), self._heads(k), self._heads(v)
@@ -246,7 +253,7 @@ class BatchedGPT(nn.Module):
         scale = 1.0 / math.sqrt(self.dims.head_dim)
         new_keys: list[Tensor] = []
         new_values: list[Tensor] = []
-        for i, layer in enumerate(self.h.layers):
+        for i, layer in enumerate(self.layers()):
             attn = layer.self_attn
             q, k, v = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
             q, k, v = self._heads(q), self._heads(k), self._heads(v)  # [B, H, 1, hd]
