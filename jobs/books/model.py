@@ -1,0 +1,142 @@
+"""The book model every reader returns: blocks → chapters → book, plus the read options."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jobs.errors import BookError
+
+BLOCK_KINDS = ("paragraph", "heading", "scene_break", "note")
+CHAPTER_KINDS = ("body", "front", "back")
+NOTE_MODES = ("skip", "chapter_end")
+
+# Generous but finite: a novel's EPUB is a few MB uncompressed; 512 MB is far beyond any real book.
+DEFAULT_MAX_UNCOMPRESSED_BYTES = 512 * 1024 * 1024
+# Real XHTML compresses ~3-10x, a run of spaces maybe ~100x; a zip bomb reaches 1000x or more.
+DEFAULT_MAX_COMPRESSION_RATIO = 200
+
+
+@dataclass(frozen=True)
+class Block:
+    """One block of readable text.
+
+    kind: 'paragraph' | 'heading' | 'scene_break' (text is '') | 'note' (a foot/endnote read at chapter end).
+    Verse lines (``<br/>``) are kept as separate lines joined by '\\n' inside ``text``.
+    ``synthetic`` is True for a heading the reader added (the TOC title of a chapter whose text starts
+    without a heading), so the title is always spoken first; such text is not in the source file.
+    """
+
+    kind: str
+    text: str
+    synthetic: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in BLOCK_KINDS:
+            raise ValueError(f"unknown block kind {self.kind!r}; expected one of {BLOCK_KINDS}")
+
+
+@dataclass
+class Chapter:
+    """A chapter in reading order. Skipped chapters keep their blocks so a plan can show what was left out."""
+
+    index: int
+    title: str
+    href: str
+    anchor: str | None
+    blocks: list[Block]
+    skipped: bool = False
+    skip_reason: str | None = None
+    kind: str = "body"
+    # Spine files (paths inside the archive) whose text this chapter covers, in order.
+    files: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """All block text, blank-line separated (scene breaks omitted)."""
+        return "\n\n".join(b.text for b in self.blocks if b.text)
+
+
+@dataclass(frozen=True)
+class TocEntry:
+    """One table-of-contents entry, flattened in document order.
+
+    depth: 0 for top level. href: archive path plus '#fragment' when present.
+    chapter_index: the chapter that holds the entry's position (None when the target is unusable).
+    is_chapter: True when the entry starts a chapter; deeper entries inside the same file become headings.
+    """
+
+    depth: int
+    label: str
+    href: str
+    chapter_index: int | None = None
+    is_chapter: bool = False
+
+
+@dataclass
+class BookMetadata:
+    title: str
+    author: str
+    language: str
+    cover: bytes | None = None
+    cover_mime: str | None = None
+    identifier: str | None = None
+
+
+@dataclass
+class Book:
+    path: Path
+    metadata: BookMetadata
+    chapters: list[Chapter]
+    warnings: list[str]
+    source_hash: str
+    toc: list[TocEntry] = field(default_factory=list)
+    format: str = "epub"
+
+    @property
+    def readable_chapters(self) -> list[Chapter]:
+        """Chapters that are not skipped, in reading order."""
+        return [c for c in self.chapters if not c.skipped]
+
+
+@dataclass(frozen=True)
+class ReadOptions:
+    """How to read a book. Validated in ``__post_init__``: bad values raise :class:`BookError` for '<options>'.
+
+    include_front / include_back: read front matter (cover, title page, imprint, copyright, TOC, epub:type
+        frontmatter) / back matter (colophon, uncopyright, endnotes, epub:type backmatter) instead of skipping it.
+    include_nonlinear: read spine items marked linear="no".
+    read_notes: False/'skip' drops foot/endnotes (and their reference markers); True/'chapter_end' reads the
+        notes a chapter references after its last block, as Block('note').
+    image_alt: read the alt text of images as paragraphs.
+    toc_depth: None = automatic (top-level TOC entries start chapters, and so do deeper entries that point at a
+        different file than their parent; deeper entries inside the parent's file are sections, i.e. headings);
+        N = every entry with depth < N starts a chapter.
+    lenient: recover from a missing META-INF/container.xml by using the archive's single .opf file.
+    """
+
+    include_front: bool = False
+    include_back: bool = False
+    read_notes: bool | str = False
+    image_alt: bool = False
+    include_nonlinear: bool = False
+    toc_depth: int | None = None
+    lenient: bool = False
+    max_uncompressed_bytes: int = DEFAULT_MAX_UNCOMPRESSED_BYTES
+    max_compression_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO
+
+    def __post_init__(self) -> None:
+        mode = self.read_notes
+        if isinstance(mode, bool):
+            mode = "chapter_end" if mode else "skip"
+        if mode not in NOTE_MODES:
+            raise BookError("<options>", f"read_notes must be one of {NOTE_MODES} or a bool, not {mode!r}")
+        object.__setattr__(self, "read_notes", mode)
+        if self.toc_depth is not None and self.toc_depth < 1:
+            raise BookError("<options>", f"toc_depth must be >= 1 or None, not {self.toc_depth}")
+        if self.max_uncompressed_bytes <= 0 or self.max_compression_ratio <= 1:
+            raise BookError("<options>", "max_uncompressed_bytes must be > 0 and max_compression_ratio > 1")
+
+    @property
+    def notes_at_chapter_end(self) -> bool:
+        return self.read_notes == "chapter_end"
