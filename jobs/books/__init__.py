@@ -41,7 +41,8 @@ def read_book(path: str | Path, options: ReadOptions = ReadOptions()) -> Book:
             metadata, chapters, toc = read_epub(path, options, warnings)
             fmt = "epub"
         else:
-            from jobs.books.plaintext import read_markdown, read_text
+            from jobs.books.markdown import read_markdown
+            from jobs.books.plaintext import read_text
 
             reader = read_text if suffix == ".txt" else read_markdown
             metadata, chapters = reader(path, options, warnings)
