@@ -80,7 +80,7 @@ class _Parser:
     def parse(self, lines: list[str]) -> None:
         fence = False
         note_id: str | None = None
-        for i, line in enumerate(lines):
+        for line in lines:
             if _FENCE.match(line):
                 self.flush()
                 fence = not fence
