@@ -1,0 +1,65 @@
+"""Shared fixtures for the model tests: the public conformance vectors (loaded once per session)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+PUBLIC = Path("/work/shared/conformance/public")
+
+
+def public_dir() -> Path:
+    if not (PUBLIC / "vectors.npz").is_file():
+        pytest.skip(f"conformance vectors not found in {PUBLIC}")
+    return PUBLIC
+
+
+@pytest.fixture(scope="session")
+def public() -> Path:
+    return public_dir()
+
+
+@pytest.fixture(scope="session")
+def manifest(public: Path) -> dict:
+    return json.loads((public / "manifest.json").read_text())
+
+
+class Vectors:
+    def __init__(self, path: Path) -> None:
+        self._npz = np.load(path)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._npz.files
+
+    def __call__(self, key: str) -> torch.Tensor:
+        return torch.from_numpy(np.array(self._npz[key]))
+
+
+@pytest.fixture(scope="session")
+def vec(public: Path) -> Vectors:
+    return Vectors(public / "vectors.npz")
+
+
+@pytest.fixture(scope="session")
+def gpt(public: Path):
+    from renderer.models.gpt import load_gpt
+
+    return load_gpt(public / "gpt_v2.ckpt")
+
+
+@pytest.fixture(scope="session")
+def sovits_v2(public: Path):
+    from renderer.models.sovits import load_sovits
+
+    return load_sovits(public / "sovits_v2.pth")
+
+
+@pytest.fixture(scope="session")
+def sovits_v2pp(public: Path):
+    from renderer.models.sovits import load_sovits
+
+    return load_sovits(public / "sovits_v2pp.pth")
