@@ -1,0 +1,102 @@
+"""Chunk audio files: content-addressed by render key, written atomically.
+
+A chunk's audio lives at ``<audio root>/<book id>/<key[:2]>/<key>.wav`` (32-bit float WAV at the
+model's rate, so the export stage gets the exact samples the engine made). Files are written to a
+temporary name in the same folder, flushed, fsync'ed and renamed, and the folder is fsync'ed: after
+a crash a file either is complete or does not exist under its final name. Because the name is the
+render key, two workers finishing the same chunk (after a lease was taken over) write identical
+bytes to the same place.
+
+The store holds paths relative to the audio root. With SQLite the root is ``<out>/chunks``; with
+PostgreSQL it is ``--audio-dir``, a folder every worker must see under the same path (NFS, a
+shared volume). Audio is kept out of the database on purpose: a book is hundreds of MB of float
+audio, which would bloat the store, slow its backups and make every claim/commit contend with
+large writes, while a shared file system streams it and lets export read files directly.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from jobs import hooks
+
+#: Test hook: called with the final path before each write; may raise (e.g. OSError(ENOSPC)).
+WriteFault = Callable[[Path], None]
+_write_fault: WriteFault | None = None
+_writes = 0
+
+
+def set_write_fault(fault: WriteFault | None) -> None:
+    """Inject a failing writer (tests); ``None`` restores normal writes."""
+    global _write_fault
+    _write_fault = fault
+
+
+def _env_fault(path: Path) -> None:
+    """``RENDER_TEST_DISK_FULL_AFTER=N``: the (N+1)-th chunk write fails half way with ENOSPC."""
+    global _writes
+    limit = os.environ.get("RENDER_TEST_DISK_FULL_AFTER")
+    if limit is None:
+        return
+    _writes += 1
+    if _writes > int(limit):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+
+
+def chunk_relpath(book_id: int, render_key: str) -> str:
+    return f"{book_id}/{render_key[:2]}/{render_key}.wav"
+
+
+def encode_wav(audio: np.ndarray, sample_rate: int) -> bytes:
+    buffer = io.BytesIO()
+    sf.write(buffer, np.asarray(audio, dtype=np.float32), sample_rate, format="WAV", subtype="FLOAT")
+    return buffer.getvalue()
+
+
+def write_chunk_audio(path: Path, audio: np.ndarray, sample_rate: int) -> None:
+    """Write atomically (temp file + fsync + rename + fsync of the folder); no partial file survives."""
+    data = encode_wav(audio, sample_rate)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            half = len(data) // 2
+            f.write(data[:half])
+            hooks.pause_point("write")
+            (_write_fault or _env_fault)(path)
+            f.write(data[half:])
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+        raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def read_chunk_audio(path: Path) -> tuple[np.ndarray, int]:
+    audio, rate = sf.read(path, dtype="float32", always_2d=False)
+    return audio, int(rate)

@@ -1,0 +1,237 @@
+"""Tables of the job store and how to connect to it.
+
+The store is SQLite in WAL mode by default (one file, ``<out>/render.db``) and PostgreSQL when a
+``postgresql+psycopg://`` URL is given: the same models and the same queries (all in
+:mod:`jobs.store`) serve both.
+
+Times are floats (seconds since the epoch, from the clock of the process that writes them) so that
+both databases store them identically; workers on several machines need roughly synchronised
+clocks (NTP) for lease expiry to be fair, and the lease length (default 120 s) leaves ample margin.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Engine,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+)
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from jobs.errors import StoreError
+
+#: Chunk states. ``leased`` chunks belong to one worker until their lease expires.
+PENDING, LEASED, DONE, FAILED = "pending", "leased", "done", "failed"
+CHUNK_STATES = (PENDING, LEASED, DONE, FAILED)
+
+#: File name of the embedded store inside the output folder.
+SQLITE_FILENAME = "render.db"
+
+#: Seconds a SQLite writer waits for the write lock before giving up (many local workers share it).
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class BookRow(Base):
+    """One book: where it came from, with which voice and options it is rendered."""
+
+    __tablename__ = "books"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source_path: Mapped[str] = mapped_column(String(1024), unique=True)
+    source_hash: Mapped[str] = mapped_column(String(64))
+    title: Mapped[str] = mapped_column(String(512), default="")
+    author: Mapped[str] = mapped_column(String(512), default="")
+    language: Mapped[str] = mapped_column(String(16), default="en")
+    identifier: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    cover: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    cover_mime: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    voice_name: Mapped[str] = mapped_column(String(256))
+    voice_id: Mapped[str] = mapped_column(String(64))
+    engine_version: Mapped[str] = mapped_column(String(64))
+    options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    meta: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[float] = mapped_column(Float)
+    updated_at: Mapped[float] = mapped_column(Float)
+
+
+class ChapterRow(Base):
+    """A chapter of a book, in reading order; skipped chapters have no chunks."""
+
+    __tablename__ = "chapters"
+    __table_args__ = (UniqueConstraint("book_id", "position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    book_id: Mapped[int] = mapped_column(ForeignKey("books.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    number: Mapped[int] = mapped_column(Integer)
+    title: Mapped[str] = mapped_column(String(1024), default="")
+    href: Mapped[str] = mapped_column(String(1024), default="")
+    anchor: Mapped[str | None] = mapped_column(String(512), nullable=True)
+    kind: Mapped[str] = mapped_column(String(16), default="body")
+    skipped: Mapped[bool] = mapped_column(Boolean, default=False)
+    skip_reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    selected: Mapped[bool] = mapped_column(Boolean, default=True)
+    paragraphs: Mapped[int] = mapped_column(Integer, default=0)
+    characters: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class ChunkRow(Base):
+    """One piece of text rendered in one go, and the state of its rendering."""
+
+    __tablename__ = "chunks"
+    __table_args__ = (
+        Index("ix_chunks_claim", "status", "book_id", "chapter_position", "idx"),
+        Index("ix_chunks_chapter", "chapter_id", "idx"),
+        Index("ix_chunks_owner", "lease_owner"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    book_id: Mapped[int] = mapped_column(ForeignKey("books.id", ondelete="CASCADE"))
+    chapter_id: Mapped[int] = mapped_column(ForeignKey("chapters.id", ondelete="CASCADE"))
+    # Denormalised chapter order, so the claim query needs no join.
+    chapter_position: Mapped[int] = mapped_column(Integer)
+    idx: Mapped[int] = mapped_column(Integer)
+    block_index: Mapped[int] = mapped_column(Integer, default=0)
+    text: Mapped[str] = mapped_column(Text)
+    normalized: Mapped[str] = mapped_column(Text)
+    language: Mapped[str] = mapped_column(String(16))
+    boundary: Mapped[str] = mapped_column(String(16))
+    render_key: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default=PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    lease_owner: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    lease_expires: Mapped[float | None] = mapped_column(Float, nullable=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    n_tokens: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    n_phones: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    audio_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)
+    duration_s: Mapped[float | None] = mapped_column(Float, nullable=True)
+    timings: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    completed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    completed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+
+
+class WorkerRow(Base):
+    """A worker process; its heartbeat tells others whether it is alive."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    host: Mapped[str] = mapped_column(String(256))
+    pid: Mapped[int] = mapped_column(Integer)
+    process_started_at: Mapped[float] = mapped_column(Float, default=0.0)
+    started_at: Mapped[float] = mapped_column(Float)
+    heartbeat_at: Mapped[float] = mapped_column(Float)
+    state: Mapped[str] = mapped_column(String(16), default="running")
+
+
+class BatchRow(Base):
+    """Figures of one rendered batch: what it produced and where its time went."""
+
+    __tablename__ = "batches"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    worker_id: Mapped[str] = mapped_column(String(128))
+    book_id: Mapped[int] = mapped_column(ForeignKey("books.id", ondelete="CASCADE"), index=True)
+    started_at: Mapped[float] = mapped_column(Float)
+    finished_at: Mapped[float] = mapped_column(Float)
+    batch_size: Mapped[int] = mapped_column(Integer)
+    chunks: Mapped[int] = mapped_column(Integer)
+    tokens: Mapped[int] = mapped_column(Integer, default=0)
+    audio_s: Mapped[float] = mapped_column(Float, default=0.0)
+    frontend_s: Mapped[float] = mapped_column(Float, default=0.0)
+    prefill_s: Mapped[float] = mapped_column(Float, default=0.0)
+    decode_s: Mapped[float] = mapped_column(Float, default=0.0)
+    vocode_s: Mapped[float] = mapped_column(Float, default=0.0)
+    write_s: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+def sqlite_url(out_dir: str | Path) -> str:
+    """URL of the embedded store inside an output folder."""
+    return f"sqlite:///{Path(out_dir).resolve() / SQLITE_FILENAME}"
+
+
+def normalise_url(url: str) -> str:
+    """Accept the short forms users type (``postgresql://``, a bare file path) and return a full URL."""
+    if url.startswith(("postgresql://", "postgres://")):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    if "://" not in url:
+        return f"sqlite:///{Path(url).resolve()}"
+    return url
+
+
+def is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL, a long busy timeout, foreign keys, and BEGIN IMMEDIATE for every transaction.
+
+    Taking the write lock when the transaction starts (not at its first write) is what makes the
+    claim (select + update) atomic between processes and avoids SQLITE_BUSY deadlocks on upgrade.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: object) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_conn.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def make_engine(url: str) -> Engine:
+    """Create the SQLAlchemy engine for a store URL and make sure the tables exist."""
+    url = normalise_url(url)
+    try:
+        if is_sqlite(url):
+            path = url.split("sqlite:///", 1)[-1]
+            if path and path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+            _configure_sqlite(engine)
+        else:
+            engine = create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
+        Base.metadata.create_all(engine)
+    except (ArgumentError, NoSuchModuleError) as exc:
+        raise StoreError(f"cannot use store URL {url!r}: {exc}") from exc
+    except OperationalError as exc:
+        raise StoreError(f"cannot open the job store {_redact(url)}: {exc.orig}") from exc
+    except OSError as exc:
+        raise StoreError(f"cannot create the job store {_redact(url)}: {exc}") from exc
+    return engine
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a URL before it goes into an error message."""
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        creds, host = rest.rsplit("@", 1)
+        user = creds.split(":", 1)[0]
+        return f"{scheme}://{user}:***@{host}"
+    return url

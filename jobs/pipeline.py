@@ -1,0 +1,332 @@
+"""plan → render → export, resuming whatever already exists.
+
+Where things go (``--out DIR``, default ``out/<book file stem>``):
+
+- ``DIR/render.db``: the SQLite job store (WAL); ``--db URL`` replaces it (PostgreSQL);
+- ``DIR/chunks/<book id>/<key[:2]>/<render key>.wav``: chunk audio (32-bit float WAV, 32 kHz); with
+  PostgreSQL ``--audio-dir`` names a folder every worker sees under the same path (e.g. NFS);
+- ``DIR/``: the exported chapter files and ``report.json`` / ``report.txt`` (written to
+  ``DIR/.export-staging`` first and then moved into place, so a crash mid-export leaves the
+  previous files or the new ones, and a rerun simply exports again).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jobs import hooks
+from jobs.db import is_sqlite, normalise_url, sqlite_url
+from jobs.engines import SetupFactory
+from jobs.errors import JobsError
+from jobs.planner import BookPlan, Chunker, build_plan, default_chunker, parse_chapter_spec
+from jobs.store import BookInfoRow, Store, SyncReport
+from jobs.worker import Worker, WorkerOptions, WorkerReport
+
+STAGING_DIRNAME = ".export-staging"
+
+
+@dataclass(frozen=True)
+class ReadSettings:
+    include_front: bool = False
+    include_back: bool = False
+    read_notes: bool = False
+
+
+@dataclass(frozen=True)
+class RenderSettings:
+    """Everything ``render run`` needs; validated by the option dataclasses it feeds."""
+
+    book: Path
+    voice: str
+    out_dir: Path
+    db_url: str | None = None
+    audio_dir: Path | None = None
+    chapters: str | None = None
+    batch_size: int = 8
+    workers: int = 1
+    backend: str = "auto"
+    device: str = "cpu"
+    threads: int | None = None
+    engine: str = "real"
+    voices_dir: Path | None = None
+    sampling: dict[str, Any] = field(default_factory=dict)
+    read: ReadSettings = ReadSettings()
+    export_format: str = "mp3"
+    preset: str = "acx"
+    single_file: bool = False
+    lease_s: float = 120.0
+    max_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise JobsError(f"--workers must be >= 1, got {self.workers}")
+        if self.batch_size < 1:
+            raise JobsError(f"--batch-size must be >= 1, got {self.batch_size}")
+
+
+@dataclass
+class RunResult:
+    book_id: int
+    sync: SyncReport
+    worker: WorkerReport
+    counts: dict[str, int]
+    exported: Any = None
+    out_dir: Path = Path(".")
+    failures: list[Any] = field(default_factory=list)
+
+
+def default_out_dir(book: Path) -> Path:
+    return Path("out") / Path(book).stem
+
+
+def store_url(out_dir: Path, db_url: str | None) -> str:
+    return normalise_url(db_url) if db_url else sqlite_url(out_dir)
+
+
+def audio_root(out_dir: Path, db_url: str | None, audio_dir: Path | None) -> Path:
+    """Chunk audio folder: ``--audio-dir``, else ``<out>/chunks`` (SQLite only; PostgreSQL needs a shared one)."""
+    if audio_dir is not None:
+        return Path(audio_dir).resolve()
+    if db_url and not is_sqlite(normalise_url(db_url)):
+        raise JobsError(
+            "a PostgreSQL store needs --audio-dir: a folder every worker sees under the same path "
+            "(e.g. an NFS mount), where chunk audio is written and read back for export"
+        )
+    return (Path(out_dir) / "chunks").resolve()
+
+
+def read(book: Path, settings: ReadSettings) -> Any:
+    from jobs.books import read_book
+    from jobs.books.model import ReadOptions
+
+    options = ReadOptions(
+        include_front=settings.include_front,
+        include_back=settings.include_back,
+        read_notes="chapter_end" if settings.read_notes else False,
+    )
+    return read_book(book, options)
+
+
+def chunker_for(kind: str) -> Chunker:
+    """The text frontend's chunker; with the fake engine a simple one stands in if the frontend is absent."""
+    if kind == "fake":
+        try:
+            from renderer.text import chunk_blocks  # noqa: F401
+        except ImportError:
+            from jobs.fake_engine import fake_chunker
+
+            return fake_chunker
+    return default_chunker
+
+
+def resolve_sampling(voice: Any, overrides: dict[str, Any], kind: str) -> dict[str, Any]:
+    """Full sampling options: defaults < the voice's sampling defaults < command-line overrides."""
+    merged: dict[str, Any] = {}
+    defaults = getattr(voice, "sampling_defaults", None) or {}
+    try:
+        from dataclasses import fields as dc_fields
+
+        from renderer.engine.options import SamplingOptions
+
+        known = {f.name for f in dc_fields(SamplingOptions)}
+        merged.update({k: v for k, v in defaults.items() if k in known})
+        merged.update(overrides)
+        return SamplingOptions.from_dict(merged).to_dict()
+    except ImportError:
+        if kind != "fake":
+            raise
+        merged.update(defaults)
+        merged.update(overrides)
+        return merged
+
+
+def make_plan(
+    book_path: Path,
+    voice_name: str | None,
+    factory: SetupFactory,
+    *,
+    sampling: dict[str, Any] | None = None,
+    chapters: str | None = None,
+    read_settings: ReadSettings = ReadSettings(),
+) -> BookPlan:
+    """Read and plan a book (nothing is stored). Without a voice the render keys use a blank voice."""
+    from jobs.planner import VoiceRef
+
+    book = read(book_path, read_settings)
+    voice = factory.voice(voice_name) if voice_name else VoiceRef(name="", voice_id="")
+    resolved = resolve_sampling(voice.voice, sampling or {}, factory.kind)
+    extra = {"read": read_settings.__dict__, "chapters": chapters}
+    return build_plan(
+        book,
+        voice,
+        resolved,
+        factory.version,
+        chunker=chunker_for(factory.kind),
+        chapters=parse_chapter_spec(chapters),
+        extra_options=extra,
+    )
+
+
+def _spawn_workers(settings: RenderSettings, url: str, root: Path, n: int) -> list[subprocess.Popen[bytes]]:
+    """Extra local worker processes (``render worker``) on the same store."""
+    procs = []
+    for _ in range(n):
+        cmd = [
+            sys.executable,
+            "-c",
+            "from jobs.cli import main; main()",
+            "worker",
+            "--db",
+            url,
+            "--audio-dir",
+            str(root),
+            "--batch-size",
+            str(settings.batch_size),
+            "--backend",
+            settings.backend,
+            "--device",
+            settings.device,
+            "--engine",
+            settings.engine,
+            "--lease",
+            str(settings.lease_s),
+        ]
+        if settings.voices_dir:
+            cmd += ["--voices-dir", str(settings.voices_dir)]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=os.environ.copy()))
+    return procs
+
+
+def run_book(settings: RenderSettings, on_batch: Callable[[Store, int, WorkerReport], None] | None = None) -> RunResult:
+    """``render BOOK --voice NAME``: plan (idempotent), render what is missing, export complete chapters."""
+    factory = SetupFactory(
+        settings.engine,
+        voices_dir=settings.voices_dir,
+        backend=settings.backend,
+        device=settings.device,
+        threads=settings.threads,
+    )
+    plan = make_plan(
+        settings.book,
+        settings.voice,
+        factory,
+        sampling=settings.sampling,
+        chapters=settings.chapters,
+        read_settings=settings.read,
+    )
+    url = store_url(settings.out_dir, settings.db_url)
+    root = audio_root(settings.out_dir, settings.db_url, settings.audio_dir)
+    with Store(url) as store:
+        sync = store.sync_plan(plan)
+        helpers = _spawn_workers(settings, url, root, settings.workers - 1) if settings.workers > 1 else []
+        options = WorkerOptions(
+            batch_size=settings.batch_size,
+            lease_s=settings.lease_s,
+            max_attempts=settings.max_attempts,
+            book_id=sync.book_id,
+            wait_for_others=True,
+        )
+        callback = (lambda report: on_batch(store, sync.book_id, report)) if on_batch else None
+        worker = Worker(store, root, factory, options, on_batch=callback)
+        try:
+            report = worker.run()
+        finally:
+            _stop_helpers(helpers, interrupted=worker.report.interrupted)
+        counts = store.counts(sync.book_id)
+        result = RunResult(sync.book_id, sync, report, counts, out_dir=settings.out_dir)
+        if report.interrupted:
+            return result
+        result.exported = export_from_store(
+            store,
+            sync.book_id,
+            root,
+            settings.out_dir,
+            export_format=settings.export_format,
+            preset=settings.preset,
+            single_file=settings.single_file,
+        )
+        result.failures = store.failures(sync.book_id)
+        return result
+
+
+def _stop_helpers(procs: list[subprocess.Popen[bytes]], interrupted: bool) -> None:
+    for proc in procs:
+        if interrupted and proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def export_from_store(
+    store: Store,
+    book_id: int,
+    root: Path,
+    out_dir: Path,
+    *,
+    export_format: str = "mp3",
+    preset: str = "acx",
+    single_file: bool = False,
+) -> Any:
+    """Export every complete chapter from stored chunk audio; returns the export report (None if nothing to do)."""
+    from export import ChapterManifest, ChunkAudio, ExportOptions, export_book
+
+    book = store.book(book_id)
+    manifests = []
+    for chapter in store.chapters(book_id, with_chunks=True):
+        if not chapter.complete:
+            continue
+        chunks = [
+            ChunkAudio(
+                path=root / c.audio_path,
+                boundary=c.boundary,
+                text=c.text,
+                key=c.render_key,
+                n_phones=c.n_phones,
+                n_tokens=c.n_tokens,
+            )
+            for c in chapter.chunks
+        ]
+        for chunk in chunks:
+            if not chunk.path.is_file():
+                hint = "is --audio-dir the shared folder the workers used?"
+                raise JobsError(f"chunk audio missing: {chunk.path} ({hint})")
+        manifests.append(ChapterManifest(index=chapter.number, title=chapter.title, chunks=chunks))
+    if not manifests:
+        return None
+    options = ExportOptions(format=export_format, preset=preset, single_file=single_file)
+    staging = Path(out_dir) / STAGING_DIRNAME
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    report = export_book(_book_info(book), manifests, staging, options)
+    hooks.pause_point("export")
+    _publish(staging, Path(out_dir))
+    return report
+
+
+def _book_info(book: BookInfoRow) -> Any:
+    from export import BookInfo
+
+    return BookInfo(
+        title=book.title, author=book.author, language=book.language, cover=book.cover, cover_mime=book.cover_mime
+    )
+
+
+def _publish(staging: Path, out_dir: Path) -> None:
+    """Move exported files into place one by one (each rename is atomic), then drop the staging folder."""
+    for path in sorted(p for p in staging.rglob("*") if p.is_file()):
+        target = out_dir / path.relative_to(staging)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, target)
+        hooks.pause_point("publish")
+    shutil.rmtree(staging, ignore_errors=True)

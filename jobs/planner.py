@@ -1,0 +1,306 @@
+"""Book → chapters → chunks, with the render key that decides what must be (re)rendered.
+
+:func:`build_plan` is pure (no database): ``render plan`` prints it, ``render run`` hands it to
+:meth:`jobs.store.Store.sync_plan`, which stores it idempotently.
+
+``render_key`` = sha256 over (normalised text, language, voice id, synthesis options, engine
+version). The voice id already covers the voice's file hashes. Chunk audio is stored under its
+render key, so a chunk whose key did not change keeps its audio, whatever else moved in the book.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from jobs.errors import JobsError
+
+#: Rough speaking rates used only to estimate durations before anything is rendered.
+CHARS_PER_SECOND = {"zh": 4.5, "ja": 7.0, "ko": 6.0}
+DEFAULT_CHARS_PER_SECOND = 14.0
+
+
+class ChunkLike(Protocol):
+    """What a chunker returns per chunk (``renderer.text.TextChunk``)."""
+
+    text: str
+    normalized: str
+    language: str
+    block_index: int
+
+    @property
+    def boundary(self) -> Any: ...
+
+
+#: (blocks as (kind, text) pairs, default language) -> chunks
+Chunker = Callable[[list[tuple[str, str]], str], Sequence[ChunkLike]]
+
+
+@dataclass(frozen=True)
+class VoiceRef:
+    """The identity of the voice a book is rendered with.
+
+    voice_id: sha256 over the voice's name, model version and file hashes; any change to the voice
+    changes every render key of the book. ``voice`` is the loaded voice when one was loaded.
+    """
+
+    name: str
+    voice_id: str
+    voice: Any = None
+
+
+@dataclass(frozen=True)
+class PlannedChunk:
+    idx: int
+    block_index: int
+    text: str
+    normalized: str
+    language: str
+    boundary: str
+    render_key: str
+
+
+@dataclass(frozen=True)
+class PlannedChapter:
+    position: int
+    number: int
+    index: int
+    title: str
+    href: str
+    anchor: str | None
+    kind: str
+    skipped: bool
+    skip_reason: str | None
+    selected: bool
+    paragraphs: int
+    characters: int
+    chunks: tuple[PlannedChunk, ...]
+    estimated_s: float
+
+
+@dataclass(frozen=True)
+class BookPlan:
+    source_path: str
+    source_hash: str
+    title: str
+    author: str
+    language: str
+    identifier: str | None
+    cover: bytes | None
+    cover_mime: str | None
+    voice_name: str
+    voice_id: str
+    engine_version: str
+    options: dict[str, Any]
+    chapters: tuple[PlannedChapter, ...]
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def n_chunks(self) -> int:
+        return sum(len(c.chunks) for c in self.chapters if c.selected)
+
+    @property
+    def estimated_s(self) -> float:
+        return sum(c.estimated_s for c in self.chapters if c.selected)
+
+    def to_json(self) -> dict[str, Any]:
+        """What ``render plan --json`` prints: book metadata and one entry per chapter."""
+        chapters = []
+        for c in self.chapters:
+            chapters.append(
+                {
+                    "number": c.number,
+                    "index": c.index,
+                    "title": c.title,
+                    "href": c.href,
+                    "anchor": c.anchor,
+                    "kind": c.kind,
+                    "skipped": c.skipped,
+                    "skip_reason": c.skip_reason,
+                    "selected": c.selected,
+                    "paragraphs": c.paragraphs,
+                    "chunks": len(c.chunks),
+                    "characters": c.characters,
+                    "estimated_seconds": round(c.estimated_s, 1),
+                }
+            )
+        return {
+            "book": {
+                "path": self.source_path,
+                "sha256": self.source_hash,
+                "title": self.title,
+                "author": self.author,
+                "language": self.language,
+                "identifier": self.identifier,
+                "has_cover": self.cover is not None,
+            },
+            "voice": self.voice_name or None,
+            "chunks": self.n_chunks,
+            "characters": sum(c.characters for c in self.chapters if c.selected),
+            "estimated_seconds": round(self.estimated_s, 1),
+            "warnings": list(self.warnings),
+            "chapters": chapters,
+        }
+
+
+def render_key(normalized: str, language: str, voice_id: str, sampling: dict[str, Any], engine_version: str) -> str:
+    """Hash of everything that determines a chunk's audio (canonical JSON, so dict order is irrelevant)."""
+    payload = json.dumps(
+        {"text": normalized, "lang": language, "voice": voice_id, "options": sampling, "engine": engine_version},
+        sort_keys=True,
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+def parse_chapter_spec(spec: str | None) -> set[int] | None:
+    """``"1-3,7"`` -> {1, 2, 3, 7}; None or "" -> None (all chapters)."""
+    if not spec:
+        return None
+    numbers: set[int] = set()
+    for part in spec.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                low, high = (int(x) for x in part.split("-", 1))
+                if low > high:
+                    raise ValueError
+                numbers.update(range(low, high + 1))
+            else:
+                numbers.add(int(part))
+        except ValueError:
+            raise JobsError(f"--chapters: cannot read {part!r}; use numbers and ranges like 1-3,7") from None
+    if not numbers or min(numbers) < 1:
+        raise JobsError(f"--chapters {spec!r}: chapter numbers start at 1")
+    return numbers
+
+
+def default_chunker(blocks: list[tuple[str, str]], language: str) -> Sequence[ChunkLike]:
+    """Split blocks with the text frontend's sentence chunker (``renderer.text.chunk_blocks``)."""
+    from renderer.text import Block, chunk_blocks
+
+    return chunk_blocks([Block(kind=kind, text=text) for kind, text in blocks], language)
+
+
+def _chapter_blocks(chapter: Any) -> list[tuple[str, str]]:
+    """Blocks as (kind, text); notes read at chapter end are spoken as paragraphs."""
+    out = []
+    for block in chapter.blocks:
+        kind = "paragraph" if block.kind == "note" else block.kind
+        if kind != "scene_break" and not block.text.strip():
+            continue
+        out.append((kind, block.text))
+    return out
+
+
+def estimate_seconds(text: str, language: str) -> float:
+    return len(text) / CHARS_PER_SECOND.get(language.split("-")[0], DEFAULT_CHARS_PER_SECOND)
+
+
+def _boundary_value(boundary: Any) -> str:
+    return str(getattr(boundary, "value", boundary))
+
+
+def plan_chapter(
+    chapter: Any,
+    position: int,
+    language: str,
+    voice: VoiceRef,
+    sampling: dict[str, Any],
+    engine_version: str,
+    chunker: Chunker,
+    selected: set[int] | None,
+) -> PlannedChapter:
+    number = position + 1
+    blocks = [] if chapter.skipped else _chapter_blocks(chapter)
+    chunks: list[PlannedChunk] = []
+    if blocks and any(kind != "scene_break" for kind, _ in blocks):
+        for i, piece in enumerate(chunker(blocks, language)):
+            key = render_key(piece.normalized, piece.language, voice.voice_id, sampling, engine_version)
+            chunks.append(
+                PlannedChunk(
+                    idx=i,
+                    block_index=piece.block_index,
+                    text=piece.text,
+                    normalized=piece.normalized,
+                    language=piece.language,
+                    boundary=_boundary_value(piece.boundary),
+                    render_key=key,
+                )
+            )
+    counted = blocks if blocks else [(b.kind, b.text) for b in chapter.blocks]
+    characters = sum(len(text) for _, text in counted)
+    estimated = sum(estimate_seconds(c.text, c.language) for c in chunks)
+    return PlannedChapter(
+        position=position,
+        number=number,
+        index=int(chapter.index),
+        title=chapter.title or f"Chapter {number}",
+        href=chapter.href or "",
+        anchor=chapter.anchor,
+        kind=getattr(chapter, "kind", "body"),
+        skipped=bool(chapter.skipped),
+        skip_reason=chapter.skip_reason,
+        selected=(not chapter.skipped) and (selected is None or number in selected),
+        paragraphs=sum(1 for kind, _ in counted if kind == "paragraph"),
+        characters=characters,
+        chunks=tuple(chunks),
+        estimated_s=estimated,
+    )
+
+
+def build_plan(
+    book: Any,
+    voice: VoiceRef,
+    sampling: dict[str, Any],
+    engine_version: str,
+    *,
+    chunker: Chunker | None = None,
+    chapters: set[int] | None = None,
+    extra_options: dict[str, Any] | None = None,
+) -> BookPlan:
+    """Plan a book read by :func:`jobs.books.read_book` (pure; nothing is stored).
+
+    ``chapters``: 1-based chapter numbers (reading order, as ``render plan`` prints them) to render;
+    None = every chapter that is not skipped.
+    """
+    chunker = chunker or default_chunker
+    meta = book.metadata
+    language = meta.language or "en"
+    planned = tuple(
+        plan_chapter(ch, pos, language, voice, sampling, engine_version, chunker, chapters)
+        for pos, ch in enumerate(book.chapters)
+    )
+    if chapters is not None:
+        unknown = sorted(n for n in chapters if n > len(planned))
+        if unknown:
+            raise JobsError(f"--chapters: the book has {len(planned)} chapters, no chapter {unknown[0]}")
+    options = {"sampling": dict(sampling), **(extra_options or {})}
+    return BookPlan(
+        source_path=str(Path(book.path).resolve()),
+        source_hash=book.source_hash,
+        title=meta.title or Path(book.path).stem,
+        author=meta.author or "",
+        language=language,
+        identifier=meta.identifier,
+        cover=meta.cover,
+        cover_mime=meta.cover_mime,
+        voice_name=voice.name,
+        voice_id=voice.voice_id,
+        engine_version=engine_version,
+        options=options,
+        chapters=planned,
+        warnings=tuple(book.warnings),
+    )
+
+
+def plan_summary(plan: BookPlan) -> dict[str, Any]:
+    """Small dict used in logs and tests."""
+    return {k: v for k, v in asdict(plan).items() if k not in ("chapters", "cover")}

@@ -1,0 +1,477 @@
+"""The worker: claim a batch, synthesise it, write each chunk's audio, mark it done; repeat.
+
+Errors are decided by type:
+- out of memory (``MemoryError``, torch's ``OutOfMemoryError``, "out of memory" runtime errors):
+  the batch is split and retried with a smaller engine batch; a chunk that does not fit alone fails;
+- :class:`renderer.errors.RendererError` for one chunk (e.g. ``TextError``): that chunk is
+  ``failed`` with the reason, the rest of the book continues (a batch-level error is split until
+  the culprit is isolated);
+- ``OSError`` while writing audio (disk full, I/O error): every chunk this worker holds is
+  released, and :class:`AudioWriteError` stops the worker with a clear message (rerun resumes);
+- anything else: leases are released without refunding the attempt and the error propagates, so a
+  chunk that keeps crashing workers ends ``failed`` after ``max_attempts`` instead of looping.
+
+SIGINT/SIGTERM: the worker finishes the chunk in hand, releases the rest of the batch and stops;
+a second signal interrupts at once (leases are still released).
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jobs import hooks
+from jobs.audio_files import chunk_relpath, write_chunk_audio
+from jobs.engines import RenderSetup, SetupFactory, request_class
+from jobs.errors import JobsError
+from jobs.store import DEFAULT_MAX_ATTEMPTS, BookInfoRow, ClaimedChunk, Store
+from renderer.errors import RendererError, TextError
+
+log = logging.getLogger(__name__)
+
+STAGES = ("prefill", "decode", "vocode")
+
+
+class WorkerError(JobsError):
+    """The worker stopped; its chunks were released and a rerun resumes."""
+
+
+class AudioWriteError(WorkerError):
+    """Chunk audio could not be written (disk full, I/O error)."""
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """batch_size: chunks per claim and engine batch. lease_s: lease length (renewed every third).
+    max_attempts: claims after which a chunk that keeps killing workers is failed. follow: wait for
+    new work forever. book_id: only this book. wait_for_others: when nothing is pending, wait while
+    other workers still hold chunks (``render run`` does, to export a complete book)."""
+
+    batch_size: int = 8
+    lease_s: float = 120.0
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    follow: bool = False
+    poll_s: float = 1.0
+    book_id: int | None = None
+    wait_for_others: bool = False
+    handle_signals: bool = True
+
+    def __post_init__(self) -> None:
+        if self.batch_size < 1:
+            raise JobsError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.lease_s < 1:
+            raise JobsError(f"lease must be >= 1 s, got {self.lease_s}")
+        if self.max_attempts < 1:
+            raise JobsError(f"max attempts must be >= 1, got {self.max_attempts}")
+        if self.poll_s <= 0:
+            raise JobsError(f"poll interval must be > 0, got {self.poll_s}")
+
+
+@dataclass
+class BatchFigures:
+    started_at: float = field(default_factory=time.time)
+    chunks: int = 0
+    tokens: int = 0
+    audio_s: float = 0.0
+    frontend_s: float = 0.0
+    write_s: float = 0.0
+    stages: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
+
+
+@dataclass
+class WorkerReport:
+    worker_id: str
+    batches: int = 0
+    done: int = 0
+    failed: int = 0
+    audio_s: float = 0.0
+    interrupted: bool = False
+    skipped_books: dict[int, str] = field(default_factory=dict)
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def process_start_time(pid: int | None = None) -> float:
+    import psutil
+
+    return float(psutil.Process(pid or os.getpid()).create_time())
+
+
+def reap_dead_local_workers(store: Store, max_attempts: int, own_id: str | None = None) -> int:
+    """Workers on this host whose process is gone give their leases back now (no wait for expiry)."""
+    import psutil
+
+    released = 0
+    for worker_id, pid, started_at in store.local_workers():
+        if worker_id == own_id:
+            continue
+        try:
+            proc = psutil.Process(pid)
+            alive = abs(proc.create_time() - started_at) < 1.0 and proc.status() != psutil.STATUS_ZOMBIE
+        except psutil.Error:
+            alive = False
+        if not alive:
+            released += store.mark_worker_dead(worker_id, max_attempts)
+    return released
+
+
+class _Heartbeat(threading.Thread):
+    """Renews this worker's leases every third of the lease while a batch is being rendered."""
+
+    def __init__(self, store: Store, worker_id: str, lease_s: float) -> None:
+        super().__init__(name="lease-heartbeat", daemon=True)
+        self.store, self.worker_id, self.lease_s = store, worker_id, lease_s
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.wait(max(0.2, self.lease_s / 3)):
+            try:
+                self.store.renew_leases(self.worker_id, self.lease_s)
+            except Exception as exc:  # noqa: BLE001 - a missed beat is retried; expiry is the safety net
+                log.warning("lease renewal failed: %s", exc)
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=5)
+
+
+class Worker:
+    """Renders chunks from a store until the queue is empty (or forever with ``follow``)."""
+
+    def __init__(
+        self,
+        store: Store,
+        audio_root: Path,
+        factory: SetupFactory,
+        options: WorkerOptions = WorkerOptions(),
+        on_batch: Callable[[WorkerReport], None] | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self.store = store
+        self.audio_root = Path(audio_root)
+        self.factory = factory
+        self.options = options
+        self.on_batch = on_batch
+        self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.batch_size = options.batch_size
+        self.report = WorkerReport(worker_id=self.id)
+        self._stop_requested = False
+        self._books: dict[int, BookInfoRow] = {}
+        self._request = request_class()
+
+    def request_stop(self) -> None:
+        """Finish the chunk in hand, release the rest, stop (what the first SIGINT/SIGTERM does)."""
+        self._stop_requested = True
+
+    # ------------------------------------------------------------------------------ main loop
+
+    def run(self) -> WorkerReport:
+        self.store.register_worker(self.id, os.getpid(), process_start_time())
+        reap_dead_local_workers(self.store, self.options.max_attempts, own_id=self.id)
+        heartbeat = _Heartbeat(self.store, self.id, self.options.lease_s)
+        heartbeat.start()
+        restore = self._install_signals()
+        try:
+            self._loop()
+            self.report.interrupted = self._stop_requested
+            return self.report
+        except OSError as exc:
+            self._release_all(refund=True, error=f"released after an I/O error: {exc}")
+            raise AudioWriteError(_io_message(exc)) from exc
+        except KeyboardInterrupt:
+            self._release_all(refund=True, error=None)
+            raise
+        except BaseException as exc:
+            self._release_all(refund=False, error=f"worker error: {type(exc).__name__}: {exc}")
+            raise
+        finally:
+            heartbeat.stop()
+            restore()
+            try:
+                self.store.set_worker_state(self.id, "stopped")
+            except JobsError as exc:
+                log.warning("could not record that worker %s stopped: %s", self.id, exc)
+
+    def _loop(self) -> None:
+        while not self._stop_requested:
+            self.store.requeue_expired(self.options.max_attempts)
+            batch = self.store.claim_batch(
+                self.id,
+                self.batch_size,
+                self.options.lease_s,
+                exclude_books=list(self.report.skipped_books),
+                book_id=self.options.book_id,
+            )
+            _log_claims(self.id, batch)
+            if not batch:
+                if self._should_wait():
+                    time.sleep(self.options.poll_s)
+                    continue
+                return
+            self._process(batch)
+            self.report.batches += 1
+            if self.on_batch is not None:
+                self.on_batch(self.report)
+
+    def _should_wait(self) -> bool:
+        if self.options.follow:
+            return True
+        if self.options.wait_for_others:
+            counts = self.store.counts(self.options.book_id)
+            return counts["leased"] > 0
+        return False
+
+    def _release_all(self, *, refund: bool, error: str | None) -> None:
+        try:
+            self.store.release_chunks(self.id, refund=refund, error=error, max_attempts=self.options.max_attempts)
+        except JobsError as exc:  # the store is unreachable: leases expire on their own
+            log.warning("could not release leases of %s: %s", self.id, exc)
+
+    def _install_signals(self) -> Callable[[], None]:
+        if not self.options.handle_signals or threading.current_thread() is not threading.main_thread():
+            return lambda: None
+
+        def handler(signum: int, _frame: Any) -> None:
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            log.warning("signal %d: finishing the current chunk, then stopping", signum)
+            self._stop_requested = True
+
+        previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+
+        def restore() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore
+
+    # ------------------------------------------------------------------------------ one batch
+
+    def _book(self, book_id: int) -> BookInfoRow:
+        if book_id not in self._books:
+            self._books[book_id] = self.store.book(book_id)
+        return self._books[book_id]
+
+    def _setup(self, book: BookInfoRow) -> RenderSetup:
+        sampling = dict(book.options.get("sampling", {}))
+        return self.factory.setup(book.voice_name, book.voice_id, sampling, self.batch_size)
+
+    def _process(self, batch: list[ClaimedChunk]) -> None:
+        book = self._book(batch[0].book_id)
+        figures = BatchFigures()
+        try:
+            setup = self._setup(book)
+        except RendererError as exc:
+            self.store.release_chunks(self.id, [c.id for c in batch], refund=True, error=str(exc))
+            if self.options.book_id is not None:
+                raise
+            log.warning("skipping book %d (%s): %s", book.id, book.title, exc)
+            self.report.skipped_books[book.id] = str(exc)
+            return
+        groups: dict[str, list[ClaimedChunk]] = {}
+        for chunk in batch:
+            groups.setdefault(chunk.render_key, []).append(chunk)
+        requests, n_phones = self._frontend(setup, groups, figures)
+        self._synthesize(book, requests, groups, n_phones, figures)
+        finished = time.time()
+        self.store.record_batch(
+            worker_id=self.id,
+            book_id=book.id,
+            started_at=figures.started_at,
+            finished_at=finished,
+            batch_size=len(batch),
+            chunks=figures.chunks,
+            tokens=figures.tokens,
+            audio_s=figures.audio_s,
+            frontend_s=figures.frontend_s,
+            prefill_s=figures.stages["prefill"],
+            decode_s=figures.stages["decode"],
+            vocode_s=figures.stages["vocode"],
+            write_s=figures.write_s,
+        )
+
+    def _frontend(
+        self, setup: RenderSetup, groups: dict[str, list[ClaimedChunk]], figures: BatchFigures
+    ) -> tuple[list[Any], dict[str, int]]:
+        """Phonemes and BERT features per distinct render key; unspeakable text fails its chunks."""
+        started = time.perf_counter()
+        phonemes: dict[str, Any] = {}
+        for key, chunks in groups.items():
+            try:
+                phonemes[key] = setup.frontend.phonemize(chunks[0].normalized, chunks[0].language)
+                if not list(phonemes[key].phone_ids):
+                    raise TextError("the text frontend produced no phones for this text")
+            except TextError as exc:
+                phonemes.pop(key, None)
+                self._fail(chunks, f"text error: {exc}")
+        keys = list(phonemes)
+        berts = self._bert(setup, [phonemes[k] for k in keys], keys, groups)
+        requests = []
+        for key in keys:
+            if key not in berts:
+                continue
+            ph = phonemes[key]
+            requests.append(
+                self._request(
+                    key=key,
+                    phone_ids=_int64(ph.phone_ids),
+                    bert=berts[key],
+                    language=groups[key][0].language,
+                )
+            )
+        figures.frontend_s += time.perf_counter() - started
+        return requests, {k: len(phonemes[k].phone_ids) for k in keys}
+
+    def _bert(
+        self, setup: RenderSetup, items: list[Any], keys: list[str], groups: dict[str, list[ClaimedChunk]]
+    ) -> dict[str, Any]:
+        try:
+            return dict(zip(keys, setup.frontend.bert_features(items), strict=True))
+        except TextError:
+            out = {}
+            for key, item in zip(keys, items, strict=True):
+                try:
+                    out[key] = setup.frontend.bert_features([item])[0]
+                except TextError as exc:
+                    self._fail(groups[key], f"text error (BERT features): {exc}")
+            return out
+
+    def _synthesize(
+        self,
+        book: BookInfoRow,
+        requests: list[Any],
+        groups: dict[str, list[ClaimedChunk]],
+        n_phones: dict[str, int],
+        figures: BatchFigures,
+    ) -> None:
+        if not requests:
+            return
+        if self._stop_requested:
+            self._release_keys([r.key for r in requests], groups)
+            return
+        waiting = {r.key: r for r in requests}
+        try:
+            setup = self._setup(book)
+            for result in setup.engine.synthesize(list(waiting.values()), setup.options):
+                self._finish(book, result, groups, n_phones, figures)
+                waiting.pop(result.key, None)
+                if self._stop_requested:
+                    break
+        except Exception as exc:
+            if not (is_out_of_memory(exc) or isinstance(exc, RendererError)):
+                raise
+            self._recover(book, exc, list(waiting.values()), groups, n_phones, figures)
+            return
+        if waiting:
+            self._release_keys(list(waiting), groups)
+
+    def _recover(
+        self,
+        book: BookInfoRow,
+        exc: Exception,
+        requests: list[Any],
+        groups: dict[str, list[ClaimedChunk]],
+        n_phones: dict[str, int],
+        figures: BatchFigures,
+    ) -> None:
+        """Split a failed batch: OOM shrinks the engine batch; a chunk error is isolated, then failed."""
+        oom = is_out_of_memory(exc)
+        if len(requests) > 1:
+            if oom:
+                self.batch_size = max(1, min(self.batch_size, len(requests)) // 2)
+                log.warning("out of memory; retrying with batch size %d", self.batch_size)
+            half = max(1, len(requests) // 2) if oom else 1
+            for start in range(0, len(requests), half):
+                self._synthesize(book, requests[start : start + half], groups, n_phones, figures)
+            return
+        key = requests[0].key
+        if oom:
+            self._fail(groups[key], f"out of memory even when rendered alone ({exc})")
+        else:
+            self._fail(groups[key], f"{type(exc).__name__}: {exc}")
+
+    def _finish(
+        self,
+        book: BookInfoRow,
+        result: Any,
+        groups: dict[str, list[ClaimedChunk]],
+        n_phones: dict[str, int],
+        figures: BatchFigures,
+    ) -> None:
+        hooks.pause_point("synth")
+        relpath = chunk_relpath(book.id, result.key)
+        started = time.perf_counter()
+        write_chunk_audio(self.audio_root / relpath, result.audio, result.sample_rate)
+        figures.write_s += time.perf_counter() - started
+        hooks.pause_point("rename")
+        duration_s = len(result.audio) / float(result.sample_rate)
+        timings = {k: float(v) for k, v in dict(result.timings or {}).items()}
+        for chunk in groups.get(result.key, []):
+            n_tokens = len(result.tokens)
+            ok = self.store.complete_chunk(
+                self.id, chunk.id, chunk.render_key, relpath, duration_s, n_tokens, n_phones[result.key], timings
+            )
+            if ok:
+                self.report.done += 1
+                figures.chunks += 1
+            else:
+                log.warning("chunk %d was taken over or re-planned; its result is not recorded", chunk.id)
+            hooks.pause_point("done")
+        figures.tokens += len(result.tokens)
+        figures.audio_s += duration_s
+        for stage in STAGES:
+            figures.stages[stage] += float(timings.get(stage, 0.0))
+        self.report.audio_s += duration_s
+
+    def _fail(self, chunks: list[ClaimedChunk], reason: str) -> None:
+        for chunk in chunks:
+            if self.store.fail_chunk(self.id, chunk.id, reason):
+                self.report.failed += 1
+
+    def _release_keys(self, keys: list[str], groups: dict[str, list[ClaimedChunk]]) -> None:
+        ids = [c.id for k in keys for c in groups.get(k, [])]
+        self.store.release_chunks(self.id, ids, refund=True)
+
+
+def _int64(values: Any) -> Any:
+    import numpy as np
+
+    return np.asarray(values, dtype=np.int64)
+
+
+def _io_message(exc: OSError) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno == errno.ENOSPC:
+        return (
+            f"disk full while writing chunk audio{where}; finished chunks are kept and the rest was "
+            "released: free some space and run the same command again"
+        )
+    return f"I/O error while writing chunk audio{where}: {exc.strerror or exc}; run the same command again to resume"
+
+
+def _log_claims(worker_id: str, batch: list[ClaimedChunk]) -> None:
+    """Crash/concurrency tests: ``RENDER_TEST_CLAIM_LOG`` gets one ``<worker> <chunk id> <time>`` line per claim."""
+    path = os.environ.get("RENDER_TEST_CLAIM_LOG")
+    if not path or not batch:
+        return
+    now = time.time()
+    lines = "".join(f"{worker_id} {c.id} {now:.6f}\n" for c in batch)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, lines.encode())
+    finally:
+        os.close(fd)
