@@ -153,14 +153,19 @@ class _Walker:
             heading = tag in HEADING_TAGS or (parent_tag == "hgroup" and tag == "p")
             self._kinds.append("heading" if heading or self._kinds[-1] == "heading" else "paragraph")
         self._ancestor_types.append(frozenset(types))
-        self._buf.append(el.text or "")
+        self._text(el.text)
         for child in el:
             self.walk(child, in_notes)
-            self._buf.append(child.tail or "")
+            self._text(child.tail)
         self._ancestor_types.pop()
         if block:
             self.flush()
             self._kinds.pop()
+
+    def _text(self, text: str | None) -> None:
+        # Source line breaks are just whitespace; only <br/> makes a line break ('\n') in a block.
+        if text:
+            self._buf.append(text.replace("\r", " ").replace("\n", " "))
 
     def _take_note(self, el: etree._Element) -> None:
         """Collect a note body under its id (and its first descendant id), out of the main stream."""
