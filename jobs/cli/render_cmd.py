@@ -2,15 +2,269 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import click
+
+from jobs.cli.progress import BookProgress
+from jobs.cli.status_view import print_status, status_json
+from jobs.engines import ENGINE_KINDS, SetupFactory
+from jobs.errors import JobsError
+
+FORMATS = ("mp3", "m4b", "flac", "wav")
+PRESETS = ("acx", "podcast", "none")
+
+
+def _common_store_options(func: Any) -> Any:
+    func = click.option(
+        "--audio-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Chunk audio folder. Default <out>/chunks; required with PostgreSQL: a folder every worker "
+        "sees under the same path (e.g. NFS).",
+    )(func)
+    func = click.option(
+        "--db",
+        "db_url",
+        envvar="RENDER_DB",
+        help="Job store URL (default: SQLite at <out>/render.db). PostgreSQL: postgresql://user@host/db.",
+    )(func)
+    func = click.option(
+        "--out",
+        "out_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Output folder (default: out/<book file name>).",
+    )(func)
+    return func
+
+
+def _engine_options(func: Any) -> Any:
+    func = click.option("--engine", type=click.Choice(ENGINE_KINDS), envvar="RENDER_ENGINE", default="real",
+                        hidden=True, help="'fake' renders test tones (tests).")(func)
+    func = click.option("--lease", "lease_s", type=float, default=120.0, show_default=True, hidden=True,
+                        help="Lease length in seconds.")(func)
+    func = click.option("--voices-dir", type=click.Path(file_okay=False, path_type=Path),
+                        help="Voice folder root (default: $RENDER_VOICES_DIR or ~/.local/share/...).")(func)
+    func = click.option("--threads", type=int, help="CPU threads for the engine.")(func)
+    func = click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ...")(func)
+    func = click.option("--backend", default="auto", show_default=True,
+                        help="Engine backend: auto, torch, onnx, tensorrt (see `render doctor`).")(func)
+    func = click.option("--batch-size", type=click.IntRange(1, 4096), default=8, show_default=True,
+                        help="Chunks rendered together.")(func)
+    return func
+
+
+def _read_options(func: Any) -> Any:
+    func = click.option("--read-notes", is_flag=True, help="Read footnotes/endnotes at the end of their chapter.")(func)
+    func = click.option("--include-back", is_flag=True, help="Read back matter (colophon, ...).")(func)
+    func = click.option("--include-front", is_flag=True, help="Read front matter (cover, copyright, ...).")(func)
+    return func
+
+
+def _sampling(seed: int | None, temperature: float | None, top_k: int | None, top_p: float | None,
+              speed: float | None) -> dict[str, Any]:
+    given = {"seed": seed, "temperature": temperature, "top_k": top_k, "top_p": top_p, "speed": speed}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 @click.command("run")
-@click.argument("book", type=click.Path(dir_okay=False))
+@click.argument("book", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--voice", "voice_name", required=True, help="Voice name (see `render voice list`).")
-def run(book: str, voice_name: str) -> None:
-    """Plan, synthesize and export BOOK; resumes whatever exists."""
-    raise click.ClickException("not implemented yet")
+@_common_store_options
+@click.option("--chapters", help="Chapters to render, as numbered by `render plan`: e.g. 1-3,7.")
+@click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
+              help="Local worker processes (more only helps with spare cores or GPUs).")
+@_engine_options
+@click.option("--format", "export_format", type=click.Choice(FORMATS), default="mp3", show_default=True)
+@click.option("--preset", type=click.Choice(PRESETS), default="acx", show_default=True,
+              help="Loudness/encoding preset of the exported files.")
+@click.option("--single-file", is_flag=True, help="Also export the whole book as one file.")
+@click.option("--seed", type=int, help="Base sampling seed (default: the voice's).")
+@click.option("--temperature", type=float, help="Sampling temperature.")
+@click.option("--top-k", type=int, help="Sampling top-k.")
+@click.option("--top-p", type=float, help="Sampling top-p.")
+@click.option("--speed", type=float, help="Speaking rate factor.")
+@_read_options
+def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, audio_dir: Path | None,
+        chapters: str | None, workers: int, batch_size: int, backend: str, device: str, threads: int | None,
+        voices_dir: Path | None, lease_s: float, engine: str, export_format: str, preset: str,
+        single_file: bool, seed: int | None, temperature: float | None, top_k: int | None,
+        top_p: float | None, speed: float | None, include_front: bool, include_back: bool,
+        read_notes: bool) -> None:
+    """Plan, synthesize and export BOOK (.epub, .txt, .md); resumes whatever exists.
+
+    Run it again after a crash, a full disk or Ctrl-C: finished chunks are kept and only the rest
+    is rendered. Chapter files, report.json and report.txt land in the output folder.
+    """
+    from jobs.pipeline import ReadSettings, RenderSettings, default_out_dir, run_book
+
+    out = out_dir or default_out_dir(book)
+    settings = RenderSettings(
+        book=book, voice=voice_name, out_dir=out, db_url=db_url, audio_dir=audio_dir, chapters=chapters,
+        batch_size=batch_size, workers=workers, backend=backend, device=device, threads=threads, engine=engine,
+        voices_dir=voices_dir, sampling=_sampling(seed, temperature, top_k, top_p, speed),
+        read=ReadSettings(include_front, include_back, read_notes), export_format=export_format, preset=preset,
+        single_file=single_file, lease_s=lease_s,
+    )
+    with BookProgress() as progress:
+        result = run_book(settings, on_batch=progress.update)
+    if result.worker.interrupted:
+        click.echo("stopped; progress is saved, run the same command again to resume", err=True)
+        raise click.exceptions.Exit(130)
+    counts = result.counts
+    click.echo(f"{counts['done']} chunks done, {counts['failed']} failed "
+               f"({result.sync.added} newly planned, {result.worker.done} rendered now)")
+    if result.exported is not None:
+        click.echo(f"exported to {out}")
+    for failure in result.failures[:10]:
+        click.echo(f"  failed: chapter {failure.chapter_number} chunk {failure.idx}: {failure.error}", err=True)
+    if counts["failed"]:
+        raise click.ClickException(
+            f"{counts['failed']} chunk(s) failed; chapters with failures were not exported. "
+            "See `render status`, then `render retry-failed BOOK` and run again."
+        )
 
 
-COMMANDS = [run]
+@click.command("plan")
+@click.argument("book", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--voice", "voice_name", help="Voice (only needed to show render keys the way `render` will).")
+@click.option("--chapters", help="Chapters to render, e.g. 1-3,7.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (book metadata and per-chapter figures).")
+@click.option("--voices-dir", type=click.Path(file_okay=False, path_type=Path), help="Voice folder root.")
+@click.option("--engine", type=click.Choice(ENGINE_KINDS), envvar="RENDER_ENGINE", default="real", hidden=True)
+@_read_options
+def plan(book: Path, voice_name: str | None, chapters: str | None, as_json: bool, voices_dir: Path | None,
+         engine: str, include_front: bool, include_back: bool, read_notes: bool) -> None:
+    """Show how BOOK would be rendered: chapters, chunk counts, estimated duration. Renders nothing."""
+    from jobs.pipeline import ReadSettings, make_plan
+
+    factory = SetupFactory(engine, voices_dir=voices_dir)
+    result = make_plan(book, voice_name, factory, chapters=chapters,
+                       read_settings=ReadSettings(include_front, include_back, read_notes))
+    data = result.to_json()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    meta = data["book"]
+    click.echo(f"{meta['title']} — {meta['author']} [{meta['language']}]")
+    for ch in data["chapters"]:
+        if ch["skipped"]:
+            state = f"skipped: {ch['skip_reason']}"
+        elif not ch["selected"]:
+            state = "not selected"
+        else:
+            state = f"{ch['chunks']:4d} chunks {ch['characters']:7d} chars ~{_hms(ch['estimated_seconds'])}"
+        click.echo(f"{ch['number']:3d}. {ch['title'][:48]:48s} {state}")
+    click.echo(f"total: {data['chunks']} chunks, {data['characters']} characters, "
+               f"about {_hms(data['estimated_seconds'])} of audio")
+    for warning in data["warnings"]:
+        click.echo(f"warning: {warning}", err=True)
+
+
+def _hms(seconds: float) -> str:
+    seconds = int(round(seconds))
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+
+
+def open_book_store(book: str | None, out_dir: Path | None, db_url: str | None) -> tuple[Any, Any]:
+    """(Store, BookInfoRow or None) for the status/export/retry commands."""
+    from jobs.pipeline import default_out_dir, store_url
+    from jobs.store import Store
+
+    if db_url is None and out_dir is None:
+        if book is None:
+            raise JobsError("give BOOK, --out DIR or --db URL to say which job store to read")
+        out_dir = default_out_dir(Path(book))
+    if db_url is None and not (Path(out_dir or ".") / "render.db").is_file():
+        raise JobsError(f"no job store in {out_dir}: render the book first (or pass --out/--db)")
+    store = Store(store_url(Path(out_dir or "."), db_url))
+    if book is None:
+        return store, None
+    found = store.find_book(str(Path(book).resolve()))
+    if found is None and book.isdigit():
+        found = store.book(int(book))
+    if found is None:
+        titles = ", ".join(f"{b.id}: {Path(b.source_path).name}" for b in store.books()) or "none"
+        store.close()
+        raise JobsError(f"{book} is not in this job store (books there: {titles})")
+    return store, found
+
+
+@click.command("status")
+@click.argument("book", required=False)
+@_common_store_options
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def status(book: str | None, out_dir: Path | None, db_url: str | None, audio_dir: Path | None,
+           as_json: bool) -> None:
+    """Progress of BOOK (or every book in the store): chunks per state, failures, throughput, ETA."""
+    store, found = open_book_store(book, out_dir, db_url)
+    with store:
+        books = [found] if found is not None else store.books()
+        if as_json:
+            click.echo(json.dumps([status_json(store, b) for b in books], indent=2, ensure_ascii=False))
+        else:
+            for b in books:
+                print_status(store, b)
+
+
+@click.command("retry-failed")
+@click.argument("book")
+@_common_store_options
+def retry_failed(book: str, out_dir: Path | None, db_url: str | None, audio_dir: Path | None) -> None:
+    """Put BOOK's failed chunks back in the queue (then run `render BOOK ...` or a worker again)."""
+    store, found = open_book_store(book, out_dir, db_url)
+    with store:
+        n = store.retry_failed(found.id)
+    click.echo(f"{n} failed chunk(s) queued again")
+
+
+@click.command("worker")
+@click.option("--db", "db_url", envvar="RENDER_DB", required=True,
+              help="Job store URL shared by the workers (postgresql://... or a SQLite file).")
+@click.option("--audio-dir", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Chunk audio folder, the same path on every worker (e.g. an NFS mount).")
+@click.option("--follow", is_flag=True, help="Keep waiting for new work instead of stopping when the queue is empty.")
+@_engine_options
+def worker(db_url: str, audio_dir: Path, follow: bool, batch_size: int, backend: str, device: str,
+           threads: int | None, voices_dir: Path | None, lease_s: float, engine: str) -> None:
+    """Render chunks from a shared job store until the queue is empty (or forever with --follow).
+
+    The worker needs the books' voices installed under the same names (same files) on its machine.
+    """
+    from jobs.store import Store
+    from jobs.worker import Worker, WorkerOptions
+
+    factory = SetupFactory(engine, voices_dir=voices_dir, backend=backend, device=device, threads=threads)
+    with Store(db_url) as store:
+        job = Worker(store, audio_dir, factory, WorkerOptions(batch_size=batch_size, lease_s=lease_s, follow=follow))
+        report = job.run()
+    click.echo(f"worker {report.worker_id}: {report.done} chunks done, {report.failed} failed, "
+               f"{report.audio_s:.1f} s of audio")
+    for book_id, reason in report.skipped_books.items():
+        click.echo(f"  skipped book {book_id}: {reason}", err=True)
+    if report.interrupted:
+        raise click.exceptions.Exit(130)
+
+
+@click.command("demo")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out/demo"),
+              show_default=True, help="Output folder.")
+@click.option("--voices-dir", type=click.Path(file_okay=False, path_type=Path), help="Voice folder root.")
+@click.option("--format", "export_format", type=click.Choice(FORMATS), default="mp3", show_default=True)
+@click.pass_context
+def demo(ctx: click.Context, out_dir: Path, voices_dir: Path | None, export_format: str) -> None:
+    """Render the sample book with the sample voice (random weights: it sounds like noise) into OUT."""
+    from jobs.cli.demo import ensure_sample_voice, sample_book
+
+    ensure_sample_voice(ctx, voices_dir)
+    book = sample_book()
+    ctx.invoke(run, book=book, voice_name="sample", out_dir=out_dir, voices_dir=voices_dir,
+               export_format=export_format, batch_size=4)
+    files = sorted(p for p in out_dir.iterdir() if p.is_file() and p.suffix not in (".db", ".db-wal", ".db-shm"))
+    click.echo(f"demo files in {out_dir.resolve()}:")
+    for path in files:
+        click.echo(f"  {path.name}")
+
+
+COMMANDS = [run, plan, status, retry_failed, worker, demo]
