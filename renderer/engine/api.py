@@ -1,0 +1,178 @@
+"""Public synthesis API: ``Engine(voice).synthesize(requests, options)`` -> iterator of results.
+
+Results come out in completion order (continuous batching); each carries its request's ``key``. A
+chunk's tokens and audio depend only on (voice, options, key, phones, bert), never on its neighbours.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+
+from renderer.backends.base import Backend, VocodeItem
+from renderer.engine.decode import BatchDecoder, DecodeStats, PreparedRow, RowResult
+from renderer.engine.options import SamplingOptions, row_seed
+from renderer.errors import OptionsError
+
+#: Output sample rate of every supported SoVITS model (Hz).
+SAMPLE_RATE = 32000
+#: Width of the BERT features the GPT expects per phone.
+BERT_DIM = 1024
+
+__all__ = ["Engine", "SynthesisRequest", "SynthesisResult", "VoiceParts", "SAMPLE_RATE"]
+
+
+@dataclass(frozen=True)
+class SynthesisRequest:
+    """One chunk: ``phone_ids`` int64 [N] (v2 symbols), ``bert`` float32 [1024, N] or None (zeros)."""
+
+    key: str
+    phone_ids: np.ndarray
+    bert: np.ndarray | None = None
+    language: str = "en"
+
+
+@dataclass
+class SynthesisResult:
+    """Generated semantic tokens, float32 mono audio at ``sample_rate``, why decoding stopped
+    ('eos' | 'max_tokens') and per-chunk timings in seconds (prefill, decode, vocode; amortised
+    over the batch)."""
+
+    key: str
+    tokens: np.ndarray
+    audio: np.ndarray
+    sample_rate: int
+    stopped_by: str
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class VoiceLike(Protocol):
+    """What the engine reads from a voice (``renderer.voice.Voice`` satisfies it)."""
+
+    name: str
+    gpt_path: Any
+    sovits_path: Any
+    prompt_semantic: np.ndarray
+    ref_phone_ids: np.ndarray
+    ref_bert: np.ndarray
+    ge: np.ndarray | None
+
+
+@dataclass
+class VoiceParts:
+    """A voice given as explicit parts (no voice folder needed)."""
+
+    gpt_path: Path
+    sovits_path: Path | None
+    prompt_semantic: np.ndarray
+    ref_phone_ids: np.ndarray
+    ref_bert: np.ndarray
+    ge: np.ndarray | None
+    name: str = "voice"
+    folder: Path | None = None
+
+
+class Engine:
+    """Batched text-to-speech for one voice on one backend."""
+
+    def __init__(self, voice: VoiceLike, *, backend: str = "auto", device: str = "cpu", batch_size: int = 8,
+                 threads: int | None = None, onnx_dir: str | Path | None = None,
+                 backend_instance: Backend | None = None) -> None:
+        if batch_size < 1:
+            raise OptionsError(f"batch_size must be >= 1, got {batch_size}")
+        if threads is not None:
+            if threads < 1:
+                raise OptionsError(f"threads must be >= 1, got {threads}")
+            torch.set_num_threads(threads)
+            os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+        self.voice = voice
+        self.batch_size = batch_size
+        self.threads = threads
+        if backend_instance is None:
+            from renderer.backends import create_backend
+
+            backend_instance = create_backend(voice, kind=backend, device=device, threads=threads,
+                                              onnx_dir=onnx_dir)
+        self.backend: Backend = backend_instance
+        self.last_stats = DecodeStats()
+
+    @classmethod
+    def from_parts(cls, gpt_path: str | Path, sovits_path: str | Path | None, prompt_semantic: np.ndarray,
+                   ref_phone_ids: np.ndarray, ref_bert: np.ndarray | None, ge: np.ndarray | None,
+                   **kwargs: Any) -> Engine:
+        """Engine from weight files + prompt arrays (``ref_bert`` None = zeros)."""
+        ref_phone_ids = np.asarray(ref_phone_ids, dtype=np.int64).reshape(-1)
+        if ref_bert is None:
+            ref_bert = np.zeros((BERT_DIM, len(ref_phone_ids)), dtype=np.float32)
+        parts = VoiceParts(gpt_path=Path(gpt_path), sovits_path=None if sovits_path is None else Path(sovits_path),
+                           prompt_semantic=np.asarray(prompt_semantic, dtype=np.int64).reshape(-1),
+                           ref_phone_ids=ref_phone_ids, ref_bert=np.asarray(ref_bert, dtype=np.float32),
+                           ge=None if ge is None else np.asarray(ge, dtype=np.float32))
+        return cls(parts, **kwargs)
+
+    # ------------------------------------------------------------------ requests -> rows
+    def prepare(self, request: SynthesisRequest, options: SamplingOptions) -> PreparedRow:
+        """Reference phones ++ target phones (BERT likewise) and the chunk's seed."""
+        phones = np.asarray(request.phone_ids, dtype=np.int64).reshape(-1)
+        if phones.size == 0:
+            raise OptionsError(f"chunk {request.key!r} has no phones")
+        bert = request.bert
+        if bert is None:
+            bert = np.zeros((BERT_DIM, len(phones)), dtype=np.float32)
+        bert = np.asarray(bert, dtype=np.float32)
+        if bert.shape != (BERT_DIM, len(phones)):
+            raise OptionsError(f"chunk {request.key!r}: bert must be [{BERT_DIM}, {len(phones)}], got {bert.shape}")
+        ref_ids = np.asarray(self.voice.ref_phone_ids, dtype=np.int64).reshape(-1)
+        ref_bert = np.asarray(self.voice.ref_bert, dtype=np.float32).reshape(BERT_DIM, len(ref_ids))
+        return PreparedRow(key=request.key, phone_ids=np.concatenate([ref_ids, phones]),
+                           bert=np.concatenate([ref_bert, bert], axis=1), seed=row_seed(options.seed, request.key))
+
+    # ------------------------------------------------------------------ main entry points
+    def generate_tokens(self, requests: Iterable[SynthesisRequest], options: SamplingOptions,
+                        record: bool = False) -> Iterator[RowResult]:
+        """GPT only: semantic tokens per chunk (completion order)."""
+        rows = [self.prepare(r, options) for r in requests]
+        decoder = BatchDecoder(self.backend, np.asarray(self.voice.prompt_semantic), options,
+                               slots=self.batch_size, record=record)
+        self.last_stats = decoder.stats
+        yield from decoder.run(rows)
+
+    def synthesize(self, requests: Iterable[SynthesisRequest], options: SamplingOptions) -> Iterator[SynthesisResult]:
+        """Tokens and audio per chunk; SoVITS runs on groups of finished chunks of similar length."""
+        reqs = {r.key: r for r in requests}
+        if not reqs:
+            return
+        pending: list[RowResult] = []
+        for result in self.generate_tokens(reqs.values(), options):
+            pending.append(result)
+            if len(pending) >= self.batch_size:
+                yield from self._vocode(pending, reqs, options)
+                pending = []
+        if pending:
+            yield from self._vocode(pending, reqs, options)
+
+    def _vocode(self, rows: list[RowResult], reqs: dict[str, SynthesisRequest],
+                options: SamplingOptions) -> Iterator[SynthesisResult]:
+        items = [VocodeItem(key=r.key, tokens=_nonempty(r.tokens),
+                            phone_ids=np.asarray(reqs[r.key].phone_ids, dtype=np.int64)) for r in rows]
+        seeds = [row_seed(options.seed, "sovits\x00" + r.key) for r in rows]
+        start = time.perf_counter()
+        audios = self.backend.vocode(items, speed=options.speed, noise_scale=options.noise_scale, seeds=seeds)
+        per_chunk = (time.perf_counter() - start) / len(rows)
+        for row, audio in zip(rows, audios, strict=True):
+            yield SynthesisResult(key=row.key, tokens=row.tokens, audio=audio, sample_rate=SAMPLE_RATE,
+                                  stopped_by=row.stopped_by,
+                                  timings={"prefill": row.prefill_seconds, "decode": row.decode_seconds,
+                                           "vocode": per_chunk})
+
+
+def _nonempty(tokens: np.ndarray) -> np.ndarray:
+    """SoVITS needs at least one token (upstream pads a lone zero the same way)."""
+    return tokens if len(tokens) else np.zeros(1, dtype=np.int64)

@@ -1,0 +1,78 @@
+"""SoVITS rendering of finished chunks, batched by similar token length.
+
+Each chunk's prior noise is drawn from its own generator (seeded from the chunk), shaped for that chunk
+alone and zero-padded, so its audio does not depend on the chunks it was batched with.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from renderer.backends.base import VocodeItem
+
+
+def frames_for(n_tokens: int, speed: float) -> int:
+    """50 Hz content frames SoVITS produces for ``n_tokens`` semantic tokens (upstream rule)."""
+    return 2 * n_tokens if speed == 1.0 else int(2 * n_tokens / speed) + 1
+
+
+def length_groups(lengths: list[int], max_batch: int, max_pad_ratio: float = 1.3) -> list[list[int]]:
+    """Indices grouped by similar length: sorted, at most ``max_batch`` per group, and the longest at
+    most ``max_pad_ratio`` times the shortest (so padding wastes little work)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    groups: list[list[int]] = []
+    for i in order:
+        if groups and len(groups[-1]) < max_batch and lengths[i] <= max(1, lengths[groups[-1][0]]) * max_pad_ratio:
+            groups[-1].append(i)
+        else:
+            groups.append([i])
+    return groups
+
+
+class TorchVocoder:
+    """Wraps the models helper's ``SoVITSModel.decode`` (batched, masked) with a fixed voice ``ge``."""
+
+    def __init__(self, model: torch.nn.Module, ge: Tensor | np.ndarray, device: str = "cpu",
+                 max_batch: int = 8) -> None:
+        self.device = torch.device(device)
+        self.model = model.to(self.device).eval()
+        self.ge = torch.as_tensor(np.asarray(ge, dtype=np.float32)).reshape(1, -1, 1).to(self.device)
+        self.max_batch = max_batch
+        self.inter_channels = int(getattr(model, "cfg").inter_channels)  # noqa: B009 (untyped nn.Module attr)
+
+    @torch.inference_mode()
+    def render(self, items: list[VocodeItem], speed: float = 1.0, noise_scale: float = 0.5,
+               seeds: list[int] | None = None) -> list[np.ndarray]:
+        """Audio (float32 mono 32 kHz) per item, in input order."""
+        seeds = seeds if seeds is not None else [0] * len(items)
+        out: list[np.ndarray] = [np.zeros(0, np.float32)] * len(items)
+        for group in length_groups([len(it.tokens) for it in items], self.max_batch):
+            audios = self._render_group([items[i] for i in group], speed, noise_scale, [seeds[i] for i in group])
+            for i, audio in zip(group, audios, strict=True):
+                out[i] = audio
+        return out
+
+    def _render_group(self, items: list[VocodeItem], speed: float, noise_scale: float,
+                      seeds: list[int]) -> list[np.ndarray]:
+        b = len(items)
+        t_max = max(len(it.tokens) for it in items)
+        n_max = max(len(it.phone_ids) for it in items)
+        codes = torch.zeros(b, t_max, dtype=torch.long)
+        phones = torch.zeros(b, n_max, dtype=torch.long)
+        f_max = frames_for(t_max, speed)
+        noise = torch.zeros(b, self.inter_channels, f_max)
+        for i, (it, seed) in enumerate(zip(items, seeds, strict=True)):
+            codes[i, : len(it.tokens)] = torch.from_numpy(np.asarray(it.tokens, dtype=np.int64))
+            phones[i, : len(it.phone_ids)] = torch.from_numpy(np.asarray(it.phone_ids, dtype=np.int64))
+            f_i = frames_for(len(it.tokens), speed)
+            gen = torch.Generator().manual_seed(int(seed))
+            noise[i, :, :f_i] = torch.randn(self.inter_channels, f_i, generator=gen)
+        code_lens = torch.tensor([len(it.tokens) for it in items], dtype=torch.long)
+        phone_lens = torch.tensor([len(it.phone_ids) for it in items], dtype=torch.long)
+        audio, lengths = self.model.decode(  # type: ignore[operator]
+            codes.to(self.device), code_lens.to(self.device), phones.to(self.device), phone_lens.to(self.device),
+            self.ge.expand(b, -1, -1), noise_scale=noise_scale, speed=speed, noise=noise.to(self.device))
+        audio = audio.float().cpu().numpy()
+        return [audio[i, : int(lengths[i])].copy() for i in range(b)]

@@ -1,0 +1,57 @@
+"""Public Engine API: tokens + audio per chunk, independent of batching, exact output lengths."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from renderer.engine.api import Engine, SynthesisRequest
+from renderer.engine.options import SamplingOptions
+from renderer.errors import OptionsError
+from tests.engine.conftest import random_chunk
+
+
+@pytest.fixture(scope="module")
+def engine(vectors, gpt_path, sovits_path, voice_ge):
+    return Engine.from_parts(gpt_path, sovits_path, vectors["gpt_prompt_semantic"], vectors["gpt_prompt_phones"],
+                             vectors["gpt_prompt_bert"], voice_ge, backend="torch", batch_size=4)
+
+
+def _requests(seed: int, n: int) -> list[SynthesisRequest]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        phones, bert = random_chunk(rng, int(rng.integers(4, 20)))
+        out.append(SynthesisRequest(key=f"r{seed}-{i}", phone_ids=phones, bert=bert if i % 2 else None))
+    return out
+
+
+def test_synthesize_independent_of_batch(engine) -> None:
+    options = SamplingOptions(max_tokens=20, seed=11)
+    reqs = _requests(1, 6)
+    together = {r.key: r for r in engine.synthesize(reqs, options)}
+    assert set(together) == {r.key for r in reqs}
+    alone = list(engine.synthesize([reqs[3]], options))[0]
+    res = together[reqs[3].key]
+    np.testing.assert_array_equal(alone.tokens, res.tokens)
+    assert alone.audio.shape == res.audio.shape == (len(res.tokens) * 1280,)
+    assert np.abs(alone.audio - res.audio).max() <= 1e-4
+    assert res.sample_rate == 32000 and res.stopped_by in ("eos", "max_tokens")
+    assert set(res.timings) == {"prefill", "decode", "vocode"} and all(t >= 0 for t in res.timings.values())
+    assert np.isfinite(res.audio).all() and np.abs(res.audio).max() > 0
+
+
+def test_speed_changes_length(engine) -> None:
+    req = _requests(2, 1)
+    slow = list(engine.synthesize(req, SamplingOptions(max_tokens=15)))[0]
+    fast = list(engine.synthesize(req, SamplingOptions(max_tokens=15, speed=1.25)))[0]
+    np.testing.assert_array_equal(slow.tokens, fast.tokens)
+    assert len(fast.audio) == (int(2 * len(fast.tokens) / 1.25) + 1) * 640
+
+
+def test_bad_requests_are_typed_errors(engine) -> None:
+    with pytest.raises(OptionsError):
+        list(engine.synthesize([SynthesisRequest("x", np.zeros(0, np.int64))], SamplingOptions()))
+    with pytest.raises(OptionsError):
+        list(engine.synthesize([SynthesisRequest("x", np.ones(3, np.int64), np.zeros((1024, 2), np.float32))],
+                               SamplingOptions()))
