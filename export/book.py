@@ -1,0 +1,163 @@
+"""``export_book``: chapters of chunk audio → delivered, tagged, verified files plus report.json/report.txt.
+
+Per chapter: pass 1 assembles the chunks into a temp file, pass 2 masters it (loudness, resampling,
+true-peak limiting, room tone) into a second temp, which is encoded, decoded again and measured. Lossy
+codecs overshoot peaks, so the limiter runs below the ceiling by a margin; if the decoded file still
+exceeds the ceiling, mastering is redone with a lower limiter ceiling (loudness is kept). Memory holds
+one chunk and a few blocks at any time; temp files live in a hidden folder inside ``out_dir``.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from export.assemble import assemble_chapter
+from export.encode import ChapterMark, ffmpeg_path, write_m4b, write_soundfile
+from export.errors import ExportError
+from export.filenames import book_filename, chapter_filename
+from export.loudness import SILENCE_DB
+from export.master import Mastered, master_chapter
+from export.model import BookInfo, ChapterManifest
+from export.options import ExportOptions
+from export.report import ChapterReport, ExportReport, FileReport, check_coverage
+from export.tags import tag_file
+from export.verify import Measurement, check_compliance, measure, measure_file
+
+# Initial limiter margin below the ceiling per codec (dB): MP3/AAC reconstruct peaks above the input's.
+_CODEC_MARGIN_DB = {"mp3": 0.6, "m4b": 1.0, "flac": 0.05, "wav": 0.05}
+_MAX_ENCODE_ATTEMPTS = 4
+_EXTRA_MARGIN_DB = 0.15  # added to the measured overshoot on a retry
+_ENCODED_LOUDNESS_TOLERANCE_LU = 0.3  # the decoded file must be this close to the target (spec: 0.5)
+
+
+def _loudness_error(measured: float, target: float | None) -> float:
+    if target is None or measured <= SILENCE_DB:
+        return 0.0
+    return measured - target
+
+
+@dataclass
+class _Done:
+    chapter: ChapterManifest
+    name: str
+    mastered: Mastered
+    report: ChapterReport
+
+
+def export_book(book: BookInfo, chapters: list[ChapterManifest], out_dir: Path, options: ExportOptions) -> ExportReport:
+    """Write one file per chapter (or one M4B / single file), verify each, write report.json + report.txt."""
+    if not chapters:
+        raise ExportError("nothing to export: the book has no chapters")
+    if options.format == "m4b":
+        ffmpeg_path()  # fail before hours of work, with the message saying what to install
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    report = ExportReport(book.title, book.author, options.preset, options.format, options.to_dict(), out_dir=out_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
+    try:
+        learned: dict[str, float] = {}
+        done = [_export_chapter(book, ch, i + 1, len(chapters), out_dir, tmp, options, report, learned)
+                for i, ch in enumerate(chapters)]
+        report.chapters = [d.report for d in done]
+        if options.format == "m4b" or options.single_file:
+            _export_single(book, done, out_dir, tmp, options, report)
+        n_chunks = sum(len(ch.chunks) for ch in chapters)
+        report.coverage = check_coverage([(d.chapter.index, d.report.chunks) for d in done], n_chunks,
+                                         options.suspicious_ratio)
+    finally:
+        if not options.keep_temp:
+            shutil.rmtree(tmp, ignore_errors=True)
+    report.write(out_dir)
+    return report
+
+
+def _export_chapter(book: BookInfo, chapter: ChapterManifest, track: int, total: int, out_dir: Path, tmp: Path,
+                    options: ExportOptions, report: ExportReport, learned: dict[str, float]) -> _Done:
+    assembly = assemble_chapter(chapter, options, tmp / f"{track:05d}.pass1.f32")
+    per_chapter_file = options.format != "m4b"
+    name = chapter_filename(track, total, chapter.title, options.format) if per_chapter_file else ""
+    ceiling = float(options.true_peak_dbtp if options.true_peak_dbtp is not None else -1.0)
+    # Start from what the codec did to the previous chapter (its errors are systematic), not from scratch.
+    margin, offset = learned.get("margin_db", _CODEC_MARGIN_DB[options.format]), learned.get("offset_db", 0.0)
+    measurement: Measurement | None = None
+    for attempt in range(1, _MAX_ENCODE_ATTEMPTS + 1):
+        mastered = master_chapter(assembly, tmp / f"{track:05d}.master.f32", options, ceiling - margin, track, offset)
+        if not per_chapter_file:
+            break
+        path = out_dir / name
+        write_soundfile([mastered.path], path, options.format, mastered.sample_rate, int(options.bitrate_kbps or 192),
+                        mastered.post_gain_db)
+        tag_file(path, options.format, book, chapter.title or f"Chapter {track}", track, total)
+        _, measurement = measure_file(path, options.format)
+        peak_over = measurement.true_peak_dbtp - ceiling
+        loudness_error = _loudness_error(measurement.loudness_lufs, options.target_lufs)
+        settled = peak_over <= 0 and abs(loudness_error) <= _ENCODED_LOUDNESS_TOLERANCE_LU
+        if settled or attempt == _MAX_ENCODE_ATTEMPTS:
+            report.files.append(FileReport(name, "chapter", measurement,
+                                           check_compliance(measurement, options.preset, options.rules), attempt))
+            learned["margin_db"], learned["offset_db"] = margin, offset - 0.5 * loudness_error
+            break
+        # The codec moved the figures (peak overshoot, low-pass taking high-frequency energy): re-master
+        # with the measured error folded into the limiter ceiling and the loudness target.
+        if peak_over > 0:
+            margin += peak_over + _EXTRA_MARGIN_DB
+        offset -= loudness_error
+    assembly.path.unlink(missing_ok=True)
+    mastering = {"assembled_lufs": assembly.loudness_lufs, "gain_db": mastered.gain_db,
+                 "mastered_lufs": mastered.loudness_lufs, "mastered_true_peak_dbtp": mastered.true_peak_dbtp,
+                 "limiter_reduction_db": mastered.limiter_reduction_db, "limiter_ceiling_dbtp": ceiling - margin,
+                 "post_gain_db": mastered.post_gain_db, "target_offset_db": offset, "passes": float(mastered.passes)}
+    if measurement is None:  # M4B: figures are filled from the book file later
+        measurement = Measurement(mastered.n_samples / mastered.sample_rate, mastered.sample_rate, 1,
+                                  mastered.loudness_lufs, 0.0, 0.0, mastered.true_peak_dbtp, 0.0, 0.0, 0.0, 0.0)
+    chapter_report = ChapterReport(chapter.index, chapter.title, name, 0.0, measurement, mastering, assembly.chunks)
+    if per_chapter_file and not options.single_file:
+        mastered.path.unlink(missing_ok=True)
+    return _Done(chapter, name, mastered, chapter_report)
+
+
+def _export_single(book: BookInfo, done: list[_Done], out_dir: Path, tmp: Path, options: ExportOptions,
+                   report: ExportReport) -> None:
+    """Concatenate the mastered chapters into one file (M4B with chapter marks, or MP3/FLAC/WAV)."""
+    fmt = options.format
+    name = book_filename(book.title, fmt)
+    path = out_dir / name
+    marks, offset = [], 0.0
+    for d in done:
+        duration = d.mastered.n_samples / d.mastered.sample_rate
+        marks.append(ChapterMark(d.chapter.title or f"Chapter {d.chapter.index}", offset, offset + duration))
+        d.report.book_offset_s = offset
+        offset += duration
+    rates = {d.mastered.sample_rate for d in done}
+    if len(rates) != 1:
+        raise ExportError(f"chapters were mastered at different rates {sorted(rates)}; set ExportOptions.sample_rate")
+    rate, ceiling = rates.pop(), float(options.true_peak_dbtp if options.true_peak_dbtp is not None else -1.0)
+    raws, safety_db = [d.mastered.path for d in done], 0.0
+    if len({round(d.mastered.post_gain_db, 6) for d in done}) == 1:
+        safety_db = done[0].mastered.post_gain_db
+    else:  # one gain per file: the book file cannot apply per-chapter corrections; use the smallest
+        safety_db = min(d.mastered.post_gain_db for d in done)
+    for attempt in range(1, _MAX_ENCODE_ATTEMPTS + 1):
+        if fmt == "m4b":
+            write_m4b(raws, path, rate, int(options.bitrate_kbps or 128), book.title, book.author, marks, safety_db)
+        else:
+            write_soundfile(raws, path, fmt, rate, int(options.bitrate_kbps or 192), safety_db)
+        tag_file(path, fmt, book, book.title, 1, 1, marks)
+        stats, measurement = measure_file(path, fmt)
+        if measurement.true_peak_dbtp <= ceiling or attempt == _MAX_ENCODE_ATTEMPTS:
+            break
+        # Chapters are already limited; a plain gain trim costs a fraction of a LU of loudness.
+        safety_db -= measurement.true_peak_dbtp - ceiling + _EXTRA_MARGIN_DB
+    report.files.append(FileReport(name, "book", measurement,
+                                   check_compliance(measurement, options.preset, options.rules), attempt))
+    if fmt == "m4b":
+        for d, mark in zip(done, marks, strict=True):
+            m = measure(stats, mark.start_s, mark.end_s)
+            m.format, m.bitrate_mode = fmt, measurement.bitrate_mode
+            d.report.measurement, d.report.file = m, name
+            d.report.mastering["book_safety_gain_db"] = safety_db
+    for d in done:
+        d.mastered.path.unlink(missing_ok=True)

@@ -1,0 +1,65 @@
+"""Inputs of the export stage: chunk audio files grouped into chapters, and book metadata."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from export.errors import ExportError
+
+BOUNDARIES = ("sentence", "paragraph", "heading", "scene_break", "chapter_end")
+
+
+@dataclass(frozen=True)
+class ChunkAudio:
+    """One rendered chunk. ``boundary`` is the boundary AFTER this chunk (it picks the pause that follows)."""
+
+    path: Path
+    boundary: str
+    text: str
+    key: str
+    n_phones: int = 0
+    n_tokens: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "path", Path(self.path))
+        boundary = getattr(self.boundary, "value", self.boundary)  # accept renderer.text.Boundary members
+        object.__setattr__(self, "boundary", str(boundary))
+        if self.boundary not in BOUNDARIES:
+            raise ExportError(f"chunk {self.key!r}: unknown boundary {self.boundary!r} (expected one of {BOUNDARIES})")
+        if self.n_phones < 0 or self.n_tokens < 0:
+            raise ExportError(f"chunk {self.key!r}: n_phones and n_tokens must be >= 0")
+
+
+@dataclass(frozen=True)
+class ChapterManifest:
+    index: int
+    title: str
+    chunks: list[ChunkAudio] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not self.chunks:
+            raise ExportError(f"chapter {self.index} ({self.title!r}) has no chunks")
+
+
+@dataclass(frozen=True)
+class BookInfo:
+    title: str
+    author: str
+    language: str
+    cover: bytes | None = None
+    cover_mime: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.cover is not None and self.cover_mime is None:
+            object.__setattr__(self, "cover_mime", guess_image_mime(self.cover))
+
+
+def guess_image_mime(data: bytes) -> str:
+    if data.startswith(b"\x89PNG"):
+        return "image/png"
+    if data.startswith(b"GIF8"):
+        return "image/gif"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return "image/jpeg"
