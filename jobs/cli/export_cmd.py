@@ -1,7 +1,45 @@
-"""CLI commands (placeholder until implemented)."""
+"""`render export`: re-export a book's finished chapters from the stored chunk audio."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
-COMMANDS: list[click.Command] = []
+from jobs.cli.render_cmd import FORMATS, PRESETS, _common_store_options, open_book_store
+from jobs.errors import JobsError
+
+
+@click.command("export")
+@click.argument("book")
+@_common_store_options
+@click.option("--format", "export_format", type=click.Choice(FORMATS), default="mp3", show_default=True)
+@click.option("--preset", type=click.Choice(PRESETS), default="acx", show_default=True,
+              help="acx: ACX loudness/peak/noise rules, MP3 44.1 kHz CBR; podcast: -16 LUFS; none: no mastering.")
+@click.option("--single-file", is_flag=True, help="Also export the whole book as one file.")
+@click.option("--to", "target", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for the exported files (default: the output folder).")
+def export(book: str, out_dir: Path | None, db_url: str | None, audio_dir: Path | None, export_format: str,
+           preset: str, single_file: bool, target: Path | None) -> None:
+    """Export BOOK's complete chapters again (other format, preset or loudness) without re-rendering.
+
+    BOOK is the book file (or its id in the store, see `render status`).
+    """
+    from jobs.pipeline import audio_root, default_out_dir, export_from_store
+
+    store, found = open_book_store(book, out_dir, db_url)
+    out = out_dir or default_out_dir(Path(found.source_path))
+    with store:
+        root = audio_root(out, db_url, audio_dir)
+        report = export_from_store(store, found.id, root, target or out, export_format=export_format,
+                                   preset=preset, single_file=single_file)
+        counts = store.counts(found.id)
+    if report is None:
+        raise JobsError("no chapter is complete yet: nothing to export (see `render status`)")
+    click.echo(f"exported to {target or out}")
+    missing = counts["pending"] + counts["leased"] + counts["failed"]
+    if missing:
+        click.echo(f"note: {missing} chunk(s) are not done; their chapters were left out", err=True)
+
+
+COMMANDS = [export]
