@@ -175,6 +175,10 @@ class _EpubReader:
         )  # fmt: skip
 
 
+def _kind(draft: _Draft) -> str:
+    return matter_kind(draft.types, draft.title, draft.href)[0]
+
+
 def _tidy_breaks(blocks: list[Block]) -> list[Block]:
     """Drop scene breaks at a chapter's edges and collapse runs of them: they only matter between text."""
     out: list[Block] = []
@@ -232,13 +236,12 @@ class _Flow:
         target: _Draft | None = None
         for i in (i for i in at_start if self.starts[i]):
             target = self._new(i, href, None, doc.types, linear)
-        own = not linear or self.current is None or not self.current.linear
-        if target is None and not own and matter_kind(doc.types, "", href)[0] == "body":
-            target = self.current  # an unlisted file continues the chapter before it
-            if target is not None:
-                target.files.append(href)
-        # Else the file's text before its first chapter anchor gets its own (untitled) chapter, made lazily
-        # so that a file opening with a chapter anchor yields no empty chapter.
+        # Text before the file's first chapter start continues the chapter before it when both are linear body
+        # text; otherwise it gets its own (untitled) chapter. Both are decided lazily, at the first block, so a
+        # file opening with a chapter anchor neither yields an empty chapter nor extends the one before.
+        kind = matter_kind(doc.types, "", href)[0]
+        current = self.current
+        can_continue = linear and current is not None and current.linear and kind == "body" == _kind(current)
         for i in at_start:
             if target is not None:
                 self.entry_chapter.setdefault(i, self.drafts.index(target))
@@ -251,7 +254,11 @@ class _Flow:
                         self.entry_chapter.setdefault(i, self.drafts.index(target))
                 continue
             if target is None:
-                target = self._new(None, href, None, doc.types, linear)
+                if can_continue and current is not None:
+                    target = current
+                    target.files.append(href)
+                else:
+                    target = self._new(None, href, None, doc.types, linear)
             if isinstance(it, NoteRef):
                 resolved = join_href(href, it.target) if it.target else None
                 frag = it.target.partition("#")[2]

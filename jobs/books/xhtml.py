@@ -92,6 +92,12 @@ def _is_note(el: etree._Element, tag: str, types: set[str]) -> bool:
     return tag in ("div", "p", "li") and ("footnote" in classes or "endnote" in classes) and el.get("id") is not None
 
 
+def _is_note_container(el: etree._Element, types: set[str]) -> bool:
+    """A list of notes: epub:type endnotes/footnotes, or (EPUB 2) class="footnotes"/"endnotes"."""
+    classes = (el.get("class") or "").lower().split()
+    return bool(types & NOTE_CONTAINER_TYPES) or "footnotes" in classes or "endnotes" in classes
+
+
 class _Walker:
     def __init__(self, wanted_ids: set[str], image_alt: bool) -> None:
         self.wanted = wanted_ids
@@ -128,10 +134,10 @@ class _Walker:
             href = el.get("href") or next((a.get("href") for a in el.iter() if a.get("href")), "")
             self.items.append(NoteRef(href or ""))
             return
-        if _is_note(el, tag, types) or (in_notes and tag == "li"):
+        if _is_note(el, tag, types) or (in_notes and (tag == "li" or (el_id and tag in BLOCK_TAGS))):
             self._take_note(el)
             return
-        self._walk_children(el, tag, types, in_notes or bool(types & NOTE_CONTAINER_TYPES))
+        self._walk_children(el, tag, types, in_notes or _is_note_container(el, types))
 
     def _walk_children(self, el: etree._Element, tag: str, types: set[str], in_notes: bool) -> None:
         if tag == "br":

@@ -101,7 +101,7 @@ def _opf(spec: EpubSpec) -> str:
         'unique-identifier="uid"><metadata xmlns:dc="http://purl.org/dc/elements/1.1/">'
         f'<dc:identifier id="uid">urn:test:1</dc:identifier><dc:title>{spec.title}</dc:title>'
         f"<dc:creator>{spec.author}</dc:creator><dc:language>{spec.language}</dc:language>{meta}</metadata>"
-        f'<manifest>{"".join(items)}</manifest><spine{spine_toc}>{"".join(refs)}</spine>'
+        f"<manifest>{''.join(items)}</manifest><spine{spine_toc}>{''.join(refs)}</spine>"
         "</package>"
     )
 
