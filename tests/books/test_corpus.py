@@ -91,11 +91,13 @@ def test_toc_is_read_in_order(entry: dict) -> None:
     starts = [e for e in book.toc if e.is_chapter]
     assert [e.depth for e in starts] == [0] * len(starts)  # in this corpus nested entries are sections
     assert len(starts) == len([t for t in entry["toc"] if t["depth"] == 0])
+    indices = [e.chapter_index for e in starts]
+    assert None not in indices and indices == sorted(i for i in indices if i is not None)
     for e in starts:
+        assert e.chapter_index is not None
         chapter = book.chapters[e.chapter_index]
         path, _, frag = e.href.partition("#")
         assert (chapter.title, chapter.href, chapter.anchor) == (e.label, path, frag or None)
-    assert [e.chapter_index for e in starts] == sorted(e.chapter_index for e in starts)
     # Deeper entries (poem sections) land inside their parent's chapter.
     parent = None
     for e in book.toc:
@@ -157,7 +159,8 @@ def test_default_skips() -> None:
     assert poe.readable_chapters[0].blocks[0].text == "Tamerlane"
     douglass = _read("epub2-cuny-douglass-narrative.epub")
     assert [c.title for c in douglass.chapters if c.skipped] == ["Title", "Copyright"]
-    assert douglass.metadata.cover_mime == "image/jpeg" and douglass.metadata.cover[:2] == b"\xff\xd8"
+    cover = douglass.metadata.cover
+    assert douglass.metadata.cover_mime == "image/jpeg" and cover is not None and cover[:2] == b"\xff\xd8"
     yecao = _read("epub3-zh-luxun-yecao.epub")
     assert [c.skip_reason for c in yecao.chapters if c.skipped] == ["front matter: titlepage", "back matter: appendix"]
 
