@@ -62,7 +62,9 @@ class ChunkingOptions:
         if not 1 <= self.min_words <= self.max_words:
             raise OptionsError(f"need 1 <= min_words <= max_words, got {self.min_words}, {self.max_words}")
         if not 1 <= self.min_cjk_chars <= self.max_cjk_chars:
-            raise OptionsError(f"need 1 <= min_cjk_chars <= max_cjk_chars, got {self.min_cjk_chars}, {self.max_cjk_chars}")
+            raise OptionsError(
+                f"need 1 <= min_cjk_chars <= max_cjk_chars, got {self.min_cjk_chars}, {self.max_cjk_chars}"
+            )
         if not self.max_cjk_chars <= self.max_chars <= BERT_MAX_CHARS:
             raise OptionsError(f"need max_cjk_chars <= max_chars <= {BERT_MAX_CHARS}, got max_chars={self.max_chars}")
 
@@ -72,7 +74,8 @@ _WORD_RE = re.compile(r"[^\W_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7a
 _TERMINATOR_RE = re.compile(r"(\.{2,}|[.!?…]+|[。！？]+)([\"'”’»)\]」』》】]*)")
 _CLAUSE_RE = re.compile(r"(?<=[,;:，、；：—–])")
 _ABBREVIATIONS = frozenset(
-    "mr mrs ms dr st prof jr sr capt col gen lt sgt rev hon gov sen mt ft vs e.g i.e cf viz approx dept no inc ltd co corp "
+    "mr mrs ms dr st prof jr sr capt col gen lt sgt rev hon gov sen mt ft vs e.g i.e cf viz approx dept no "
+    "inc ltd co corp "
     "ave blvd jan feb mar apr jun jul aug sep sept oct nov dec fig vol ch pp".split()
 )
 

@@ -83,7 +83,9 @@ class TextFrontend:
         has_cjk = any(s.language != "en" for s in segments)
         word2ph = [w for s in segments for w in s.word2ph] if has_cjk else None
         g2p = self.zh_g2p_name if has_cjk else "cmudict"
-        return Phonemes(phones, ids, word2ph, "".join(s.text for s in segments), language, unknown, g2p, tuple(segments))
+        return Phonemes(
+            phones, ids, word2ph, "".join(s.text for s in segments), language, unknown, g2p, tuple(segments)
+        )
 
     def _segments(self, mtext: str, language: str) -> list[Segment]:
         spans = split_languages(mtext, language)

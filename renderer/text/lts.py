@@ -12,16 +12,65 @@ _SHORT = {"a": "AE", "e": "EH", "i": "IH", "o": "AA", "u": "AH", "y": "IH"}
 # Longest graphemes first; each maps to phones with vowels written without stress.
 _GRAPHEMES: list[tuple[str, list[str]]] = sorted(
     [
-        ("tion", ["SH", "AH", "N"]), ("sion", ["ZH", "AH", "N"]), ("ture", ["CH", "ER"]), ("eigh", ["EY"]),
-        ("augh", ["AO"]), ("ough", ["AO"]), ("igh", ["AY"]), ("tch", ["CH"]), ("sch", ["S", "K"]),
-        ("ch", ["CH"]), ("sh", ["SH"]), ("th", ["TH"]), ("ph", ["F"]), ("ck", ["K"]), ("ng", ["NG"]),
-        ("qu", ["K", "W"]), ("wh", ["W"]), ("wr", ["R"]), ("dg", ["JH"]), ("gh", ["G"]), ("ee", ["IY"]),
-        ("ea", ["IY"]), ("oo", ["UW"]), ("ou", ["AW"]), ("ow", ["OW"]), ("oi", ["OY"]), ("oy", ["OY"]),
-        ("ai", ["EY"]), ("ay", ["EY"]), ("au", ["AO"]), ("aw", ["AO"]), ("ei", ["EY"]), ("ey", ["EY"]),
-        ("ie", ["IY"]), ("ue", ["UW"]), ("ew", ["UW"]), ("oa", ["OW"]), ("ar", ["AA", "R"]), ("or", ["AO", "R"]),
-        ("er", ["ER"]), ("ir", ["ER"]), ("ur", ["ER"]), ("x", ["K", "S"]), ("j", ["JH"]), ("b", ["B"]),
-        ("d", ["D"]), ("f", ["F"]), ("h", ["HH"]), ("k", ["K"]), ("l", ["L"]), ("m", ["M"]), ("n", ["N"]),
-        ("p", ["P"]), ("r", ["R"]), ("s", ["S"]), ("t", ["T"]), ("v", ["V"]), ("w", ["W"]), ("z", ["Z"]),
+        ("tion", ["SH", "AH", "N"]),
+        ("sion", ["ZH", "AH", "N"]),
+        ("ture", ["CH", "ER"]),
+        ("eigh", ["EY"]),
+        ("augh", ["AO"]),
+        ("ough", ["AO"]),
+        ("igh", ["AY"]),
+        ("tch", ["CH"]),
+        ("sch", ["S", "K"]),
+        ("ch", ["CH"]),
+        ("sh", ["SH"]),
+        ("th", ["TH"]),
+        ("ph", ["F"]),
+        ("ck", ["K"]),
+        ("ng", ["NG"]),
+        ("qu", ["K", "W"]),
+        ("wh", ["W"]),
+        ("wr", ["R"]),
+        ("dg", ["JH"]),
+        ("gh", ["G"]),
+        ("ee", ["IY"]),
+        ("ea", ["IY"]),
+        ("oo", ["UW"]),
+        ("ou", ["AW"]),
+        ("ow", ["OW"]),
+        ("oi", ["OY"]),
+        ("oy", ["OY"]),
+        ("ai", ["EY"]),
+        ("ay", ["EY"]),
+        ("au", ["AO"]),
+        ("aw", ["AO"]),
+        ("ei", ["EY"]),
+        ("ey", ["EY"]),
+        ("ie", ["IY"]),
+        ("ue", ["UW"]),
+        ("ew", ["UW"]),
+        ("oa", ["OW"]),
+        ("ar", ["AA", "R"]),
+        ("or", ["AO", "R"]),
+        ("er", ["ER"]),
+        ("ir", ["ER"]),
+        ("ur", ["ER"]),
+        ("x", ["K", "S"]),
+        ("j", ["JH"]),
+        ("b", ["B"]),
+        ("d", ["D"]),
+        ("f", ["F"]),
+        ("h", ["HH"]),
+        ("k", ["K"]),
+        ("l", ["L"]),
+        ("m", ["M"]),
+        ("n", ["N"]),
+        ("p", ["P"]),
+        ("r", ["R"]),
+        ("s", ["S"]),
+        ("t", ["T"]),
+        ("v", ["V"]),
+        ("w", ["W"]),
+        ("z", ["Z"]),
     ],  # fmt: skip
     key=lambda g: -len(g[0]),
 )
@@ -58,7 +107,9 @@ def letters_to_sound(word: str) -> list[str]:
         i = 1
     while i < len(word):
         for graph, out in _GRAPHEMES:
-            if word.startswith(graph, i) and not (graph in ("er", "ar", "or", "ir", "ur") and word[i + 2 : i + 3] in _VOWEL_LETTERS and i + 2 < len(word)):
+            if word.startswith(graph, i) and not (
+                graph in ("er", "ar", "or", "ir", "ur") and word[i + 2 : i + 3] in _VOWEL_LETTERS and i + 2 < len(word)
+            ):
                 phones += out
                 i += len(graph)
                 break

@@ -92,7 +92,7 @@ _ABBREVIATIONS = {
 _LATIN = {"e.g.": "for example", "i.e.": "that is", "a.m.": "AM", "p.m.": "PM", "cf.": "compare", "viz.": "namely"}
 HEADING_WORDS = ("chapter", "part", "book", "volume", "act", "scene", "section", "canto", "letter", "stave")
 
-_QUOTES_RE = re.compile("[\"“”„‟«»‹›]")
+_QUOTES_RE = re.compile('["“”„‟«»‹›]')
 _SINGLE_QUOTE_RE = re.compile(r"(?:(?<![A-Za-z])['‘’]|['‘’](?![A-Za-z]))")
 _DASH_RE = re.compile(r"\s*(?:—|–|―|--+)\s*")
 _BRACKET_RE = re.compile(r"\s*[()\[\]{}]\s*")
@@ -172,7 +172,10 @@ def _abbreviation(m: re.Match[str]) -> str:
     return full + end + (" " + following if following else "")
 
 
-_ABBR_RE = re.compile(r"\b(" + "|".join(sorted(set(_ABBREVIATIONS) | {"st", "dr", "no"}, key=len, reverse=True)) + r")\.(?:\s+(\S+))?", re.IGNORECASE)
+_ABBR_RE = re.compile(
+    r"\b(" + "|".join(sorted(set(_ABBREVIATIONS) | {"st", "dr", "no"}, key=len, reverse=True)) + r")\.(?:\s+(\S+))?",
+    re.IGNORECASE,
+)
 _LATIN_RE = re.compile("|".join(re.escape(k) for k in _LATIN), re.IGNORECASE)
 _HEADING_ROMAN_RE = re.compile(r"\b(" + "|".join(HEADING_WORDS) + r")\s+([IVXLCDM]+)\b", re.IGNORECASE)
 
@@ -183,7 +186,17 @@ _RULES: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     (re.compile(r"(" + _NUM + r")\s?%"), lambda m: num.number(m.group(1)) + " percent"),
     (re.compile(r"\b(\d+)(?:st|nd|rd|th)\b", re.IGNORECASE), lambda m: num.ordinal(int(m.group(1)))),
     (re.compile(r"\b(\d+)/(\d+)\b"), _fraction),
-    (re.compile(r"(" + _NUM + r")\s?(km/h|°[CF]|°|" + "|".join(k for k in _UNITS if k[0] != "°" and k != "km/h") + r")(?![A-Za-z0-9])", re.IGNORECASE), _unit),
+    (
+        re.compile(
+            r"("
+            + _NUM
+            + r")\s?(km/h|°[CF]|°|"
+            + "|".join(k for k in _UNITS if k[0] != "°" and k != "km/h")
+            + r")(?![A-Za-z0-9])",
+            re.IGNORECASE,
+        ),
+        _unit,
+    ),
     (re.compile(r"(\d)\s?–\s?(\d)"), r"\1 to \2"),
     (re.compile(r"\d+(?:\.\d+){2,}"), lambda m: " point ".join(num.number(p) for p in m.group(0).split("."))),
     (re.compile(r"(?<![\w.])" + _NUM + r"(?!\.\d)"), _plain_number),

@@ -99,6 +99,10 @@ def _quantity(m: re.Match[str]) -> str:
     return ("两" if value == "2" else number_zh(value)) + word
 
 
+def _signed(sign: str, word: str) -> str:
+    return word if sign else ""
+
+
 def _unit(m: re.Match[str]) -> str:
     return number_zh(m.group(1)) + _UNITS[m.group(2).lower()]
 
@@ -113,10 +117,12 @@ _RULES: list[tuple[re.Pattern[str], object]] = [
     (re.compile(r"(?<!\d)(\d{1,2})[:：](\d{2})(?:[:：](\d{2}))?(?!\d)"), _time),
     (re.compile(r"(?<!\d)(?:\+?86[-\s]?)?(1[3-9]\d{9})(?!\d)"), lambda m: digits_zh(m.group(1), phone=True)),
     (re.compile(r"(?<!\d)(0\d{2,3})-(\d{7,8})(?!\d)"), lambda m: digits_zh(m.group(1) + m.group(2), phone=True)),
-    (re.compile(r"(-?)(" + _NUM + r")\s?(?:°C|℃|摄氏度)"), lambda m: ("零下" if m.group(1) else "") + number_zh(m.group(2)) + "度"),
-    (re.compile(r"(-?" + _NUM + r")\s?%"), lambda m: ("负" if m.group(1).startswith("-") else "") + "百分之" + number_zh(m.group(1).lstrip("-"))),
+    (re.compile(r"(-?)(" + _NUM + r")\s?(?:°C|℃|摄氏度)"),
+     lambda m: _signed(m.group(1), "零下") + number_zh(m.group(2)) + "度"),
+    (re.compile(r"(-?)(" + _NUM + r")\s?%"), lambda m: _signed(m.group(1), "负") + "百分之" + number_zh(m.group(2))),
     (re.compile(r"(\d+)/(\d+)"), lambda m: number_zh(m.group(2)) + "分之" + number_zh(m.group(1))),
-    (re.compile(r"(" + _NUM + r")\s?[~～\-–]\s?(" + _NUM + r")"), lambda m: number_zh(m.group(1)) + "到" + number_zh(m.group(2))),
+    (re.compile(r"(" + _NUM + r")\s?[~～\-–]\s?(" + _NUM + r")"),
+     lambda m: f"{number_zh(m.group(1))}到{number_zh(m.group(2))}"),
     (re.compile(r"(" + _NUM + r")\s?(" + _UNIT_RE + r")(?![A-Za-z])", re.IGNORECASE), _unit),
     (re.compile(r"(\d+)([" + _MEASURE_WORDS + "])"), _quantity),
     (re.compile(r"(?<![\w.])-(?=\d)"), "负"),

@@ -126,8 +126,8 @@ def roman_to_int(s: str) -> int | None:
 
 
 def _to_roman(n: int) -> str:
-    table = ((1000, "M"), (900, "CM"), (500, "D"), (400, "CD"), (100, "C"), (90, "XC"), (50, "L"), (40, "XL"))
-    table += ((10, "X"), (9, "IX"), (5, "V"), (4, "IV"), (1, "I"))
+    table: tuple[tuple[int, str], ...] = ((1000, "M"), (900, "CM"), (500, "D"), (400, "CD"), (100, "C"), (90, "XC"))
+    table += ((50, "L"), (40, "XL"), (10, "X"), (9, "IX"), (5, "V"), (4, "IV"), (1, "I"))
     out = ""
     for value, sym in table:
         while n >= value:

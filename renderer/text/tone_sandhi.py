@@ -121,7 +121,14 @@ def _three_sandhi(word: str, finals: list[str]) -> list[str]:
             for i, sub in enumerate(parts):
                 if len(sub) == 2 and _all_third(sub):  # 所有/人
                     sub[0] = _retone(sub[0], "2")
-                elif i == 1 and sub and not _all_third(sub) and sub[0][-1] == "3" and parts[0] and parts[0][-1][-1] == "3":
+                elif (
+                    i == 1
+                    and sub
+                    and not _all_third(sub)
+                    and sub[0][-1] == "3"
+                    and parts[0]
+                    and parts[0][-1][-1] == "3"
+                ):
                     parts[0][-1] = _retone(parts[0][-1], "2")  # 好/喜欢
             finals = parts[0] + parts[1]
     elif len(word) == 4:  # idioms: two halves of two syllables
