@@ -164,7 +164,7 @@ def _mel(freq_hz: np.ndarray | float) -> np.ndarray:
 @lru_cache(maxsize=8)
 def kaldi_mel_banks(num_mel_bins: int = 80, fft_size: int = FBANK_FFT_SIZE,
                     sample_rate: int = FBANK_SAMPLE_RATE, low_hz: float = FBANK_LOW_HZ) -> torch.Tensor:
-    """Kaldi triangular mel filters, [num_mel_bins, fft_size//2 + 1] float32.
+    """Kaldi triangular mel filters, [num_mel_bins, fft_size//2 + 1] float64.
 
     Triangles are evenly spaced on the mel scale 1127*ln(1 + f/700) between ``low_hz`` and Nyquist,
     evaluated at FFT bin k (k * rate / fft_size) in mel; the Nyquist column is zero, as in Kaldi.
@@ -181,13 +181,13 @@ def kaldi_mel_banks(num_mel_bins: int = 80, fft_size: int = FBANK_FFT_SIZE,
     down = (right - bin_mel) / (right - center)
     banks = np.maximum(0.0, np.minimum(up, down))
     banks = np.concatenate([banks, np.zeros((num_mel_bins, 1))], axis=1)
-    return torch.from_numpy(banks.astype(np.float32))
+    return torch.from_numpy(banks)
 
 
 @lru_cache(maxsize=2)
 def _povey_window(n: int) -> torch.Tensor:
     # Kaldi's "povey" window: a symmetric Hann window raised to 0.85 (zero at both ends).
-    return torch.hann_window(n, periodic=False, dtype=torch.float32).pow(0.85)
+    return torch.hann_window(n, periodic=False, dtype=torch.float64).pow(0.85)
 
 
 def kaldi_fbank(wav16k: torch.Tensor, num_mel_bins: int = 80) -> torch.Tensor:
@@ -198,7 +198,9 @@ def kaldi_fbank(wav16k: torch.Tensor, num_mel_bins: int = 80) -> torch.Tensor:
     the frame mean, pre-emphasis x[j] - 0.97*x[j-1] (x[-1] := x[0]), povey window, zero-pad to 512,
     power spectrum |rfft|^2, mel filters, log with a float-epsilon floor. No dither.
     """
-    wav = wav16k.to(torch.float32)
+    # Computed in float64 and rounded once at the end: in float32 the weakest mel bins of a frame
+    # (tiny next to its strongest) carry ~3e-4 of FFT rounding noise in the log domain.
+    wav = wav16k.to(torch.float64)
     if wav.dim() == 2 and wav.shape[0] == 1:
         wav = wav[0]
     if wav.dim() != 1:
@@ -212,12 +214,12 @@ def kaldi_fbank(wav16k: torch.Tensor, num_mel_bins: int = 80) -> torch.Tensor:
     frames = frames - frames.mean(dim=1, keepdim=True)
     previous = torch.cat([frames[:, :1], frames[:, :-1]], dim=1)
     frames = frames - FBANK_PREEMPHASIS * previous
-    frames = frames * _povey_window(FBANK_WINDOW_SAMPLES).to(frames.device)
+    frames = frames * _povey_window(FBANK_WINDOW_SAMPLES).to(frames)
     frames = torch.nn.functional.pad(frames, (0, FBANK_FFT_SIZE - FBANK_WINDOW_SAMPLES))
     power = torch.fft.rfft(frames).abs().pow(2.0)  # [m, 257]
-    banks = kaldi_mel_banks(num_mel_bins).to(power.device)
+    banks = kaldi_mel_banks(num_mel_bins).to(power)
     energies = power @ banks.T  # [m, num_mel_bins]
-    return torch.clamp_min(energies, FLOAT_EPSILON).log()
+    return torch.clamp_min(energies, FLOAT_EPSILON).log().to(torch.float32)
 
 
 def fbank_frame_count(n_samples: int) -> int:
