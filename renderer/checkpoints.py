@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import io
 import pickle
+import re
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 
@@ -124,15 +126,16 @@ def _unpickle(path: Path, data: bytes) -> Any:
             return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
-        marker = "Unsupported global: GLOBAL "
-        if marker in text:
-            name = text.split(marker, 1)[1].split()[0]
+        found = re.search(r"GLOBAL ([\w.]+)", text)
+        if found:
+            name = found.group(1)
             raise UnsafeCheckpointError(
                 path,
                 f"the file asks to run or build '{name}', which a weight file never needs; refused",
                 "only tensors, containers and utils.HParams are allowed; do not use files from untrusted sources",
             ) from None
-        raise UnsafeCheckpointError(path, f"refused by the safe unpickler: {text.splitlines()[0]}") from None
+        lines = [line for line in text.splitlines() if line.strip()]
+        raise UnsafeCheckpointError(path, f"refused by the safe unpickler: {lines[-1] if lines else text}") from None
     except (RuntimeError, zipfile.BadZipFile, EOFError, KeyError, ValueError) as exc:
         raise CheckpointError(
             path, f"is damaged or truncated ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})",
@@ -189,7 +192,8 @@ def load_gpt_checkpoint(path: str | Path) -> GPTCheckpoint:
     for required in ("ar_text_embedding.word_embeddings.weight", "ar_audio_embedding.word_embeddings.weight",
                      "ar_predict_layer.weight", "bert_proj.weight"):
         if required not in stripped:
-            raise CheckpointError(path, f"is missing tensor 'model.{required}'", "the file is damaged or of another model")
+            raise CheckpointError(path, f"is missing tensor 'model.{required}'",
+                                  "the file is damaged or of another model")
     return GPTCheckpoint(path=path, config=dict(config), weights=stripped, info=str(obj.get("info", "")))
 
 
@@ -242,3 +246,13 @@ def load_sovits_checkpoint(path: str | Path) -> SoVITSCheckpoint:
         path=path, version=version, tag=tag.decode("latin-1"), config=config,
         weights=weights, info=str(obj.get("info", "")), notes=notes,
     )
+
+
+def read_raw_checkpoint(path: str | Path) -> tuple[bytes, Any]:
+    """The 2-byte tag and the safely unpickled top-level object, tensors in their stored dtype."""
+    path = Path(path)
+    data = _read_bytes(path)
+    tag = data[:2]
+    if tag != b"PK" and tag in SOVITS_TAGS:
+        data = b"PK" + data[2:]
+    return tag, _unpickle(path, data)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -158,11 +158,12 @@ class Text2SemanticModel(nn.Module):
         self.ar_audio_position = _Alpha()
         self.h = _Stack(cfg)
         self.ar_predict_layer = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        self.pe: Tensor
         self.register_buffer("pe", sine_table(4096, cfg.d_model), persistent=False)
 
     @property
-    def layers(self) -> nn.ModuleList:
-        return self.h.layers
+    def layers(self) -> list[GPTLayer]:
+        return [cast(GPTLayer, layer) for layer in self.h.layers]
 
     def positions(self, start: int, length: int) -> Tensor:
         """Sine rows ``[length, d]`` for positions start..start+length-1 (extends the table if needed)."""

@@ -8,6 +8,7 @@ are plain convolutions here: :func:`renderer.models.sovits.fold_weight_norm` tur
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -68,13 +69,13 @@ class ResidualCouplingLayer(nn.Module):
     def __init__(self, channels: int, hidden: int, kernel_size: int, dilation_rate: int, n_layers: int,
                  gin: int) -> None:
         super().__init__()
-        self.half = channels // 2
-        self.pre = nn.Conv1d(self.half, hidden, 1)
+        self.half_channels = channels // 2
+        self.pre = nn.Conv1d(self.half_channels, hidden, 1)
         self.enc = WN(hidden, kernel_size, dilation_rate, n_layers, gin)
-        self.post = nn.Conv1d(hidden, self.half, 1)
+        self.post = nn.Conv1d(hidden, self.half_channels, 1)
 
     def reverse(self, x: Tensor, mask: Tensor, g: Tensor | None) -> Tensor:
-        x0, x1 = torch.split(x, [self.half, self.half], dim=1)
+        x0, x1 = torch.split(x, [self.half_channels, self.half_channels], dim=1)
         h = self.pre(x0) * mask
         h = self.enc(h, mask, g)
         m = self.post(h) * mask
@@ -101,7 +102,7 @@ class ResidualCouplingBlock(nn.Module):
 
     def reverse(self, x: Tensor, mask: Tensor, g: Tensor | None) -> Tensor:
         for flow in reversed(self.flows):
-            x = flow.reverse(x, mask, g)
+            x = cast(ResidualCouplingLayer | Flip, flow).reverse(x, mask, g)
         return x
 
 
@@ -324,7 +325,8 @@ class Quantizer(nn.Module):
 
     @property
     def embed(self) -> Tensor:
-        return self.vq.layers[0]._codebook.embed
+        layer = cast(_VQLayer, self.vq.layers[0])
+        return cast(Tensor, layer._codebook.embed)
 
     def decode(self, codes: Tensor) -> Tensor:
         """codes [B,T] int64 -> codebook vectors [B,768,T]."""

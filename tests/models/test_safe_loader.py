@@ -1,0 +1,117 @@
+"""The checkpoint loader refuses unsafe, wrong-kind, damaged and unsupported files with clear errors."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from renderer.checkpoints import load_gpt_checkpoint, load_sovits_checkpoint, read_raw_checkpoint
+from renderer.errors import CheckpointError, UnsafeCheckpointError
+from renderer.models.gpt import load_gpt
+from renderer.models.sovits import load_sovits
+
+
+class _Evil:
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch '{self.marker}'",))
+
+
+@pytest.mark.parametrize("loader", [load_gpt_checkpoint, load_sovits_checkpoint, load_gpt, load_sovits])
+def test_malicious_pickle_is_refused_without_running(tmp_path, loader):
+    marker = tmp_path / "pwned"
+    path = tmp_path / "evil.ckpt"
+    torch.save({"weight": {"model.x": torch.zeros(1)}, "config": _Evil(marker), "info": "x"}, path)
+    with pytest.raises(UnsafeCheckpointError) as err:
+        loader(path)
+    assert "system" in str(err.value)
+    assert not marker.exists()
+
+
+def test_gpt_file_given_as_sovits(public):
+    with pytest.raises(CheckpointError, match="GPT checkpoint"):
+        load_sovits(public / "gpt_v2.ckpt")
+
+
+@pytest.mark.parametrize("name", ["sovits_v2.pth", "sovits_v2pp.pth"])
+def test_sovits_file_given_as_gpt(public, name):
+    with pytest.raises(CheckpointError, match="SoVITS"):
+        load_gpt(public / name)
+
+
+@pytest.mark.parametrize("name", ["gpt_v2.ckpt", "sovits_v2pp.pth"])
+def test_truncated_file(public, tmp_path, name):
+    data = (public / name).read_bytes()
+    path = tmp_path / name
+    path.write_bytes(data[: len(data) // 2])
+    loader = load_gpt if name.startswith("gpt") else load_sovits
+    with pytest.raises(CheckpointError, match="truncated|damaged"):
+        loader(path)
+
+
+def test_empty_and_missing_files(tmp_path):
+    empty = tmp_path / "empty.pth"
+    empty.write_bytes(b"")
+    with pytest.raises(CheckpointError, match="bytes long"):
+        load_sovits(empty)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_gpt(tmp_path / "missing.ckpt")
+
+
+@pytest.mark.parametrize("tag,label", [(b"02", "v3"), (b"03", "v3-LoRA"), (b"04", "v4-LoRA"), (b"00", "v1")])
+def test_unsupported_version_tags(public, tmp_path, tag, label):
+    data = (public / "sovits_v2.pth").read_bytes()
+    path = tmp_path / f"model_{label}.pth"
+    path.write_bytes(tag + data[2:])
+    with pytest.raises(CheckpointError, match=f"SoVITS {label} file, which is not supported"):
+        load_sovits(path)
+
+
+def test_pk_tagged_v1_file(public, tmp_path, monkeypatch):
+    import types
+
+    from renderer.checkpoints import HParams
+
+    utils = types.ModuleType("utils")
+    utils.HParams = HParams  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "utils", utils)
+
+    _, raw = read_raw_checkpoint(public / "sovits_v2.pth")
+    raw["weight"]["enc_p.text_embedding.weight"] = torch.zeros(322, 192, dtype=torch.float16)
+    path = tmp_path / "v1.pth"
+    assert isinstance(raw["config"], HParams)
+    torch.save(raw, path)
+    assert path.read_bytes()[:2] == b"PK"
+    with pytest.raises(CheckpointError, match="SoVITS v1 file, which is not supported"):
+        load_sovits(path)
+
+
+def test_odd_paths(public, tmp_path, vec):
+    """Loading and running works from a folder with spaces and non-ASCII characters."""
+    folder = tmp_path / "my voices" / "Zoë 声音 ünïcode"
+    folder.mkdir(parents=True)
+    for name in ("gpt_v2.ckpt", "sovits_v2pp.pth"):
+        shutil.copy(public / name, folder / f"copy of {name}")
+    model, _, ckpt = load_gpt(folder / "copy of gpt_v2.ckpt")
+    assert ckpt.path == folder / "copy of gpt_v2.ckpt"
+    phones = torch.cat([vec("gpt_prompt_phones"), vec("gpt_target_phones")])
+    bert = torch.cat([vec("gpt_prompt_bert"), vec("gpt_target_bert")], 1)
+    from renderer.engine.options import SamplingOptions
+    from renderer.models.reference import generate_reference
+
+    res = generate_reference(model, phones, bert, vec("gpt_prompt_semantic"), SamplingOptions(top_k=1), 40)
+    assert torch.equal(res.tokens, vec("gpt_single_rp135_generated"))
+    sovits, _, sck = load_sovits(folder / "copy of sovits_v2pp.pth")
+    assert sck.version == "v2ProPlus"
+    ge = sovits.reference_ge([vec("sovits_ref_spec")], [vec("sovits_sv_emb")])
+    codes, ph = vec("sovits_codes")[0], vec("sovits_phones")
+    audio, _ = sovits.decode(codes, torch.tensor([30]), ph, torch.tensor([ph.shape[1]]), ge, 0.5, 1.0,
+                             noise=vec("sovits_v2pp_decode_noise"))
+    assert (audio - vec("sovits_v2pp_decode_audio")[0]).abs().max().item() <= 1e-3
