@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from jobs import hooks
 from jobs.db import (
@@ -415,35 +415,13 @@ class Store:
     ) -> list[ClaimedChunk]:
         """Atomically lease up to ``limit`` pending chunks of one book, in reading order."""
         now = time.time()
-        pending = (
-            (ChunkRow.status == PENDING)
-            & (ChapterRow.id == ChunkRow.chapter_id)
-            & ChapterRow.selected.is_(True)
-            & ChapterRow.skipped.is_(False)
-        )
-        if exclude_books:
-            pending = pending & ChunkRow.book_id.not_in(list(exclude_books))
-        if book_id is not None:
-            pending = pending & (ChunkRow.book_id == book_id)
-        first_book = (
-            (select(ChunkRow.book_id).select_from(ChunkRow).join(ChapterRow, ChapterRow.id == ChunkRow.chapter_id))
-            .where(pending)
-            .order_by(ChunkRow.book_id)
-            .limit(1)
-            .scalar_subquery()
-        )
-        ids = (
-            select(ChunkRow.id)
-            .select_from(ChunkRow)
-            .join(ChapterRow, ChapterRow.id == ChunkRow.chapter_id)
-            .where(pending, ChunkRow.book_id == first_book)
-            .order_by(ChunkRow.chapter_position, ChunkRow.idx)
-            .limit(max(1, int(limit)))
-            .with_for_update(skip_locked=True, of=ChunkRow)
-        )
+        # Aliases, so the subqueries never correlate with the UPDATE's own table.
+        # A materialised CTE: PostgreSQL evaluates the locking SELECT exactly once (an IN (subquery)
+        # may be re-run per row, claiming more than `limit` rows).
+        claimable = self._claimable(limit, exclude_books, book_id).cte("claimable").prefix_with("MATERIALIZED")
         stmt = (
             update(ChunkRow)
-            .where(ChunkRow.id.in_(ids), ChunkRow.status == PENDING)
+            .where(ChunkRow.id == claimable.c.id, ChunkRow.status == PENDING)
             .values(
                 status=LEASED,
                 lease_owner=worker_id,
@@ -469,6 +447,37 @@ class Store:
             rows = s.execute(stmt).all()
             hooks.pause_point("claim")
         return sorted((_claimed(r) for r in rows), key=lambda c: (c.chapter_position, c.idx))
+
+    @staticmethod
+    def _claimable(limit: int, exclude_books: Sequence[int], book_id: int | None) -> Any:
+        """SELECT of the ids to claim: pending chunks of selected chapters of the first book that has any."""
+
+        def pending(chunk: Any, chapter: Any) -> Any:
+            condition = (chunk.status == PENDING) & chapter.selected.is_(True) & chapter.skipped.is_(False)
+            if exclude_books:
+                condition = condition & chunk.book_id.not_in(list(exclude_books))
+            if book_id is not None:
+                condition = condition & (chunk.book_id == book_id)
+            return condition
+
+        chunk_a, chapter_a = aliased(ChunkRow), aliased(ChapterRow)
+        first_book = (
+            select(chunk_a.book_id)
+            .join(chapter_a, chapter_a.id == chunk_a.chapter_id)
+            .where(pending(chunk_a, chapter_a))
+            .order_by(chunk_a.book_id)
+            .limit(1)
+            .scalar_subquery()
+        )
+        chunk_b, chapter_b = aliased(ChunkRow), aliased(ChapterRow)
+        return (
+            select(chunk_b.id)
+            .join(chapter_b, chapter_b.id == chunk_b.chapter_id)
+            .where(pending(chunk_b, chapter_b), chunk_b.book_id == first_book)
+            .order_by(chunk_b.chapter_position, chunk_b.idx)
+            .limit(max(1, int(limit)))
+            .with_for_update(skip_locked=True, of=chunk_b)
+        )
 
     def renew_leases(self, worker_id: str, lease_s: float) -> int:
         """Push the expiry of every chunk this worker holds; also its heartbeat. Returns chunks renewed."""
