@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from renderer.errors import VoiceError
 __all__ = [
     "load_audio",
     "resample",
+    "sinc_resample",
     "duration_seconds",
     "upstream_peak_normalize",
     "linear_spectrogram",
@@ -79,8 +81,14 @@ def load_audio(path: str | Path, sample_rate: int, *, quality: str = "HQ") -> np
     return resample(np.ascontiguousarray(mono), int(file_rate), int(sample_rate), quality=quality)
 
 
-def resample(x: np.ndarray, from_rate: int, to_rate: int, *, quality: str = "HQ") -> np.ndarray:
-    """Resample mono ``x`` [n] (float) from ``from_rate`` to ``to_rate`` Hz with soxr; float32 out."""
+def resample(x: np.ndarray, from_rate: int, to_rate: int, *, quality: str = "HQ",
+             method: str = "soxr") -> np.ndarray:
+    """Resample mono ``x`` [n] (float) from ``from_rate`` to ``to_rate`` Hz; float32 out.
+
+    ``method="soxr"`` (default): soxr at ``quality`` (``"HQ"`` = librosa's default, used upstream for
+    HuBERT input). ``method="sinc"``: :func:`sinc_resample`, the ``torchaudio.transforms.Resample``
+    arithmetic upstream uses for the SoVITS spectrogram and the speaker-verification input.
+    """
     if from_rate <= 0 or to_rate <= 0:
         raise ValueError(f"sample rates must be positive, got {from_rate} -> {to_rate}")
     x = np.asarray(x, dtype=np.float32)
@@ -88,7 +96,50 @@ def resample(x: np.ndarray, from_rate: int, to_rate: int, *, quality: str = "HQ"
         raise ValueError(f"resample expects mono [n] audio, got shape {x.shape}")
     if from_rate == to_rate or x.size == 0:
         return x.copy()
+    if method == "sinc":
+        return sinc_resample(torch.from_numpy(x.copy()), from_rate, to_rate).numpy()
+    if method != "soxr":
+        raise ValueError(f"unknown resampling method {method!r} (expected 'soxr' or 'sinc')")
     return np.asarray(soxr.resample(x, from_rate, to_rate, quality=quality), dtype=np.float32)
+
+
+@lru_cache(maxsize=16)
+def _sinc_kernel(orig: int, new: int, lowpass_width: int, rolloff: float) -> tuple[torch.Tensor, int]:
+    """Polyphase windowed-sinc filters [new, 1, 2*width + orig] (float32) for reduced rates orig → new."""
+    base = min(orig, new) * rolloff  # cut-off below the lower Nyquist: anti-aliasing margin
+    width = math.ceil(lowpass_width * orig / base)
+    taps = torch.arange(-width, width + orig, dtype=torch.float64)[None, None, :] / orig
+    # Offset of every tap from each of the ``new`` output phases, in units of 1/base.
+    t = (torch.arange(0, -new, -1, dtype=torch.float64)[:, None, None] / new + taps) * base
+    t = t.clamp(-lowpass_width, lowpass_width)
+    window = torch.cos(t * math.pi / lowpass_width / 2) ** 2  # Hann window over +-lowpass_width zero crossings
+    t = t * math.pi
+    sinc = torch.where(t == 0, torch.ones_like(t), torch.sin(t) / torch.where(t == 0, torch.ones_like(t), t))
+    return (sinc * window * (base / orig)).to(torch.float32), width
+
+
+def sinc_resample(wav: torch.Tensor, from_rate: int, to_rate: int, lowpass_width: int = 6,
+                  rolloff: float = 0.99) -> torch.Tensor:
+    """Band-limited windowed-sinc resampling with ``torchaudio.functional.resample``'s defaults.
+
+    ``wav`` [..., n] float → [..., ceil(n * to_rate / from_rate)], same dtype/device. Rates are reduced by
+    their gcd; each output phase is a 2*width+orig tap FIR over the zero-padded input (stride orig).
+    """
+    if from_rate <= 0 or to_rate <= 0:
+        raise ValueError(f"sample rates must be positive, got {from_rate} -> {to_rate}")
+    if from_rate == to_rate:
+        return wav
+    gcd = math.gcd(int(from_rate), int(to_rate))
+    orig, new = int(from_rate) // gcd, int(to_rate) // gcd
+    kernel, width = _sinc_kernel(orig, new, lowpass_width, float(rolloff))
+    shape = wav.shape
+    flat = wav.reshape(-1, shape[-1])
+    length = flat.shape[-1]
+    padded = torch.nn.functional.pad(flat, (width, width + orig))
+    out = torch.nn.functional.conv1d(padded[:, None], kernel.to(flat), stride=orig)  # [B, new, blocks]
+    out = out.transpose(1, 2).reshape(flat.shape[0], -1)
+    target = math.ceil(new * length / orig)
+    return out[..., :target].reshape(*shape[:-1], -1)
 
 
 def duration_seconds(path: str | Path) -> float:

@@ -18,6 +18,7 @@ from renderer.audio import (
     linear_spectrogram,
     load_audio,
     resample,
+    sinc_resample,
     upstream_peak_normalize,
 )
 from renderer.errors import VoiceError
@@ -239,3 +240,42 @@ def test_fbank_accepts_batched_mono_and_rejects_short() -> None:
     # Silence hits the epsilon floor, never -inf.
     assert torch.isfinite(silent).all()
     assert float(silent.max()) == pytest.approx(float(np.log(np.finfo(np.float32).eps)))
+
+
+# ------------------------------------------------------------------------- torchaudio-style sinc
+
+
+def _direct_sinc(x: np.ndarray, from_rate: int, to_rate: int, width: int = 6, rolloff: float = 0.99) -> np.ndarray:
+    """y[n] = sum_i x[i] h(i/from - n/to), h = windowed sinc cut at rolloff*min(rate)/2, written out directly."""
+    g = np.gcd(from_rate, to_rate)
+    orig, new = from_rate // g, to_rate // g
+    base = min(orig, new) * rolloff
+    n_out = int(np.ceil(new * len(x) / orig))
+    y = np.zeros(n_out)
+    i = np.arange(len(x))
+    for n in range(n_out):
+        t = (i / orig - n / new) * base
+        inside = np.abs(t) <= width
+        sinc = np.sinc(t[inside])  # sin(pi t)/(pi t)
+        window = np.cos(np.pi * t[inside] / (2 * width)) ** 2
+        y[n] = np.sum(x[inside] * sinc * window) * base / orig
+    return y
+
+
+@pytest.mark.parametrize(("src", "dst"), [(32000, 16000), (44100, 32000), (16000, 24000)])
+def test_sinc_resample_matches_direct_formula(src: int, dst: int) -> None:
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(401).astype(np.float32) * 0.3
+    ours = resample(x, src, dst, method="sinc")
+    assert len(ours) == int(np.ceil(len(x) * dst / src))
+    np.testing.assert_allclose(ours, _direct_sinc(x.astype(np.float64), src, dst), atol=2e-5)
+
+
+def test_sinc_resample_tensor_batch_and_pitch() -> None:
+    x = torch.from_numpy(np.stack([_tone(440, 0.5, 32000), _tone(1000, 0.5, 32000)]))
+    y = sinc_resample(x, 32000, 16000)
+    assert y.shape == (2, 8000) and y.dtype == torch.float32
+    assert abs(_peak_hz(y[0].numpy(), 16000) - 440) < 3 and abs(_peak_hz(y[1].numpy(), 16000) - 1000) < 3
+    torch.testing.assert_close(sinc_resample(x[0], 32000, 16000), y[0])
+    with pytest.raises(ValueError):
+        resample(x[0].numpy(), 32000, 16000, method="linear")
