@@ -92,11 +92,11 @@ code is skipped
 
 ## Chapter Two
 
-Roses are red,  
+Roses are red,{TWO_SPACES}
 violets are blue.
 
 [^1]: A footnote about the night.
-"""
+""".replace("{TWO_SPACES}", "  ")  # a Markdown hard line break
 
 
 @pytest.mark.parametrize("notes", [False, True])
