@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from lxml import etree
+
 from jobs.books.model import Block, Book, BookMetadata, Chapter, ReadOptions, TocEntry
 from jobs.errors import BookError
 
@@ -51,7 +53,7 @@ def read_book(path: str | Path, options: ReadOptions = ReadOptions()) -> Book:
         source_hash = _sha256(path)
     except BookError:
         raise
-    except (OSError, RecursionError, MemoryError, ValueError, KeyError) as exc:
+    except (OSError, RecursionError, MemoryError, ValueError, KeyError, LookupError, etree.LxmlError) as exc:
         # A library bug or an exotic file must still end as a clear message, not a traceback.
         raise BookError(path, f"cannot read the book: {type(exc).__name__}: {exc}") from exc
     return Book(path, metadata, chapters, warnings, source_hash, toc=toc, format=fmt)

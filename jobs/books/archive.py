@@ -98,6 +98,12 @@ class SafeArchive:
             raise BookError(
                 self.path, f"archive entry {stored!r} is damaged ({exc})", "download or copy the book again"
             ) from exc
+        except RuntimeError as exc:  # zipfile's way of saying "password required"
+            raise BookError(
+                self.path,
+                f"archive entry {stored!r} is password-encrypted ({exc})",
+                "only unencrypted, DRM-free EPUBs can be read",
+            ) from exc
         except NotImplementedError as exc:
             raise BookError(self.path, f"archive entry {stored!r} uses an unsupported compression: {exc}") from exc
 

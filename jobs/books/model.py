@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from jobs.errors import BookError
@@ -126,12 +126,9 @@ class ReadOptions:
     max_compression_ratio: float = DEFAULT_MAX_COMPRESSION_RATIO
 
     def __post_init__(self) -> None:
-        mode = self.read_notes
-        if isinstance(mode, bool):
-            mode = "chapter_end" if mode else "skip"
-        if mode not in NOTE_MODES:
-            raise BookError("<options>", f"read_notes must be one of {NOTE_MODES} or a bool, not {mode!r}")
-        object.__setattr__(self, "read_notes", mode)
+        # The value is kept as given (False stays False, so `if options.read_notes:` means what it says).
+        if not isinstance(self.read_notes, bool) and self.read_notes not in NOTE_MODES:
+            raise BookError("<options>", f"read_notes must be one of {NOTE_MODES} or a bool, not {self.read_notes!r}")
         if self.toc_depth is not None and self.toc_depth < 1:
             raise BookError("<options>", f"toc_depth must be >= 1 or None, not {self.toc_depth}")
         if self.max_uncompressed_bytes <= 0 or self.max_compression_ratio <= 1:
@@ -139,4 +136,18 @@ class ReadOptions:
 
     @property
     def notes_at_chapter_end(self) -> bool:
-        return self.read_notes == "chapter_end"
+        return self.read_notes is True or self.read_notes == "chapter_end"
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain values, e.g. for a plan's stored options; ``read_notes`` as 'skip' | 'chapter_end'."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["read_notes"] = "chapter_end" if self.notes_at_chapter_end else "skip"
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> ReadOptions:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise BookError("<options>", f"unknown read options: {', '.join(unknown)}")
+        return cls(**data)  # type: ignore[arg-type]
