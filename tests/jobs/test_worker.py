@@ -1,0 +1,156 @@
+"""Worker with the fake engine: results, error classes, disk full, clean stop, per-batch figures."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from jobs import audio_files
+from jobs.db import sqlite_url
+from jobs.engines import SetupFactory
+from jobs.fake_engine import FakeEngineConfig, fake_audio
+from jobs.store import Store
+from jobs.worker import AudioWriteError, Worker, WorkerOptions, is_out_of_memory
+from tests.jobs.conftest import write_book
+from tests.jobs.util import plan_for, run_worker
+
+
+@pytest.fixture()
+def store(tmp_path: Path, md_book: Path):
+    store = Store(sqlite_url(tmp_path))
+    store.sync_plan(plan_for(md_book))
+    yield store
+    store.close()
+
+
+def _configure(monkeypatch: pytest.MonkeyPatch, **config: object) -> None:
+    import json
+
+    monkeypatch.setenv("RENDER_FAKE_ENGINE", json.dumps(config))
+
+
+def _assert_consistent(store: Store, root: Path) -> None:
+    """No lease left behind, every done chunk's file complete, no temporary files."""
+    rows = store.chunk_rows()
+    assert not [r for r in rows if r["status"] == "leased"]
+    for r in rows:
+        if r["status"] == "done":
+            audio, rate = sf.read(root / r["audio_path"], dtype="float32")
+            assert rate == 32000 and len(audio) / rate == pytest.approx(r["duration_s"])
+    assert not list(root.rglob("*.tmp"))
+
+
+def test_all_chunks_rendered_with_exact_audio_and_figures(store: Store, tmp_path: Path) -> None:
+    report = run_worker(store, tmp_path / "chunks", batch_size=4)
+    rows = store.chunk_rows()
+    assert report.done == len(rows) and store.counts()["done"] == len(rows)
+    for r in rows:
+        audio, _ = sf.read(tmp_path / "chunks" / r["audio_path"], dtype="float32")
+        assert np.array_equal(audio, fake_audio(r["normalized"], r["render_key"], 0.03))
+        assert r["attempts"] == 1 and r["n_tokens"] > 0 and r["n_phones"] == len(r["normalized"].encode())
+    totals = store.batch_totals()
+    assert totals["chunks"] == len(rows) and totals["batches"] == report.batches
+    speed = store.throughput()
+    assert speed.audio_s == pytest.approx(sum(r["duration_s"] for r in rows))
+    assert set(speed.stage_s) >= {"frontend", "prefill", "decode", "vocode"}
+
+
+def test_unspeakable_chunk_fails_and_the_book_continues(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    _configure(monkeypatch, fail_marker="roar")
+    store = Store(sqlite_url(tmp_path))
+    store.sync_plan(plan_for(write_book(tmp_path / "src")))
+    report = run_worker(store, tmp_path / "chunks", batch_size=4)
+    failures = store.failures()
+    assert [f.text for f in failures] == ["Waves struck the rocks with a roar!"]
+    assert "cannot speak" in failures[0].error and report.failed == 1
+    assert store.counts()["done"] == len(store.chunk_rows()) - 1
+    _assert_consistent(store, tmp_path / "chunks")
+    store.close()
+
+
+def test_out_of_memory_retries_with_smaller_batches(store: Store, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    _configure(monkeypatch, oom_above=2)
+    worker = Worker(store, tmp_path / "chunks", SetupFactory("fake"), WorkerOptions(batch_size=8, handle_signals=False))
+    report = worker.run()
+    assert store.counts()["failed"] == 0 and store.counts()["done"] == len(store.chunk_rows())
+    assert worker.batch_size <= 2 and report.done == len(store.chunk_rows())
+    assert is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"))
+
+
+def test_disk_full_releases_chunks_with_a_clear_error_and_rerun_completes(store: Store, tmp_path: Path) -> None:
+    root = tmp_path / "chunks"
+    writes = []
+
+    def fault(path: Path) -> None:
+        writes.append(path)
+        if len(writes) > 5:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    audio_files.set_write_fault(fault)
+    try:
+        with pytest.raises(AudioWriteError, match="disk full") as info:
+            run_worker(store, root, batch_size=4)
+    finally:
+        audio_files.set_write_fault(None)
+    assert "run the same command again" in str(info.value)
+    counts = store.counts()
+    assert counts["done"] == 5 and counts["leased"] == 0 and counts["failed"] == 0
+    released = [r for r in store.chunk_rows() if r["last_error"]]
+    assert released and all(r["attempts"] == 0 for r in released)  # the failed attempt was refunded
+    _assert_consistent(store, root)
+    run_worker(store, root)
+    assert store.counts()["done"] == len(store.chunk_rows())
+    _assert_consistent(store, root)
+
+
+def test_stop_request_finishes_the_chunk_in_hand_and_releases_the_rest(store: Store, tmp_path: Path) -> None:
+    worker = Worker(store, tmp_path / "chunks", SetupFactory("fake"), WorkerOptions(batch_size=5, handle_signals=False))
+    original = worker._finish
+
+    def finish_then_stop(*args: object) -> None:
+        original(*args)
+        worker.request_stop()
+
+    worker._finish = finish_then_stop  # type: ignore[method-assign]
+    report = worker.run()
+    assert report.interrupted and report.done == 1
+    counts = store.counts()
+    assert counts["done"] == 1 and counts["leased"] == 0
+    assert all(r["attempts"] == 0 for r in store.chunk_rows() if r["status"] == "pending")
+
+
+def test_unexpected_error_releases_without_refund_then_fails_at_the_cap(store: Store, tmp_path: Path) -> None:
+    class Broken(SetupFactory):
+        def setup(self, *args: object, **kwargs: object):  # type: ignore[override]
+            raise ZeroDivisionError("engine bug")
+
+    for _ in range(2):
+        worker = Worker(store, tmp_path / "chunks", Broken("fake"),
+                        WorkerOptions(batch_size=2, max_attempts=2, handle_signals=False))
+        with pytest.raises(ZeroDivisionError):
+            worker.run()
+        assert store.counts()["leased"] == 0
+    failed = store.failures()
+    assert len(failed) == 2 and all("engine bug" in f.error for f in failed)
+
+
+def test_fake_engine_config_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    _configure(monkeypatch, delay_s=0.5, oom_above=3)
+    assert FakeEngineConfig.from_env() == FakeEngineConfig(delay_s=0.5, oom_above=3)
+    with pytest.raises(ValueError):
+        FakeEngineConfig(delay_s=-1)
+
+
+def test_worker_options_are_validated() -> None:
+    from jobs.errors import JobsError
+
+    with pytest.raises(JobsError):
+        WorkerOptions(batch_size=0)
+    with pytest.raises(JobsError):
+        WorkerOptions(lease_s=0)
+
