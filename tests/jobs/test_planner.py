@@ -62,7 +62,8 @@ def test_edited_paragraph_invalidates_exactly_its_chunks(rendered) -> None:
     for row in after:
         if row["status"] == "done":  # untouched chunks keep their state, audio and id
             old = before[(row["chapter_position"], row["text"])]
-            assert (row["id"], row["audio_path"], row["render_key"]) == (old["id"], old["audio_path"], old["render_key"])
+            for column in ("id", "audio_path", "render_key"):
+                assert row[column] == old[column]
     # positions follow the new text: the chunk after the inserted sentence moved by one
     chapter = [r for r in after if r["chapter_position"] == 2]
     assert [r["idx"] for r in chapter] == list(range(len(chapter)))
