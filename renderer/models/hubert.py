@@ -79,9 +79,16 @@ class HubertEncoder:
         self.device = torch.device(device)
         self.config = _check_folder(self.folder)
         try:
-            model = HubertModel.from_pretrained(str(self.folder), local_files_only=True, dtype=torch.float32)
+            model, info = HubertModel.from_pretrained(
+                str(self.folder), local_files_only=True, dtype=torch.float32, output_loading_info=True
+            )
         except Exception as exc:  # transformers/safetensors raise many unrelated types for a bad folder
             raise VoiceError(f"{self.folder}: cannot load HuBERT weights ({type(exc).__name__}: {exc})") from exc
+        # transformers fills absent tensors with random values and only warns: refuse that instead.
+        missing = sorted(info.get("missing_keys") or [])
+        if missing:
+            shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+            raise VoiceError(f"{self.folder}: HuBERT weights lack {len(missing)} tensors ({shown})")
         model.to(self.device)  # type: ignore[arg-type]  # transformers' stubs mistype .to
         self.model = model.eval()
 

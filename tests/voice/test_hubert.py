@@ -149,3 +149,31 @@ def test_bert_vocab_is_unique_and_covers_common_hanzi() -> None:
     for char in "的一是不了人我在有他这中大来上国个到说们为子和你地出道也时年":
         assert char in vocab
     assert "龘" in vocab
+
+
+def test_legacy_pytorch_model_bin_with_weight_norm_pairs_loads(tmp_path: Path, hubert_dir: Path,
+                                                               encoder: HubertEncoder, no_network: None) -> None:
+    """The real chinese-hubert-base ships pytorch_model.bin with weight_g/weight_v names for the pos-conv."""
+    from safetensors.torch import load_file
+
+    state = load_file(str(hubert_dir / "model.safetensors"))
+    renamed = {
+        k.replace("parametrizations.weight.original0", "weight_g").replace("parametrizations.weight.original1",
+                                                                              "weight_v"): v
+        for k, v in state.items()
+    }
+    assert any(k.endswith("weight_g") for k in renamed)
+    legacy = tmp_path / "legacy"
+    legacy.mkdir()
+    shutil.copy(hubert_dir / "config.json", legacy / "config.json")
+    torch.save(renamed, legacy / "pytorch_model.bin")
+    wav = (0.1 * np.cos(np.arange(6000) / 5.0)).astype(np.float32)
+    torch.testing.assert_close(HubertEncoder(legacy).features(wav), encoder.features(wav), rtol=0, atol=0)
+
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    shutil.copy(hubert_dir / "config.json", partial / "config.json")
+    torch.save({k: v for k, v in renamed.items() if not k.startswith("encoder.layers.0.")},
+               partial / "pytorch_model.bin")
+    with pytest.raises(VoiceError, match="lack"):
+        HubertEncoder(partial)
