@@ -142,7 +142,8 @@ def word_phones(word: str) -> tuple[str, ...]:
 
 def g2p_en(text: str, lexicon: dict[str, list[str]] | None = None) -> list[str]:
     """ARPAbet phones (plus punctuation phones) for normalised English text."""
-    tokens = _WORD_RE.findall(text)
+    # "well-known" is two words, not a pause: "-" is a pause symbol in the model's set
+    tokens = _WORD_RE.findall(re.sub(r"(?<=[A-Za-z])-(?=[A-Za-z])", " ", text))
     words = [t for t in tokens if t[0].isalpha()]
     sentence_upper = len(words) > 2 and all(w.isupper() for w in words if len(w) > 1)
     phones: list[str] = []

@@ -156,26 +156,35 @@ def _plain_number(m: re.Match[str]) -> str:
     return num.number(text)
 
 
+_SENTENCE_FINAL_ABBREVIATIONS = frozenset({"etc", "inc", "ltd", "co", "corp", "jr", "sr", "approx", "dept", "st", "dr"})
+
+
 def _abbreviation(m: re.Match[str]) -> str:
-    word, following = m.group(1), m.group(2)
-    low = word.lower()
-    if low == "st" or low == "dr":
-        before_name = bool(following) and following[:1].isupper()
-        full = {"st": ("Saint", "Street"), "dr": ("Doctor", "Drive")}[low][0 if before_name else 1]
-    elif low == "no" and following and following[:1].isdigit():
-        full = "number"
+    low = m.group(1).lower()
+    rest = m.string[m.end() :]
+    nxt = re.match(r"\s+([\"“(]?\w)", rest)
+    capital_next = bool(nxt) and nxt.group(1)[-1].isupper()  # type: ignore[union-attr]
+    if low in ("st", "dr"):
+        prev = re.search(r"([A-Za-z]+)\s+$", m.string[: m.start()])
+        before = m.string[: prev.start(1)].rstrip() if prev else ""
+        # a capitalised word that does not start a sentence: a street name
+        after_name = bool(prev) and prev.group(1)[0].isupper() and bool(before) and before[-1] not in '.!?"“'  # type: ignore[union-attr]
+        title = capital_next and not after_name  # "St. Paul" but "Baker St."
+        full = {"st": ("Saint", "Street"), "dr": ("Doctor", "Drive")}[low][0 if title else 1]
     elif low == "no":
-        return m.group(0)
+        if not re.match(r"\s*\d", rest):
+            return m.group(0)
+        full = "number"
     else:
         full = _ABBREVIATIONS[low]
-    end = "." if not following else ""
-    return full + end + (" " + following if following else "")
+    # The abbreviation's period may also end the sentence ("..., etc. The next").
+    final = not rest.strip() or (capital_next and full not in ("Saint", "Doctor"))
+    ends = low in _SENTENCE_FINAL_ABBREVIATIONS and final
+    return full + ("." if ends else "")
 
 
-_ABBR_RE = re.compile(
-    r"\b(" + "|".join(sorted(set(_ABBREVIATIONS) | {"st", "dr", "no"}, key=len, reverse=True)) + r")\.(?:\s+(\S+))?",
-    re.IGNORECASE,
-)
+_ABBR_NAMES = sorted(set(_ABBREVIATIONS) | {"st", "dr", "no"}, key=len, reverse=True)
+_ABBR_RE = re.compile(r"\b(" + "|".join(_ABBR_NAMES) + r")\.", re.IGNORECASE)
 _LATIN_RE = re.compile("|".join(re.escape(k) for k in _LATIN), re.IGNORECASE)
 _HEADING_ROMAN_RE = re.compile(r"\b(" + "|".join(HEADING_WORDS) + r")\s+([IVXLCDM]+)\b", re.IGNORECASE)
 
