@@ -101,7 +101,10 @@ class _EpubReader:
             self.archive.check_drm({i.href for i in pkg.manifest.values()}, parse_xml)
             toc = self._toc(pkg)
             drafts, toc = self._assemble(pkg, toc)
-            chapters = [self._finish(i, d) for i, d in enumerate(drafts)]
+            chapters = []
+            for i, draft in enumerate(drafts):
+                number = 1 + sum(c.kind == "body" for c in chapters)  # "Chapter N" counts body chapters only
+                chapters.append(self._finish(i, draft, number))
             return pkg.metadata, chapters, toc
         finally:
             self.archive.close()
@@ -149,10 +152,10 @@ class _EpubReader:
                 blocks.extend(doc.notes[ref[1]])
         return blocks
 
-    def _finish(self, index: int, d: _Draft) -> Chapter:
+    def _finish(self, index: int, d: _Draft, number: int) -> Chapter:
         blocks = _tidy_breaks(d.blocks)
         first_heading = next((b.text for b in blocks if b.kind == "heading"), "")
-        title = d.title or first_heading.replace("\n", " ") or f"Chapter {index + 1}"
+        title = d.title or first_heading.replace("\n", " ") or f"Chapter {number}"
         if d.from_toc and blocks and blocks[0].kind != "heading":
             blocks.insert(0, Block("heading", title, synthetic=True))
         if self.options.notes_at_chapter_end:
@@ -241,7 +244,13 @@ class _Flow:
         # file opening with a chapter anchor neither yields an empty chapter nor extends the one before.
         kind = matter_kind(doc.types, "", href)[0]
         current = self.current
-        can_continue = linear and current is not None and current.linear and kind == "body" == _kind(current)
+        can_continue = (
+            any(self.starts)  # without a usable TOC every spine document is a chapter
+            and linear
+            and current is not None
+            and current.linear
+            and kind == "body" == _kind(current)
+        )
         for i in at_start:
             if target is not None:
                 self.entry_chapter.setdefault(i, self.drafts.index(target))

@@ -204,13 +204,27 @@ def test_blocks_verse_scene_breaks_and_ignored_elements(tmp_path: Path) -> None:
 
 
 def test_titles_fall_back_to_heading_then_number(tmp_path: Path) -> None:
-    spec = EpubSpec(docs=[Doc("a.xhtml", "<h1>Own Heading</h1><p>A.</p>"), Doc("b.xhtml", "<p>B.</p>")], toc=[])
+    spec = EpubSpec(
+        docs=[
+            Doc("cover.xhtml", "<p>Cover words.</p>", "frontmatter"),
+            Doc("a.xhtml", "<h1>Own Heading</h1><p>A.</p>"),
+            Doc("b.xhtml", "<p>B.</p>"),
+        ],
+        toc=[],
+    )
     book = read_book(build_epub(tmp_path / "b.epub", spec))
-    assert [c.title for c in book.chapters] == ["Own Heading"]  # b.xhtml continues the chapter before it
-    spec.docs[1] = Doc("b.xhtml", "<p>B.</p>", linear=False)
-    book = read_book(build_epub(tmp_path / "c.epub", spec), ReadOptions(include_nonlinear=True))
-    assert [c.title for c in book.chapters] == ["Own Heading", "Chapter 2"]
+    # No table of contents: one chapter per spine document; "Chapter N" counts body chapters only.
+    assert [(c.title, c.kind) for c in book.chapters] == [
+        ("Chapter 1", "front"),
+        ("Own Heading", "body"),
+        ("Chapter 2", "body"),
+    ]
     assert any("no table of contents" in w for w in book.warnings)
+    spec.toc = [(0, "Listed", "text/a.xhtml")]
+    book = read_book(build_epub(tmp_path / "c.epub", spec))
+    # With a TOC, an unlisted body document continues the chapter before it.
+    assert [c.title for c in book.chapters] == ["Chapter 1", "Listed"]
+    assert [b.text for b in book.chapters[1].blocks] == ["Own Heading", "A.", "B."]
 
 
 def test_epub2_ncx_and_metadata(tmp_path: Path) -> None:
