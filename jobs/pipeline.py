@@ -197,6 +197,8 @@ def _spawn_workers(settings: RenderSettings, url: str, root: Path, n: int) -> li
             settings.engine,
             "--lease",
             str(settings.lease_s),
+            "--max-attempts",
+            str(settings.max_attempts),
         ]
         if settings.voices_dir:
             cmd += ["--voices-dir", str(settings.voices_dir)]
@@ -291,7 +293,7 @@ def export_from_store(
                 path=root / c.audio_path,
                 boundary=c.boundary,
                 text=c.text,
-                key=c.render_key,
+                key=f"{chapter.number}.{c.idx}:{c.render_key[:16]}",  # unique even for repeated text
                 n_phones=c.n_phones,
                 n_tokens=c.n_tokens,
             )

@@ -217,6 +217,7 @@ class Worker:
                 book_id=self.options.book_id,
             )
             _log_claims(self.id, batch)
+            batch = self._isolate_suspects(batch)
             if not batch:
                 if self._should_wait():
                     time.sleep(self.options.poll_s)
@@ -226,6 +227,16 @@ class Worker:
             self.report.batches += 1
             if self.on_batch is not None:
                 self.on_batch(self.report)
+
+    def _isolate_suspects(self, batch: list[ClaimedChunk]) -> list[ClaimedChunk]:
+        """A chunk claimed before by a worker that died may be what killed it: render it alone,
+        so that if it crashes again only its own attempt count grows."""
+        suspects = [c for c in batch if c.attempts > 1]
+        if not suspects or len(batch) == 1:
+            return batch
+        keep = suspects[0]
+        self.store.release_chunks(self.id, [c.id for c in batch if c.id != keep.id], refund=True)
+        return [keep]
 
     def _should_wait(self) -> bool:
         if self.options.follow:

@@ -42,6 +42,8 @@ def _common_store_options(func: Any) -> Any:
 def _engine_options(func: Any) -> Any:
     func = click.option("--engine", type=click.Choice(ENGINE_KINDS), envvar="RENDER_ENGINE", default="real",
                         hidden=True, help="'fake' renders test tones (tests).")(func)
+    func = click.option("--max-attempts", type=click.IntRange(1, 100), default=3, show_default=True, hidden=True,
+                        help="Claims after which a chunk that keeps crashing workers is failed.")(func)
     func = click.option("--lease", "lease_s", type=float, default=120.0, show_default=True, hidden=True,
                         help="Lease length in seconds.")(func)
     func = click.option("--voices-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -88,7 +90,7 @@ def _sampling(seed: int | None, temperature: float | None, top_k: int | None, to
 @_read_options
 def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, audio_dir: Path | None,
         chapters: str | None, workers: int, batch_size: int, backend: str, device: str, threads: int | None,
-        voices_dir: Path | None, lease_s: float, engine: str, export_format: str, preset: str,
+        voices_dir: Path | None, lease_s: float, max_attempts: int, engine: str, export_format: str, preset: str,
         single_file: bool, seed: int | None, temperature: float | None, top_k: int | None,
         top_p: float | None, speed: float | None, include_front: bool, include_back: bool,
         read_notes: bool) -> None:
@@ -105,7 +107,7 @@ def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, a
         batch_size=batch_size, workers=workers, backend=backend, device=device, threads=threads, engine=engine,
         voices_dir=voices_dir, sampling=_sampling(seed, temperature, top_k, top_p, speed),
         read=ReadSettings(include_front, include_back, read_notes), export_format=export_format, preset=preset,
-        single_file=single_file, lease_s=lease_s,
+        single_file=single_file, lease_s=lease_s, max_attempts=max_attempts,
     )
     with BookProgress() as progress:
         result = run_book(settings, on_batch=progress.update)
@@ -227,7 +229,7 @@ def retry_failed(book: str, out_dir: Path | None, db_url: str | None, audio_dir:
 @click.option("--follow", is_flag=True, help="Keep waiting for new work instead of stopping when the queue is empty.")
 @_engine_options
 def worker(db_url: str, audio_dir: Path, follow: bool, batch_size: int, backend: str, device: str,
-           threads: int | None, voices_dir: Path | None, lease_s: float, engine: str) -> None:
+           threads: int | None, voices_dir: Path | None, lease_s: float, max_attempts: int, engine: str) -> None:
     """Render chunks from a shared job store until the queue is empty (or forever with --follow).
 
     The worker needs the books' voices installed under the same names (same files) on its machine.
@@ -237,7 +239,8 @@ def worker(db_url: str, audio_dir: Path, follow: bool, batch_size: int, backend:
 
     factory = SetupFactory(engine, voices_dir=voices_dir, backend=backend, device=device, threads=threads)
     with Store(db_url) as store:
-        job = Worker(store, audio_dir, factory, WorkerOptions(batch_size=batch_size, lease_s=lease_s, follow=follow))
+        options = WorkerOptions(batch_size=batch_size, lease_s=lease_s, follow=follow, max_attempts=max_attempts)
+        job = Worker(store, audio_dir, factory, options)
         report = job.run()
     click.echo(f"worker {report.worker_id}: {report.done} chunks done, {report.failed} failed, "
                f"{report.audio_s:.1f} s of audio")
