@@ -101,7 +101,7 @@ class _EpubReader:
             self.archive.check_drm({i.href for i in pkg.manifest.values()}, parse_xml)
             toc = self._toc(pkg)
             drafts, toc = self._assemble(pkg, toc)
-            chapters = []
+            chapters: list[Chapter] = []
             for i, draft in enumerate(drafts):
                 number = 1 + sum(c.kind == "body" for c in chapters)  # "Chapter N" counts body chapters only
                 chapters.append(self._finish(i, draft, number))
