@@ -251,3 +251,42 @@ def test_epub3_cover_image_property(tmp_path: Path) -> None:
     spec = EpubSpec(docs=[Doc("c1.xhtml", "<p>One.</p>")], toc=[(0, "One", "text/c1.xhtml")], cover=b"PNGDATA")
     book = read_book(build_epub(tmp_path / "b.epub", spec))
     assert book.metadata.cover == b"PNGDATA" and book.metadata.cover_mime == "image/png"
+
+
+def test_epub2_nested_ncx(tmp_path: Path) -> None:
+    body = '<h1 id="p">Poem</h1><h2 id="p1">I</h2><p>First.</p><h2 id="p2">II</h2><p>Second.</p>'
+    spec = EpubSpec(
+        docs=[Doc("poems.xhtml", body), Doc("other.xhtml", "<h1>Other</h1><p>Prose.</p>")],
+        toc=[
+            (0, "Poem", "text/poems.xhtml#p"),
+            (1, "I", "text/poems.xhtml#p1"),
+            (1, "II", "text/poems.xhtml#p2"),
+            (0, "Other", "text/other.xhtml"),
+        ],
+        ncx=True,
+    )
+    book = read_book(build_epub(tmp_path / "b.epub", spec))
+    assert [(e.depth, e.label, e.chapter_index, e.is_chapter) for e in book.toc] == [
+        (0, "Poem", 0, True),
+        (1, "I", 0, False),
+        (1, "II", 0, False),
+        (0, "Other", 1, True),
+    ]
+    assert [b.text for b in book.chapters[0].blocks] == ["Poem", "I", "First.", "II", "Second."]
+
+
+def test_read_options_validation_and_round_trip() -> None:
+    from jobs.books import BookError
+
+    with pytest.raises(BookError, match="read_notes"):
+        ReadOptions(read_notes="inline")
+    with pytest.raises(BookError, match="toc_depth"):
+        ReadOptions(toc_depth=0)
+    with pytest.raises(BookError, match="unknown read options: colour"):
+        ReadOptions.from_dict({"colour": "red"})
+    options = ReadOptions(include_front=True, read_notes=True, toc_depth=2)
+    assert options.read_notes is True and options.notes_at_chapter_end
+    assert not ReadOptions().read_notes and not ReadOptions(read_notes="skip").notes_at_chapter_end
+    data = options.to_dict()
+    assert data["read_notes"] == "chapter_end"
+    assert ReadOptions.from_dict(data).to_dict() == data
