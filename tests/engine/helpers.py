@@ -43,3 +43,49 @@ def penalised_reference_logits(raw: np.ndarray, prompt: np.ndarray, tokens: np.n
         if step < 11:
             row[1024] = -np.inf
     return out
+
+
+def check_logits(result: RowResult, ref_raw: np.ndarray, prompt: np.ndarray, penalty: float,
+                 atol: float = 1e-4) -> float:
+    """Compare a recorded row with reference raw logits [steps, V]: raw logits when the backend gave
+    them, and always the top-K candidates against the penalised reference (values at the returned ids,
+    and no better candidate missed). Returns the worst difference."""
+    assert result.candidates is not None
+    assert len(result.candidates) == len(ref_raw)
+    worst = 0.0
+    if result.logits:
+        worst = float(np.abs(np.stack(result.logits) - ref_raw).max())
+    tokens = result.tokens if len(result.tokens) >= len(ref_raw) else np.concatenate([result.tokens, [0]])
+    penalised = penalised_reference_logits(ref_raw, prompt, tokens, penalty)
+    for step, (vals, idx, _lse) in enumerate(result.candidates):
+        finite = np.isfinite(vals)
+        worst = max(worst, float(np.abs(vals[finite] - penalised[step, idx[finite]]).max()))
+        kth = np.sort(penalised[step])[::-1][len(vals) - 1]
+        assert vals[-1] >= kth - atol  # the K best were returned
+    assert worst <= atol, worst
+    return worst
+
+
+def check_step_writes_one_position(backend, vectors) -> None:
+    """A step keeps the cache buffers (no reallocation) and changes exactly position cache_len of each row."""
+    from renderer.backends.base import StepInputs
+
+    rows = make_rows(vectors, {"a": (vectors["gpt_target_phones"][:5], vectors["gpt_target_bert"][:, :5]),
+                               "b": (vectors["gpt_target_phones"], vectors["gpt_target_bert"])})
+    decoder = BatchDecoder(backend, vectors["gpt_prompt_semantic"], SamplingOptions(max_tokens=2), slots=3)
+    list(decoder.run(rows))  # allocates and fills the cache
+    ptrs = [t.data_ptr() for t in backend.cache.keys + backend.cache.values]
+    before_k = [t.clone() for t in backend.cache.keys]
+    before_v = [t.clone() for t in backend.cache.values]
+    lens = np.array([7, 30, 12], dtype=np.int64)
+    v = backend.vocab_size
+    backend.step(StepInputs(tokens=np.array([3, 4, 5]), positions=np.array([1, 2, 3]), cache_lens=lens,
+                            presence=np.zeros((3, v), np.float32), penalty=np.ones(3, np.float32),
+                            eos_block=np.zeros(3, np.float32)))
+    assert ptrs == [t.data_ptr() for t in backend.cache.keys + backend.cache.values]
+    for layer in range(len(before_k)):
+        changed_k = (backend.cache.keys[layer] != before_k[layer]).any(dim=1).any(dim=1)  # [B, cap]
+        changed_v = (backend.cache.values[layer] != before_v[layer]).any(dim=1).any(dim=2)
+        for row, pos in enumerate(lens):
+            assert changed_k[row].nonzero().flatten().tolist() == [int(pos)]
+            assert changed_v[row].nonzero().flatten().tolist() == [int(pos)]

@@ -1,4 +1,7 @@
-"""Batched torch engine vs the conformance vectors and the single-sequence reference path."""
+"""Batched torch engine vs the conformance vectors and the single-sequence reference path.
+
+The ``check_*`` functions are backend-generic; the ONNX Runtime tests reuse them.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +9,10 @@ import numpy as np
 import pytest
 
 from renderer.backends.torch_backend import TorchBackend
+from renderer.engine.decode import BatchDecoder, PreparedRow
 from renderer.engine.options import SamplingOptions
 from tests.engine.conftest import random_chunk
-from tests.engine.helpers import make_rows, run_backend, run_reference
+from tests.engine.helpers import check_logits, check_step_writes_one_position, make_rows, run_backend, run_reference
 
 
 @pytest.fixture(scope="module")
@@ -17,11 +21,11 @@ def backend(batched_gpt):
 
 
 def _conformance_cases(v):
+    single = {"a": (v["gpt_target_phones"], v["gpt_target_bert"])}
     return {
-        "rp135": ({"a": (v["gpt_target_phones"], v["gpt_target_bert"])}, SamplingOptions(top_k=1, early_stop_tokens=40),
-                  v["gpt_single_rp135_generated"], v["gpt_single_rp135_logits"]),
-        "rp100": ({"a": (v["gpt_target_phones"], v["gpt_target_bert"])},
-                  SamplingOptions(top_k=1, repetition_penalty=1.0, early_stop_tokens=40),
+        "rp135": (single, SamplingOptions(top_k=1, early_stop_tokens=40), v["gpt_single_rp135_generated"],
+                  v["gpt_single_rp135_logits"]),
+        "rp100": (single, SamplingOptions(top_k=1, repetition_penalty=1.0, early_stop_tokens=40),
                   v["gpt_single_rp100_generated"], v["gpt_single_rp100_logits"]),
         "eos": ({"a": (v["gpt_eos_target_phones"], v["gpt_eos_target_bert"])},
                 SamplingOptions(top_k=1, early_stop_tokens=97), v["gpt_eos_y"][20:], v["gpt_eos_logits"]),
@@ -29,42 +33,36 @@ def _conformance_cases(v):
 
 
 def check_conformance(backend, vectors) -> None:
-    """Every conformance GPT run: tokens identical, every step's raw logits within 1e-4."""
+    """Every conformance GPT run: tokens identical, every step's logits within 1e-4."""
+    prompt = vectors["gpt_prompt_semantic"]
     for name, (chunks, options, tokens, logits) in _conformance_cases(vectors).items():
         results, _ = run_backend(backend, vectors, make_rows(vectors, chunks), options, slots=3, record=True)
         res = results["a"]
         np.testing.assert_array_equal(res.tokens, tokens, err_msg=name)
         assert res.stopped_by == ("eos" if name == "eos" else "max_tokens")
-        got = np.stack(res.logits)
-        assert got.shape == logits.shape
-        assert np.abs(got - logits).max() <= 1e-4, name
-    # the EOS batch of upstream's batch_infer: each row equals its single decode
+        check_logits(res, logits, prompt, options.repetition_penalty)
+    # upstream's batch_infer EOS batch: each row equals its single decode
     chunks = {"e": (vectors["gpt_eos_target_phones"], vectors["gpt_eos_target_bert"]),
               "b0": (vectors["gpt_batch_target_phones_0"], vectors["gpt_batch_target_bert_0"]),
               "b1": (vectors["gpt_batch_target_phones_1"], vectors["gpt_batch_target_bert_1"])}
     options = SamplingOptions(top_k=1, early_stop_tokens=97)
     results, _ = run_backend(backend, vectors, make_rows(vectors, chunks), options, slots=2)
     for key, i in (("e", 0), ("b0", 1), ("b1", 2)):
-        full = np.concatenate([vectors["gpt_prompt_semantic"], results[key].tokens])
-        np.testing.assert_array_equal(full, vectors[f"gpt_batch_eos_single_ref_y_{i}"])
+        np.testing.assert_array_equal(np.concatenate([prompt, results[key].tokens]),
+                                      vectors[f"gpt_batch_eos_single_ref_y_{i}"])
+    # reference-free mode (no prompt semantic tokens)
+    options = SamplingOptions(top_k=1, early_stop_tokens=40)
+    decoder = BatchDecoder(backend, np.zeros(0, np.int64), options, slots=2, record=True)
+    res = list(decoder.run([PreparedRow("rf", vectors["gpt_target_phones"], vectors["gpt_target_bert"], 0)]))[0]
+    np.testing.assert_array_equal(res.tokens, vectors["gpt_reffree_y"])
+    check_logits(res, vectors["gpt_reffree_logits"], np.zeros(0, np.int64), options.repetition_penalty)
 
 
 def test_conformance_vectors(backend, vectors) -> None:
     check_conformance(backend, vectors)
-    first = np.stack(run_backend(backend, vectors, make_rows(vectors, {"a": (vectors["gpt_target_phones"],
-                                                                            vectors["gpt_target_bert"])}),
-                                 SamplingOptions(top_k=1, max_tokens=1), slots=1, record=True)[0]["a"].logits)
-    assert np.abs(first[0] - vectors["gpt_first_step_logits"]).max() <= 1e-4
-
-
-def test_reference_free(batched_gpt, vectors) -> None:
-    from renderer.engine.decode import BatchDecoder, PreparedRow
-
-    options = SamplingOptions(top_k=1, early_stop_tokens=40)
-    decoder = BatchDecoder(TorchBackend(batched_gpt), np.zeros(0, np.int64), options, slots=2, record=True)
-    res = list(decoder.run([PreparedRow("rf", vectors["gpt_target_phones"], vectors["gpt_target_bert"], 0)]))[0]
-    np.testing.assert_array_equal(res.tokens, vectors["gpt_reffree_y"])
-    assert np.abs(np.stack(res.logits) - vectors["gpt_reffree_logits"]).max() <= 1e-4
+    rows = make_rows(vectors, {"a": (vectors["gpt_target_phones"], vectors["gpt_target_bert"])})
+    first = run_backend(backend, vectors, rows, SamplingOptions(top_k=1, max_tokens=1), slots=1, record=True)[0]
+    assert np.abs(first["a"].logits[0] - vectors["gpt_first_step_logits"]).max() <= 1e-4
 
 
 def mixed_chunks(seed: int, n: int, low: int = 3, high: int = 40):
@@ -72,26 +70,24 @@ def mixed_chunks(seed: int, n: int, low: int = 3, high: int = 40):
     return {f"c{seed}_{i}": random_chunk(rng, int(rng.integers(low, high))) for i in range(n)}
 
 
-def check_teacher_forced(backend, reference_gpt, vectors, atol: float = 1e-4) -> None:
-    """Mixed-length batch of 10 rows: per-step raw logits of every row vs the single-sequence reference."""
+def check_teacher_forced(backend, reference_gpt, vectors) -> None:
+    """Mixed-length batch of 10 rows in 8 slots: every step's logits of every row vs the reference."""
     options = SamplingOptions(top_k=1, early_stop_tokens=24)
     rows = make_rows(vectors, mixed_chunks(1, 10))
     refs = {r.key: run_reference(reference_gpt, vectors, r, options) for r in rows}
     for r in rows:
-        r.forced = refs[r.key].tokens.numpy() if len(refs[r.key].tokens) == len(refs[r.key].logits) else \
-            np.concatenate([refs[r.key].tokens.numpy(), [0]])
+        toks = refs[r.key].tokens.numpy()
+        r.forced = toks if len(toks) == len(refs[r.key].logits) else np.concatenate([toks, [0]])
     results, _ = run_backend(backend, vectors, rows, options, slots=8, record=True)
     for key, ref in refs.items():
-        got = np.stack(results[key].logits)
-        assert got.shape == tuple(ref.logits.shape)
-        assert np.abs(got - ref.logits.numpy()).max() <= atol, key
+        check_logits(results[key], ref.logits.numpy(), vectors["gpt_prompt_semantic"], options.repetition_penalty)
 
 
 def test_teacher_forced_logits_mixed_batch(backend, reference_gpt, vectors) -> None:
     check_teacher_forced(backend, reference_gpt, vectors)
 
 
-def check_greedy_and_sampled_independence(backend, reference_gpt, vectors) -> None:
+def check_independence(backend, reference_gpt, vectors) -> None:
     """Greedy tokens equal the reference; a sampled chunk's tokens are identical alone, in 8, in 32."""
     greedy = SamplingOptions(top_k=1, early_stop_tokens=30)
     rows = make_rows(vectors, mixed_chunks(2, 8))
@@ -112,16 +108,35 @@ def check_greedy_and_sampled_independence(backend, reference_gpt, vectors) -> No
 
 
 def test_tokens_independent_of_batch(backend, reference_gpt, vectors) -> None:
-    check_greedy_and_sampled_independence(backend, reference_gpt, vectors)
+    check_independence(backend, reference_gpt, vectors)
 
 
-def test_continuous_batching_refills_slots(backend, vectors) -> None:
+def check_continuous_batching(backend, vectors) -> None:
     options = SamplingOptions(top_k=15, max_tokens=40, seed=3)
-    rows = make_rows(vectors, mixed_chunks(6, 12), seed=3)
-    results, decoder = run_backend(backend, vectors, rows, options, slots=4)
+    results, decoder = run_backend(backend, vectors, make_rows(vectors, mixed_chunks(6, 12), seed=3), options,
+                                   slots=4)
     assert len(results) == 12
     stats = decoder.stats
     assert stats.max_live == 4
     assert stats.prefills > 1  # slots were refilled while others were still decoding
     assert stats.steps < sum(r.steps for r in results.values())
     assert stats.row_steps + len(results) == sum(r.steps for r in results.values())  # step 0 comes from prefill
+
+
+def test_continuous_batching_refills_slots(backend, vectors) -> None:
+    check_continuous_batching(backend, vectors)
+
+
+def test_cache_growth_keeps_results(batched_gpt, reference_gpt, vectors) -> None:
+    """A row longer than the initial cache capacity: the cache doubles and tokens stay exact."""
+    options = SamplingOptions(top_k=1, repetition_penalty=1.0, max_tokens=200)
+    row = make_rows(vectors, mixed_chunks(7, 1))[0]
+    results, _ = run_backend(TorchBackend(batched_gpt), vectors, [row], options, slots=2)
+    ref = run_reference(reference_gpt, vectors, row, SamplingOptions(top_k=1, repetition_penalty=1.0,
+                                                                     early_stop_tokens=199))
+    assert results[row.key].stopped_by == "max_tokens" and len(results[row.key].tokens) == 200
+    np.testing.assert_array_equal(results[row.key].tokens, ref.tokens.numpy()[:200])
+
+
+def test_step_writes_only_new_positions(backend, vectors) -> None:
+    check_step_writes_one_position(backend, vectors)
