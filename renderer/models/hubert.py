@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -79,9 +80,10 @@ class HubertEncoder:
         self.device = torch.device(device)
         self.config = _check_folder(self.folder)
         try:
-            model, info = HubertModel.from_pretrained(
+            loaded: Any = HubertModel.from_pretrained(
                 str(self.folder), local_files_only=True, dtype=torch.float32, output_loading_info=True
             )
+            model, info = loaded
         except Exception as exc:  # transformers/safetensors raise many unrelated types for a bad folder
             raise VoiceError(f"{self.folder}: cannot load HuBERT weights ({type(exc).__name__}: {exc})") from exc
         # transformers fills absent tensors with random values and only warns: refuse that instead.
@@ -89,7 +91,7 @@ class HubertEncoder:
         if missing:
             shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
             raise VoiceError(f"{self.folder}: HuBERT weights lack {len(missing)} tensors ({shown})")
-        model.to(self.device)  # type: ignore[arg-type]  # transformers' stubs mistype .to
+        model.to(self.device)
         self.model = model.eval()
 
     @torch.inference_mode()
