@@ -94,7 +94,8 @@ def speech_bounds(x: np.ndarray, sample_rate: int, threshold_db: float) -> tuple
         return None
     threshold = active * 10.0 ** (threshold_db / 20.0)
     window = max(1, int(0.002 * sample_rate))
-    envelope = np.sqrt(scipy.ndimage.uniform_filter1d(x.astype(np.float64) ** 2, size=window, mode="constant"))
+    mean_square = scipy.ndimage.uniform_filter1d(x.astype(np.float64) ** 2, size=window, mode="constant")
+    envelope = np.sqrt(np.maximum(mean_square, 0.0))  # the running sum can dip a hair below zero
     loud = np.flatnonzero(envelope > threshold)
     if len(loud) == 0:
         return None
