@@ -15,7 +15,8 @@ from renderer.backends.torch_backend import TorchBackend, resolve_device
 from renderer.errors import BackendUnavailableError
 from tests.engine.test_torch_backend import check_conformance, check_independence, check_teacher_forced
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU (torch.cuda.is_available() is False)")
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(),
+                                reason="no CUDA GPU (torch.cuda.is_available() is False)")
 
 
 def _ort_has_cuda() -> bool:
