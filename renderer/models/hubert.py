@@ -59,7 +59,12 @@ def _check_folder(folder: Path) -> dict:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise VoiceError(f"{config_path}: unreadable config.json ({exc})") from exc
-    if not isinstance(config, dict) or config.get("model_type") != "hubert":
+    architectures = config.get("architectures") or [] if isinstance(config, dict) else []
+    is_hubert = isinstance(config, dict) and (
+        config.get("model_type") == "hubert"
+        or ("model_type" not in config and any("Hubert" in str(a) for a in architectures))
+    )
+    if not is_hubert:
         found = config.get("model_type") if isinstance(config, dict) else type(config).__name__
         raise VoiceError(f"{folder}: config.json describes model_type {found!r}, expected 'hubert'")
     if int(config.get("hidden_size", -1)) != SSL_DIM:

@@ -180,3 +180,12 @@ def test_pickled_code_is_never_run(tmp_path: Path, capsys: pytest.CaptureFixture
     with pytest.raises(CheckpointError):
         SpeakerEncoder(path)
     assert "pwned" not in capsys.readouterr().out
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_embedding_matches_cpu(tiny_ckpt: Path, encoder: SpeakerEncoder) -> None:
+    wav = _wav(0.5)
+    gpu = SpeakerEncoder(tiny_ckpt, device="cuda").embedding(wav)
+    assert gpu.device.type == "cpu" and gpu.shape == (1, SV_EMBEDDING_DIM)
+    torch.testing.assert_close(gpu, encoder.embedding(wav), atol=1e-3, rtol=1e-3)

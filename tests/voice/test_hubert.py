@@ -177,3 +177,24 @@ def test_legacy_pytorch_model_bin_with_weight_norm_pairs_loads(tmp_path: Path, h
                partial / "pytorch_model.bin")
     with pytest.raises(VoiceError, match="lack"):
         HubertEncoder(partial)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_features_match_cpu(hubert_dir: Path, encoder: HubertEncoder) -> None:
+    wav = (0.1 * np.sin(np.arange(16000) / 9.0)).astype(np.float32)
+    gpu = HubertEncoder(hubert_dir, device="cuda").features(wav)
+    assert gpu.device.type == "cpu"
+    torch.testing.assert_close(gpu, encoder.features(wav), atol=1e-3, rtol=1e-3)
+
+
+def test_config_without_model_type_but_hubert_architecture_loads(tmp_path: Path, hubert_dir: Path,
+                                                                 encoder: HubertEncoder) -> None:
+    folder = tmp_path / "old_config"
+    shutil.copytree(hubert_dir, folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("model_type")
+    assert config["architectures"] == ["HubertModel"]
+    (folder / "config.json").write_text(json.dumps(config))
+    wav = np.linspace(-0.2, 0.2, 4000, dtype=np.float32)
+    torch.testing.assert_close(HubertEncoder(folder).features(wav), encoder.features(wav), rtol=0, atol=0)
