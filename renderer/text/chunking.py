@@ -105,7 +105,8 @@ def _is_boundary(text: str, m: re.Match[str]) -> bool:
         return False  # "3.14", "e.g.x", "word.Word" are not sentence ends
     if not nxt:
         return True
-    if nxt[0].islower():
+    first_alnum = re.search(r"[^\W_]", nxt)
+    if first_alnum is not None and first_alnum.group().islower():
         return False  # '"Hello!" she said' and '... and then'
     if mark == ".":
         word = re.search(r"([A-Za-z.]+)$", text[: m.start()])
@@ -134,6 +135,14 @@ def split_sentences(text: str) -> list[str]:
     return [s for s in out if s]
 
 
+def _split_trailing_abbreviation(text: str) -> tuple[str, str]:
+    """("... met Dr. ", "") -> ("... met ", "Dr. "): a cut must not separate "Dr." from its name."""
+    m = re.search(r"(\S+)\s*$", text)
+    if m and m.group(1).endswith(".") and m.group(1)[:-1].lower() in _ABBREVIATIONS | {"etc"} and m.start() > 0:
+        return text[: m.start()], text[m.start() :]
+    return text, ""
+
+
 def _hard_split(text: str, o: ChunkingOptions) -> list[str]:
     """Cut at spaces, and inside space-less runs at the longest prefix that fits."""
     pieces: list[str] = []
@@ -141,6 +150,11 @@ def _hard_split(text: str, o: ChunkingOptions) -> list[str]:
     for tok in re.findall(r"\s*\S+\s*", text) or [text]:
         if _fits(cur + tok, o):
             cur += tok
+            continue
+        head, carried = _split_trailing_abbreviation(cur)
+        if carried and _fits(carried + tok, o):
+            pieces.append(head)
+            cur = carried + tok
             continue
         if cur:
             pieces.append(cur)
@@ -197,7 +211,8 @@ def _merge_short(units: list[str], o: ChunkingOptions) -> list[str]:
         else:
             merged.append(unit)
     if len(merged) > 1 and _is_short(merged[-1], o) and _fits(merged[-2] + merged[-1], o):
-        merged[-2] += merged.pop()
+        last = merged.pop()
+        merged[-1] += last
     return merged
 
 

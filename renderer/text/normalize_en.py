@@ -178,7 +178,8 @@ def _abbreviation(m: re.Match[str]) -> str:
     else:
         full = _ABBREVIATIONS[low]
     # The abbreviation's period may also end the sentence ("..., etc. The next").
-    final = not rest.strip() or (capital_next and full not in ("Saint", "Doctor"))
+    first_alnum = re.search(r"[^\W_]", rest)
+    final = (first_alnum is None or not first_alnum.group().islower()) and full not in ("Saint", "Doctor")
     ends = low in _SENTENCE_FINAL_ABBREVIATIONS and final
     return full + ("." if ends else "")
 
@@ -235,7 +236,8 @@ def _headings(text: str, heading: bool) -> str:
 
 def map_punctuation(text: str) -> str:
     """Map typographic punctuation to the model's set and tidy spacing."""
-    text = text.replace("...", "…").replace(". . .", "…")
+    text = text.replace("...", "…").replace(". . .", "…").replace("。", ". ").replace("、", ", ")
+    text = re.sub("[「」『』《》〈〉【】〔〕]", " ", text)
     text = _QUOTES_RE.sub(" ", text)
     text = _SINGLE_QUOTE_RE.sub(" ", text)
     text = text.replace("’", "'").replace("‘", "'")
