@@ -1,1 +1,8 @@
-"""Package."""
+"""Batched GPT-SoVITS synthesis: ``Engine(voice).synthesize(requests, options)``."""
+
+from renderer.engine.api import SAMPLE_RATE, Engine, SynthesisRequest, SynthesisResult, VoiceParts
+from renderer.engine.options import SamplingOptions, row_seed
+from renderer.engine.text_requests import requests_from_text
+
+__all__ = ["SAMPLE_RATE", "Engine", "SamplingOptions", "SynthesisRequest", "SynthesisResult", "VoiceParts",
+           "requests_from_text", "row_seed"]
