@@ -14,7 +14,7 @@ def sanitize_title(title: str, max_bytes: int = MAX_NAME_BYTES) -> str:
     """A title made safe as one path component: no separators, reserved or control characters, no leading
     dots (hidden files, "..") or trailing dots/spaces (Windows), NFC-normalised, cut at a character
     boundary to ``max_bytes`` of UTF-8. May return "" (callers fall back to a generic name)."""
-    text = unicodedata.normalize("NFC", title)
+    text = re.sub(r"\s", " ", unicodedata.normalize("NFC", title))  # tabs/newlines are word breaks
     # Drop format/control/unassigned code points (bidi overrides, zero-width joiners at the edges, ...).
     text = "".join(ch for ch in text if unicodedata.category(ch)[0] != "C")
     text = _RESERVED_CHARS.sub(" ", text)

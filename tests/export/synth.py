@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -51,5 +52,5 @@ def write_chunks(folder: Path, signals: list[np.ndarray], boundaries: list[str],
 
 
 def chapter(folder: Path, index: int, title: str, signals: list[np.ndarray], boundaries: list[str],
-            **kwargs: object) -> ChapterManifest:
+            **kwargs: Any) -> ChapterManifest:
     return ChapterManifest(index, title, write_chunks(folder, signals, boundaries, prefix=f"ch{index}_", **kwargs))
