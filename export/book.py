@@ -66,7 +66,7 @@ def export_book(book: BookInfo, chapters: list[ChapterManifest], out_dir: Path, 
             _export_single(book, done, out_dir, tmp, options, report)
         n_chunks = sum(len(ch.chunks) for ch in chapters)
         report.coverage = check_coverage([(d.chapter.index, d.report.chunks) for d in done], n_chunks,
-                                         options.suspicious_ratio)
+                                         options.suspicious_ratio, options.norm_seconds_per_phone)
     finally:
         if not options.keep_temp:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -76,7 +76,8 @@ class ExportOptions:
     trim_threshold_db: float = -40.0  # relative to the chunk's own active level
     gain_match_max_db: float = 4.0
     gain_match_strength: float = 0.7  # fraction of the distance to the running level that is corrected
-    suspicious_ratio: float = 2.0  # seconds-per-phone beyond x2 or below /2 of the chapter median
+    suspicious_ratio: float = 2.0  # seconds-per-phone beyond x2 or below /2 of the norm
+    norm_seconds_per_phone: float | None = None  # the voice's norm when known; else each chapter's median
     loudness_tolerance_lu: float = 0.2  # pass-2 iterates until the limited output is this close
     seed: int = 0  # room tone noise; fixed so re-exports are byte-stable
     keep_temp: bool = False
@@ -111,6 +112,7 @@ class ExportOptions:
             (0.0 <= self.gain_match_max_db <= 12.0, "gain_match_max_db in [0, 12]"),
             (0.0 <= self.gain_match_strength <= 1.0, "gain_match_strength in [0, 1]"),
             (self.suspicious_ratio > 1.0, "suspicious_ratio must be > 1"),
+            (self.norm_seconds_per_phone is None or self.norm_seconds_per_phone > 0, "norm_seconds_per_phone > 0"),
             (0.01 <= self.loudness_tolerance_lu <= 1.0, "loudness_tolerance_lu in [0.01, 1]"),
         ]
         for ok, message in checks:

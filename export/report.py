@@ -117,6 +117,13 @@ class ExportReport:
             for c in f.compliance.checks:
                 if not c.passed:
                     lines.append(f"    {c.rule}: {c.value} (required {c.limit})")
+        lines += ["", f"{'chapter':<44} {'start':>8} {'dur':>8} {'LUFS':>6} {'dBTP':>6} {'gain':>6} {'chunks':>6}"]
+        for ch in self.chapters:
+            cm = ch.measurement
+            label = f"{ch.index}. {ch.title}"[:44]
+            lines.append(f"{label:<44} {_clock(ch.book_offset_s):>8} {_clock(cm.duration_s):>8} "
+                         f"{cm.loudness_lufs:6.1f} {cm.true_peak_dbtp:6.1f} {ch.mastering.get('gain_db', 0.0):6.1f} "
+                         f"{len(ch.chunks):6d}")
         cov = self.coverage
         lines += ["", f"Coverage: {cov.n_placed}/{cov.n_chunks} chunks placed, each in one interval: "
                       f"{'yes' if cov.complete else 'NO'}"]
@@ -140,38 +147,41 @@ def _clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}"
 
 
-def find_suspicious(chapter: int, chunks: list[ChunkPlacement], ratio: float) -> list[SuspiciousChunk]:
-    """Chunks whose speech time (or token count) per phone is far from the chapter's median.
+def find_suspicious(chapter: int, chunks: list[ChunkPlacement], ratio: float,
+                    norm_seconds_per_phone: float | None = None) -> list[SuspiciousChunk]:
+    """Chunks whose speech time (or token count) per phone is far from the norm.
 
     A model that skips words produces too little audio for its phones; one that loops produces too much.
-    The median needs a few chunks to mean anything, so ratio flags need >= 3 measurable chunks.
+    The norm is the voice's (``norm_seconds_per_phone``) when known, else the chapter's median, which
+    needs a few chunks to mean anything: then ratio flags need >= 3 measurable chunks.
     """
     found: list[SuspiciousChunk] = []
     for c in chunks:
         if c.silent:
             found.append(SuspiciousChunk(c.key, chapter, "no speech found in the chunk audio"))
     measurable = [c for c in chunks if not c.silent and c.n_phones > 0]
-    if len(measurable) < 3:
+    if len(measurable) < 3 and norm_seconds_per_phone is None:
         return found
     spp = {c.key: c.speech_s / c.n_phones for c in measurable}
     with_tokens = [c for c in measurable if c.n_tokens > 0]
     tpp = {c.key: c.n_tokens / c.n_phones for c in with_tokens}
-    med_s = statistics.median(spp.values())
+    med_s = norm_seconds_per_phone or statistics.median(spp.values())
     med_t = statistics.median(tpp.values()) if len(tpp) >= 3 else None
     for c in measurable:
         s, t = spp[c.key], tpp.get(c.key)
         reasons = []
         if med_s > 0 and not (med_s / ratio <= s <= med_s * ratio):
-            reasons.append(f"{s:.3f} s/phone vs chapter median {med_s:.3f}")
+            reasons.append(f"{s:.3f} s/phone vs norm {med_s:.3f}")
         if med_t and t is not None and not (med_t / ratio <= t <= med_t * ratio):
-            reasons.append(f"{t:.2f} tokens/phone vs chapter median {med_t:.2f}")
+            reasons.append(f"{t:.2f} tokens/phone vs norm {med_t:.2f}")
         if reasons:
             found.append(SuspiciousChunk(c.key, chapter, "; ".join(reasons), round(s, 4),
                                          None if t is None else round(t, 3)))
     return found
 
 
-def check_coverage(chapters: list[tuple[int, list[ChunkPlacement]]], n_chunks: int, ratio: float) -> Coverage:
+def check_coverage(chapters: list[tuple[int, list[ChunkPlacement]]], n_chunks: int, ratio: float,
+                   norm_seconds_per_phone: float | None = None) -> Coverage:
     seen: set[str] = set()
     cov = Coverage(n_chunks=n_chunks, n_placed=0)
     for chapter, placements in chapters:
@@ -184,5 +194,5 @@ def check_coverage(chapters: list[tuple[int, list[ChunkPlacement]]], n_chunks: i
             if c.start_s < previous_end - 1e-9 or c.end_s < c.start_s:
                 cov.overlapping.append(c.key)
             previous_end = max(previous_end, c.end_s)
-        cov.suspicious += find_suspicious(chapter, placements, ratio)
+        cov.suspicious += find_suspicious(chapter, placements, ratio, norm_seconds_per_phone)
     return cov

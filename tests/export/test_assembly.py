@@ -138,3 +138,25 @@ def test_missing_chunk_file_and_bad_boundary_raise_export_errors(tmp_path: Path)
     with pytest.raises(ExportError):
         ExportOptions(crossfade_ms=0.0)
     assert not list((tmp_path / "out").glob(".export-*"))  # temp folder cleaned up after a failure
+
+
+def test_voice_norm_flags_chunks_even_in_a_short_chapter(tmp_path: Path) -> None:
+    from export.assemble import ChunkPlacement
+    from export.report import find_suspicious
+
+    def placed(key: str, seconds: float, phones: int) -> ChunkPlacement:
+        return ChunkPlacement(key, "t", 0.0, seconds, 0.0, -20.0, 0.0, 0.0, phones, 0)
+
+    chunks = [placed("ok", 1.0, 12), placed("looped", 4.0, 12)]
+    assert find_suspicious(1, chunks, 2.0) == []  # two chunks: no chapter norm to speak of
+    flagged = find_suspicious(1, chunks, 2.0, norm_seconds_per_phone=1 / 12)
+    assert [s.key for s in flagged] == ["looped"]
+
+
+def test_intervals_in_the_report_match_the_audio_in_an_mp3(tmp_path: Path) -> None:
+    ch = chapter(tmp_path / "chunks", 1, "P", burst_signals(), PAUSE_BOUNDARIES)
+    report = export_book(BookInfo("B", "A", "en"), [ch], tmp_path / "out", ExportOptions(format="mp3"))
+    x, rate = sf.read(str(tmp_path / "out" / report.files[0].name), dtype="float64")
+    bursts = _bursts(x, rate)
+    reported = [(c.start_s, c.end_s) for c in report.chapters[0].chunks]
+    assert np.allclose(np.array(bursts), np.array(reported), atol=0.005)
