@@ -19,6 +19,7 @@ from __future__ import annotations
 import errno
 import io
 import os
+import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,6 +27,8 @@ import numpy as np
 import soundfile as sf
 
 from jobs import hooks
+
+_HOST = socket.gethostname().replace(".", "_").replace("/", "_")
 
 #: Test hook: called with the final path before each write; may raise (e.g. OSError(ENOSPC)).
 WriteFault = Callable[[Path], None]
@@ -64,7 +67,7 @@ def write_chunk_audio(path: Path, audio: np.ndarray, sample_rate: int) -> None:
     """Write atomically (temp file + fsync + rename + fsync of the folder); no partial file survives."""
     data = encode_wav(audio, sample_rate)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp = path.with_name(f".{path.name}.{_HOST}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
             half = len(data) // 2
@@ -100,3 +103,21 @@ def _fsync_dir(folder: Path) -> None:
 def read_chunk_audio(path: Path) -> tuple[np.ndarray, int]:
     audio, rate = sf.read(path, dtype="float32", always_2d=False)
     return audio, int(rate)
+
+
+def sweep_stale_temp_files(folder: Path) -> int:
+    """Delete temporary files left by killed processes of this host (another host's are left alone)."""
+    import psutil
+
+    removed = 0
+    if not folder.is_dir():
+        return 0
+    for tmp in folder.rglob(f".*.{_HOST}.*.tmp"):
+        pid_text = tmp.name.rsplit(".", 2)[-2]
+        if pid_text.isdigit() and int(pid_text) != os.getpid() and not psutil.pid_exists(int(pid_text)):
+            try:
+                tmp.unlink()
+                removed += 1
+            except OSError:
+                pass
+    return removed

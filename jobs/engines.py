@@ -69,7 +69,10 @@ def voice_identity(folder: Path, name: str) -> str:
 
 
 def resolve_voice(name: str, voices_dir: str | Path | None, kind: str) -> VoiceRef:
-    """Find and load a voice by name. The fake engine accepts any name that is not installed."""
+    """Find and load a voice by name. The fake engine needs no voice: any name will do (and nothing
+    heavy is imported, so fake-engine test processes start fast)."""
+    if kind == "fake":
+        return VoiceRef(name=name, voice_id=hashlib.sha256(f"fake:{name}".encode()).hexdigest())
     try:
         from renderer.voice import VoiceStore
         from renderer.voice import voices_dir as default_voices_dir
@@ -98,13 +101,11 @@ class RenderSetup:
 
 
 def sampling_options(sampling: dict[str, Any], kind: str) -> Any:
-    """Build the engine's SamplingOptions from the stored dict (validated there)."""
-    try:
-        from renderer.engine.options import SamplingOptions
-    except ImportError:
-        if kind == "fake":
-            return dict(sampling)
-        raise
+    """Build the engine's SamplingOptions from the stored dict (validated there); the fake engine takes the dict."""
+    if kind == "fake":
+        return dict(sampling)
+    from renderer.engine.options import SamplingOptions
+
     return SamplingOptions.from_dict(dict(sampling))
 
 
@@ -177,13 +178,12 @@ class SetupFactory:
         return self._frontend
 
 
-def request_class() -> Any:
-    """``renderer.engine.api.SynthesisRequest`` (or the fake one where the engine is not installed)."""
-    try:
-        from renderer.engine.api import SynthesisRequest
-
-        return SynthesisRequest
-    except ImportError:
+def request_class(kind: str) -> Any:
+    """``renderer.engine.api.SynthesisRequest`` (the fake engine's own for ``kind="fake"``)."""
+    if kind == "fake":
         from jobs.fake_engine import FakeRequest
 
         return FakeRequest
+    from renderer.engine.api import SynthesisRequest
+
+    return SynthesisRequest

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from jobs import hooks
+from jobs.audio_files import sweep_stale_temp_files
 from jobs.db import is_sqlite, normalise_url, sqlite_url
 from jobs.engines import SetupFactory
 from jobs.errors import JobsError
@@ -115,8 +116,13 @@ def read(book: Path, settings: ReadSettings) -> Any:
 
 
 def chunker_for(kind: str) -> Chunker:
-    """The text frontend's chunker; with the fake engine a simple one stands in if the frontend is absent."""
+    """The text frontend's chunker. With the fake engine a simple one stands in when the frontend is
+    absent or ``RENDER_FAKE_CHUNKER=1`` (tests that must not depend on the real chunker's choices)."""
     if kind == "fake":
+        if os.environ.get("RENDER_FAKE_CHUNKER") == "1":
+            from jobs.fake_engine import fake_chunker
+
+            return fake_chunker
         try:
             from renderer.text import chunk_blocks  # noqa: F401
         except ImportError:
@@ -127,24 +133,21 @@ def chunker_for(kind: str) -> Chunker:
 
 
 def resolve_sampling(voice: Any, overrides: dict[str, Any], kind: str) -> dict[str, Any]:
-    """Full sampling options: defaults < the voice's sampling defaults < command-line overrides."""
-    merged: dict[str, Any] = {}
+    """Full sampling options: defaults < the voice's sampling defaults < command-line overrides.
+
+    The fake engine takes the overrides as they are (and imports nothing heavy).
+    """
+    if kind == "fake":
+        return {"seed": 0, **overrides}
+    from dataclasses import fields as dc_fields
+
+    from renderer.engine.options import SamplingOptions
+
+    known = {f.name for f in dc_fields(SamplingOptions)}
     defaults = getattr(voice, "sampling_defaults", None) or {}
-    try:
-        from dataclasses import fields as dc_fields
-
-        from renderer.engine.options import SamplingOptions
-
-        known = {f.name for f in dc_fields(SamplingOptions)}
-        merged.update({k: v for k, v in defaults.items() if k in known})
-        merged.update(overrides)
-        return SamplingOptions.from_dict(merged).to_dict()
-    except ImportError:
-        if kind != "fake":
-            raise
-        merged.update(defaults)
-        merged.update(overrides)
-        return merged
+    merged = {k: v for k, v in defaults.items() if k in known}
+    merged.update(overrides)
+    return SamplingOptions.from_dict(merged).to_dict()
 
 
 def make_plan(
@@ -227,6 +230,7 @@ def run_book(settings: RenderSettings, on_batch: Callable[[Store, int, WorkerRep
     root = audio_root(settings.out_dir, settings.db_url, settings.audio_dir)
     with Store(url) as store:
         sync = store.sync_plan(plan)
+        sweep_stale_temp_files(root / str(sync.book_id))
         helpers = _spawn_workers(settings, url, root, settings.workers - 1) if settings.workers > 1 else []
         options = WorkerOptions(
             batch_size=settings.batch_size,

@@ -171,7 +171,7 @@ class Worker:
         self.report = WorkerReport(worker_id=self.id)
         self._stop_requested = False
         self._books: dict[int, BookInfoRow] = {}
-        self._request = request_class()
+        self._request = request_class(factory.kind)
 
     def request_stop(self) -> None:
         """Finish the chunk in hand, release the rest, stop (what the first SIGINT/SIGTERM does)."""

@@ -59,6 +59,7 @@ def fake_env(**extra: str) -> dict[str, str]:
     """Environment for a `render` subprocess using the fake engine (no pause points)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RENDER_TEST_") and k != "RENDER_FAKE_ENGINE"}
     env["RENDER_ENGINE"] = "fake"
+    env["RENDER_FAKE_CHUNKER"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
     env["RENDER_VOICES_DIR"] = env.get("RENDER_TEST_VOICES_DIR_FOR_JOBS", str(Path(tempfile.gettempdir()) / "none"))
     env.update(extra)
