@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -27,6 +28,8 @@ from renderer.errors import VoiceError
 
 __all__ = [
     "load_audio",
+    "reference_waveforms",
+    "ReferenceWaveforms",
     "resample",
     "sinc_resample",
     "duration_seconds",
@@ -57,10 +60,11 @@ def _audio_error(path: Path, problem: str) -> VoiceError:
     return VoiceError(f"{path}: {problem}")
 
 
-def load_audio(path: str | Path, sample_rate: int, *, quality: str = "HQ") -> np.ndarray:
+def load_audio(path: str | Path, sample_rate: int, *, quality: str = "HQ", method: str = "soxr") -> np.ndarray:
     """Decode ``path`` to mono float32 at ``sample_rate`` Hz.
 
-    Channels are averaged (as librosa's ``to_mono``); resampling uses soxr at ``quality``.
+    Channels are averaged (as librosa's ``to_mono``); resampling per :func:`resample` (``method``,
+    ``quality``): soxr "HQ" = ``librosa.load``, ``"sinc"`` = ``torchaudio.load`` + ``Resample``.
     Raises :class:`VoiceError` naming the file when it is missing, undecodable or holds no samples.
     Returns float32 ``[n_samples]``.
     """
@@ -78,7 +82,35 @@ def load_audio(path: str | Path, sample_rate: int, *, quality: str = "HQ") -> np
     mono = data.mean(axis=1, dtype=np.float32) if data.shape[1] > 1 else data[:, 0]
     if not np.all(np.isfinite(mono)):
         raise _audio_error(path, "audio holds NaN or infinite samples")
-    return resample(np.ascontiguousarray(mono), int(file_rate), int(sample_rate), quality=quality)
+    return resample(np.ascontiguousarray(mono), int(file_rate), int(sample_rate), quality=quality, method=method)
+
+
+@dataclass(frozen=True)
+class ReferenceWaveforms:
+    """The three views of a reference clip that upstream GPT-SoVITS computes (v2 / v2Pro inference).
+
+    ``wav32k``: [1, N32] float32 at 32 kHz (torchaudio-style resampling, then divided by
+    min(2, peak) when the peak exceeds 1) → :func:`linear_spectrogram` for the reference encoder.
+    ``sv16k``: [N16] float32, ``wav32k`` resampled to 16 kHz the same way → speaker verification.
+    ``hubert16k``: [M] float32, the file read as ``librosa.load(sr=16000)`` does (soxr HQ, no peak
+    scaling), *without* the 9600 trailing zeros upstream appends before HuBERT.
+    """
+
+    wav32k: torch.Tensor
+    sv16k: torch.Tensor
+    hubert16k: np.ndarray
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.wav32k.shape[-1] / 32000.0
+
+
+def reference_waveforms(path: str | Path, sovits_rate: int = 32000) -> ReferenceWaveforms:
+    """Load a reference clip exactly as upstream's ``get_spepc`` and ``get_tts_wav`` read it."""
+    wav32k = torch.from_numpy(load_audio(path, sovits_rate, method="sinc"))[None]
+    wav32k = upstream_peak_normalize(wav32k)
+    sv16k = sinc_resample(wav32k[0], sovits_rate, 16000)
+    return ReferenceWaveforms(wav32k=wav32k, sv16k=sv16k, hubert16k=load_audio(path, 16000))
 
 
 def resample(x: np.ndarray, from_rate: int, to_rate: int, *, quality: str = "HQ",

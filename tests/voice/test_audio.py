@@ -17,6 +17,7 @@ from renderer.audio import (
     kaldi_mel_banks,
     linear_spectrogram,
     load_audio,
+    reference_waveforms,
     resample,
     sinc_resample,
     upstream_peak_normalize,
@@ -279,3 +280,19 @@ def test_sinc_resample_tensor_batch_and_pitch() -> None:
     torch.testing.assert_close(sinc_resample(x[0], 32000, 16000), y[0])
     with pytest.raises(ValueError):
         resample(x[0].numpy(), 32000, 16000, method="linear")
+
+
+def test_reference_waveforms_follow_upstream_recipe(tmp_path: Path) -> None:
+    rate = 44100
+    left = _tone(220, 1.0, rate, amplitude=1.5)  # over full scale: upstream divides by min(2, peak)
+    path = tmp_path / "ref.wav"
+    sf.write(path, np.stack([left, left], axis=1), rate, subtype="FLOAT")
+    ref = reference_waveforms(path)
+    expected32 = sinc_resample(torch.from_numpy(left), rate, 32000)
+    assert ref.wav32k.shape == (1, 32000)
+    torch.testing.assert_close(ref.wav32k[0], expected32 / expected32.abs().max())
+    torch.testing.assert_close(ref.sv16k, sinc_resample(ref.wav32k[0], 32000, 16000))
+    assert ref.sv16k.shape == (16000,)
+    np.testing.assert_array_equal(ref.hubert16k, load_audio(path, 16000))
+    assert np.abs(ref.hubert16k).max() > 1.4  # HuBERT input is not peak-normalised upstream
+    assert ref.duration_seconds == pytest.approx(1.0)
