@@ -5,6 +5,7 @@ Input is always one or more raw float32 temp files at the output rate, streamed 
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
@@ -131,22 +132,24 @@ def decode_blocks(path: Path, fmt: str, block_samples: int = 1 << 16) -> tuple[i
     return int(info.samplerate), int(info.channels), blocks()
 
 
-def _probe(path: Path) -> tuple[int, int]:
+def probe_audio(path: Path) -> tuple[int, int, int]:
+    """(sample rate, channels, bit rate in kb/s) of the first audio stream, read by ffprobe."""
     ffprobe = shutil.which("ffprobe")
     if ffprobe is None:
         raise EncoderUnavailableError("verifying M4B needs ffprobe (part of ffmpeg), which is not installed")
     out = subprocess.run([ffprobe, "-v", "error", "-select_streams", "a:0", "-show_entries",
-                          "stream=sample_rate,channels", "-of", "csv=p=0", str(path)],
+                          "stream=sample_rate,channels,bit_rate", "-of", "json", str(path)],
                          capture_output=True, text=True, check=False)
     try:
-        rate, channels = out.stdout.strip().splitlines()[0].split(",")[:2]
-        return int(rate), int(channels)
-    except (IndexError, ValueError) as exc:
+        stream = json.loads(out.stdout)["streams"][0]
+        bitrate = stream.get("bit_rate", "0")
+        return int(stream["sample_rate"]), int(stream["channels"]), int(bitrate) // 1000 if bitrate.isdigit() else 0
+    except (KeyError, IndexError, ValueError) as exc:
         raise ExportError(f"ffprobe cannot read {path}: {out.stderr.strip()}") from exc
 
 
 def _decode_ffmpeg(path: Path, block_samples: int) -> tuple[int, int, Iterator[np.ndarray]]:
-    rate, channels = _probe(path)
+    rate, channels, _ = probe_audio(path)
     cmd = [ffmpeg_path(), "-hide_banner", "-loglevel", "error", "-i", str(path), "-map", "0:a:0",
            "-ac", "1", "-f", "f32le", "pipe:1"]
 
@@ -165,8 +168,6 @@ def _decode_ffmpeg(path: Path, block_samples: int) -> tuple[int, int, Iterator[n
 
 def ffprobe_chapters(path: Path) -> list[dict[str, object]]:
     """Chapter list (title, start_s, end_s) as ffprobe reads it back from the container."""
-    import json
-
     ffprobe = shutil.which("ffprobe")
     if ffprobe is None:
         raise EncoderUnavailableError("reading chapters needs ffprobe (part of ffmpeg), which is not installed")

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from export.encode import decode_blocks
+from export.encode import decode_blocks, probe_audio
 from export.loudness import SILENCE_DB, LoudnessMeter, TruePeakMeter, db, gated_loudness, power_db
 from export.mp3frames import mp3_profile
 
@@ -145,8 +145,10 @@ def measure_file(path: Path, fmt: str) -> tuple[DecodedStats, Measurement]:
     if fmt == "mp3":
         profile = mp3_profile(path)
         m.bitrate_mode, m.bitrate_kbps = profile.mode, profile.bitrate_kbps
+    elif fmt == "m4b":
+        m.bitrate_mode, m.bitrate_kbps = "AAC", probe_audio(path)[2]
     else:
-        m.bitrate_mode = "lossless" if fmt in ("flac", "wav") else "AAC"
+        m.bitrate_mode = "lossless"
     return stats, m
 
 
