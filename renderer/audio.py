@@ -1,9 +1,11 @@
 """Audio input and the two spectral front ends GPT-SoVITS uses on a reference clip.
 
 * :func:`load_audio` / :func:`resample` / :func:`duration_seconds`: decode a file (WAV, FLAC, OGG, MP3
-  through libsndfile), downmix to mono float32 and resample with soxr. With the default ``"HQ"``
-  quality this is the same arithmetic as ``librosa.load(path, sr=...)`` (librosa's default resampler is
-  ``soxr_hq``), which is how upstream reads the reference for HuBERT.
+  through libsndfile), downmix to mono float32 and resample. The default (soxr ``"HQ"``, output length
+  fixed to ceil(n * ratio)) is the arithmetic of ``librosa.load(path, sr=...)``, how upstream reads the
+  reference for HuBERT; ``method="sinc"`` (:func:`sinc_resample`) is ``torchaudio``'s windowed-sinc
+  ``Resample``, how upstream reads it for the spectrogram and speaker verification.
+  :func:`reference_waveforms` bundles the three.
 * :func:`linear_spectrogram`: upstream ``spectrogram_torch(wav, 2048, 32000, 640, 2048, center=False)``,
   the SoVITS reference-encoder input.
 * :func:`kaldi_fbank`: Kaldi ``compute-fbank-feats`` with the defaults of
@@ -132,7 +134,14 @@ def resample(x: np.ndarray, from_rate: int, to_rate: int, *, quality: str = "HQ"
         return sinc_resample(torch.from_numpy(x.copy()), from_rate, to_rate).numpy()
     if method != "soxr":
         raise ValueError(f"unknown resampling method {method!r} (expected 'soxr' or 'sinc')")
-    return np.asarray(soxr.resample(x, from_rate, to_rate, quality=quality), dtype=np.float32)
+    out = np.asarray(soxr.resample(x, from_rate, to_rate, quality=quality), dtype=np.float32)
+    # librosa.resample(fix=True) trims or zero-pads soxr's output to ceil(n * ratio); do the same.
+    target = math.ceil(x.size * to_rate / from_rate)
+    if out.size > target:
+        return out[:target].copy()
+    if out.size < target:
+        return np.concatenate([out, np.zeros(target - out.size, dtype=np.float32)])
+    return out
 
 
 @lru_cache(maxsize=16)

@@ -70,6 +70,13 @@ def test_resampling_keeps_length_and_pitch(tmp_path: Path, src: int, dst: int) -
     assert np.sqrt(np.mean(core**2)) == pytest.approx(0.5 / np.sqrt(2), rel=2e-3)
 
 
+@pytest.mark.parametrize("n_samples", [1001, 44099, 12345])
+def test_soxr_length_is_librosa_fixed_length(n_samples: int) -> None:
+    x = np.random.default_rng(n_samples).standard_normal(n_samples).astype(np.float32) * 0.1
+    for src, dst in ((44100, 16000), (22050, 32000), (48000, 16000)):
+        assert len(resample(x, src, dst)) == int(np.ceil(n_samples * dst / src))
+
+
 def test_resample_identity_and_validation() -> None:
     x = _tone(100, 0.1, 8000)
     same = resample(x, 8000, 8000)
