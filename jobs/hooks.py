@@ -46,3 +46,14 @@ def pause_point(name: str) -> None:
             os.fsync(f.fileno())
     while True:  # the test kills us with SIGKILL
         time.sleep(60)
+
+
+def wait_for_gate() -> None:
+    """Concurrency tests: ``RENDER_TEST_START_GATE=<file>`` holds a worker until the file exists,
+    so that several worker processes start claiming at the same moment."""
+    gate = os.environ.get("RENDER_TEST_START_GATE")
+    if not gate:
+        return
+    deadline = time.monotonic() + 120
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.01)

@@ -186,6 +186,7 @@ class Worker:
         heartbeat.start()
         restore = self._install_signals()
         try:
+            hooks.wait_for_gate()
             self._loop()
             self.report.interrupted = self._stop_requested
             return self.report
