@@ -205,14 +205,15 @@ class _Placer:
         start, end = bounds
         level = _chunk_level(x[start:end], self.rate)
         gain_db = self._gain_db(level, end - start)
-        seg_start, seg_end = max(0, start - self.keep), min(len(x), end + self.keep)
-        segment = equal_power_fades(x[seg_start:seg_end] * 10.0 ** (gain_db / 20.0), self.fade)
         onset = self._onset()
+        # The kept lead-in cannot reach before the file start (head room tone of 0 s).
+        seg_start, seg_end = max(0, start - self.keep, start - onset), min(len(x), end + self.keep)
+        segment = equal_power_fades(x[seg_start:seg_end] * 10.0 ** (gain_db / 20.0), self.fade)
         if self.pending_pause is not None:
             self.result.pauses_s.append((self.cursor / self.rate, onset / self.rate))
         else:
             self.result.pauses_s.append((0.0, onset / self.rate))
-        self.out.place(segment, max(0, onset - (start - seg_start)))
+        self.out.place(segment, onset - (start - seg_start))
         self.result.chunks.append(ChunkPlacement(
             chunk.key, chunk.text, onset / self.rate, (onset + end - start) / self.rate, gain_db, level,
             start / self.rate, (len(x) - end) / self.rate, chunk.n_phones, chunk.n_tokens))

@@ -136,15 +136,12 @@ def _export_single(book: BookInfo, done: list[_Done], out_dir: Path, tmp: Path, 
         raise ExportError(f"chapters were mastered at different rates {sorted(rates)}; set ExportOptions.sample_rate")
     rate, ceiling = rates.pop(), float(options.true_peak_dbtp if options.true_peak_dbtp is not None else -1.0)
     raws, safety_db = [d.mastered.path for d in done], 0.0
-    if len({round(d.mastered.post_gain_db, 6) for d in done}) == 1:
-        safety_db = done[0].mastered.post_gain_db
-    else:  # one gain per file: the book file cannot apply per-chapter corrections; use the smallest
-        safety_db = min(d.mastered.post_gain_db for d in done)
     for attempt in range(1, _MAX_ENCODE_ATTEMPTS + 1):
+        gains = [d.mastered.post_gain_db + safety_db for d in done]
         if fmt == "m4b":
-            write_m4b(raws, path, rate, int(options.bitrate_kbps or 128), book.title, book.author, marks, safety_db)
+            write_m4b(raws, path, rate, int(options.bitrate_kbps or 128), book.title, book.author, marks, gains)
         else:
-            write_soundfile(raws, path, fmt, rate, int(options.bitrate_kbps or 192), safety_db)
+            write_soundfile(raws, path, fmt, rate, int(options.bitrate_kbps or 192), gains)
         tag_file(path, fmt, book, book.title, 1, 1, marks)
         stats, measurement = measure_file(path, fmt)
         if measurement.true_peak_dbtp <= ceiling or attempt == _MAX_ENCODE_ATTEMPTS:
@@ -156,7 +153,7 @@ def _export_single(book: BookInfo, done: list[_Done], out_dir: Path, tmp: Path, 
     if fmt == "m4b":
         for d, mark in zip(done, marks, strict=True):
             m = measure(stats, mark.start_s, mark.end_s)
-            m.format, m.bitrate_mode = fmt, measurement.bitrate_mode
+            m.format, m.bitrate_mode, m.bitrate_kbps = fmt, measurement.bitrate_mode, measurement.bitrate_kbps
             d.report.measurement, d.report.file = m, name
             d.report.mastering["book_safety_gain_db"] = safety_db
     for d in done:

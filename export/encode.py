@@ -33,27 +33,32 @@ def mp3_compression_level(bitrate_kbps: int, sample_rate: int) -> float:
     return (top - kbps) / (top - bottom)
 
 
-def _concat_blocks(raw_paths: Sequence[Path]) -> Iterator[np.ndarray]:
-    for raw in raw_paths:
-        yield from read_blocks(raw)
+def _concat_blocks(raw_paths: Sequence[Path], gains_db: Sequence[float] | float) -> Iterator[np.ndarray]:
+    """The raw files one after another, each scaled by its own gain (dB)."""
+    gains = [float(gains_db)] * len(raw_paths) if isinstance(gains_db, (int, float)) else list(gains_db)
+    if len(gains) != len(raw_paths):
+        raise ExportError("internal: one gain per raw file expected")
+    for raw, gain_db in zip(raw_paths, gains, strict=True):
+        gain = np.float32(10.0 ** (gain_db / 20.0))
+        for block in read_blocks(raw):
+            yield block * gain
 
 
 def write_soundfile(raw_paths: Sequence[Path], path: Path, fmt: str, sample_rate: int, bitrate_kbps: int,
-                    gain_db: float = 0.0) -> None:
-    """Stream raw float32 temps into an MP3/FLAC/WAV file (optionally with a safety gain)."""
+                    gain_db: Sequence[float] | float = 0.0) -> None:
+    """Stream raw float32 temps into an MP3/FLAC/WAV file (with a gain per temp, or one for all)."""
     if fmt == "mp3" and sample_rate not in MP3_RATES:
         raise ExportError(f"MP3 cannot store {sample_rate} Hz; choose one of {MP3_RATES}")
     container, subtype = _SF_FORMATS[fmt]
     extra: dict[str, object] = {}
     if fmt == "mp3":
         extra = {"bitrate_mode": "CONSTANT", "compression_level": mp3_compression_level(bitrate_kbps, sample_rate)}
-    gain = np.float32(10.0 ** (gain_db / 20.0))
     try:
         with sf.SoundFile(str(path), "w", samplerate=sample_rate, channels=1, format=container,
                           subtype=subtype, **extra) as out:  # type: ignore[arg-type]
-            for block in _concat_blocks(raw_paths):
+            for block in _concat_blocks(raw_paths, gain_db):
                 # PCM formats clip at full scale; the limiter already keeps us far below it.
-                out.write(np.clip(block * gain, -1.0, 1.0))
+                out.write(np.clip(block, -1.0, 1.0))
     except sf.LibsndfileError as exc:
         raise ExportError(f"cannot encode {path}: {exc}") from exc
 
@@ -90,7 +95,7 @@ def _ffmetadata(title: str, author: str, marks: Sequence[ChapterMark]) -> str:
 
 
 def write_m4b(raw_paths: Sequence[Path], path: Path, sample_rate: int, bitrate_kbps: int, title: str,
-              author: str, marks: Sequence[ChapterMark], gain_db: float = 0.0) -> None:
+              author: str, marks: Sequence[ChapterMark], gain_db: Sequence[float] | float = 0.0) -> None:
     """AAC in an MP4 (.m4b) container with chapter marks; audio is piped to ffmpeg, never held in memory."""
     ffmpeg = ffmpeg_path()
     meta = path.with_name(path.name + ".ffmeta.txt")
@@ -98,13 +103,12 @@ def write_m4b(raw_paths: Sequence[Path], path: Path, sample_rate: int, bitrate_k
     cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-y", "-f", "f32le", "-ar", str(sample_rate),
            "-ac", "1", "-i", "pipe:0", "-i", str(meta), "-map", "0:a", "-map_metadata", "1", "-map_chapters", "1",
            "-c:a", "aac", "-b:a", f"{bitrate_kbps}k", "-f", "ipod", str(path)]
-    gain = np.float32(10.0 ** (gain_db / 20.0))
     try:
         proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
         assert proc.stdin is not None
         try:
-            for block in _concat_blocks(raw_paths):
-                proc.stdin.write((block * gain).astype("<f4").tobytes())
+            for block in _concat_blocks(raw_paths, gain_db):
+                proc.stdin.write(block.astype("<f4").tobytes())
         except BrokenPipeError:
             pass
         proc.stdin.close()
