@@ -276,7 +276,7 @@ class SpeakerEncoder:
             else wav16k.detach().to(torch.float32).cpu()
         return kaldi_fbank(wav.reshape(-1), num_mel_bins=self.config.feat_dim).unsqueeze(0)
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: callers may reuse the result in ordinary tensor code
     def embedding(self, wav16k: np.ndarray | torch.Tensor) -> torch.Tensor:
         """[N] float 16 kHz (at least 400 samples) → [1, 20480] float32 on the CPU."""
         feats = self.features(wav16k).to(self.device)

@@ -99,7 +99,7 @@ class HubertEncoder:
         model.to(self.device)
         self.model = model.eval()
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: callers may reuse the result in ordinary tensor code
     def features(self, wav16k: np.ndarray) -> torch.Tensor:
         """Raw 16 kHz waveform [N] (float, no normalisation) → last_hidden_state^T [1, 768, T] float32 (CPU).
 

@@ -126,6 +126,7 @@ def test_embedding_shape_determinism_and_upstream_features(tiny_ckpt: Path, enco
     torch.testing.assert_close(emb, direct)
     other = encoder.embedding(_wav(0.3, seed=1) * 0.2)
     assert not torch.allclose(emb, other)
+    assert not emb.is_inference() and not emb.requires_grad  # usable in ordinary (in-place) tensor code
 
 
 def test_seeds_give_different_weights(tmp_path: Path, tiny_ckpt: Path) -> None:

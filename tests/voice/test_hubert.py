@@ -72,6 +72,7 @@ def test_features_are_the_raw_model_call_transposed(encoder: HubertEncoder) -> N
     torch.testing.assert_close(encoder.features(wav), feats, rtol=0, atol=0)
     other = encoder.features(np.roll(wav, 123))
     assert not torch.allclose(other, feats)
+    assert not feats.is_inference() and not feats.requires_grad
 
 
 def test_prompt_waveform_appends_upstream_zeros() -> None:
