@@ -27,10 +27,17 @@ DEFAULT_CHARS_PER_SECOND = 14.0
 class ChunkLike(Protocol):
     """What a chunker returns per chunk (``renderer.text.TextChunk``)."""
 
-    text: str
-    normalized: str
-    language: str
-    block_index: int
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def normalized(self) -> str: ...
+
+    @property
+    def language(self) -> str: ...
+
+    @property
+    def block_index(self) -> int: ...
 
     @property
     def boundary(self) -> Any: ...
