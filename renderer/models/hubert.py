@@ -14,6 +14,8 @@ The features ([1, 768, T], 50 Hz) then go to SoVITS ``extract_latent``.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +24,7 @@ import torch
 
 from renderer.errors import VoiceError
 
-__all__ = ["HubertEncoder", "UPSTREAM_PAD_SAMPLES", "SSL_DIM", "hubert_frame_count", "prompt_waveform"]
+__all__ = ["HubertEncoder", "UPSTREAM_PAD_SAMPLES", "SSL_DIM", "hubert_frame_count", "prompt_waveform", "quiet_transformers"]
 
 #: Zeros upstream appends to the 16 kHz reference before HuBERT (0.3 s at 32 kHz, counted at 16 kHz).
 UPSTREAM_PAD_SAMPLES = 9600
@@ -75,6 +77,22 @@ def _check_folder(folder: Path) -> dict:
     return config
 
 
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """No progress bars or load chatter on the console; problems surface as VoiceError instead."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 class HubertEncoder:
     """A local ``chinese-hubert-base``-style folder (config.json + weights), loaded offline."""
 
@@ -85,9 +103,10 @@ class HubertEncoder:
         self.device = torch.device(device)
         self.config = _check_folder(self.folder)
         try:
-            loaded: Any = HubertModel.from_pretrained(
-                str(self.folder), local_files_only=True, dtype=torch.float32, output_loading_info=True
-            )
+            with quiet_transformers():
+                loaded: Any = HubertModel.from_pretrained(
+                    str(self.folder), local_files_only=True, dtype=torch.float32, output_loading_info=True
+                )
             model, info = loaded
         except Exception as exc:  # transformers/safetensors raise many unrelated types for a bad folder
             raise VoiceError(f"{self.folder}: cannot load HuBERT weights ({type(exc).__name__}: {exc})") from exc

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from renderer.models.eres2net import ERes2NetV2, ERes2NetV2Config
+from renderer.models.hubert import quiet_transformers
 
 __all__ = [
     "write_random_bert_folder",
@@ -98,7 +99,8 @@ def write_random_bert_folder(dir: str | Path, seed: int = 0, extra_chars: str = 
     torch.manual_seed(seed)
     model = BertForMaskedLM(config).eval()
     _perturb_constants(model, torch.Generator().manual_seed(seed + 1))
-    model.save_pretrained(str(folder), safe_serialization=True)
+    with quiet_transformers():
+        model.save_pretrained(str(folder), safe_serialization=True)
     return folder
 
 
@@ -117,7 +119,8 @@ def write_random_hubert_folder(dir: str | Path, seed: int = 0) -> Path:
     torch.manual_seed(seed)
     model = HubertModel(config).eval()
     _perturb_constants(model, torch.Generator().manual_seed(seed + 1))
-    model.save_pretrained(str(folder), safe_serialization=True)
+    with quiet_transformers():
+        model.save_pretrained(str(folder), safe_serialization=True)
     # The real folder ships one too; upstream's inference path does not apply it.
     preprocessor = {"do_normalize": True, "feature_extractor_type": "Wav2Vec2FeatureExtractor", "feature_size": 1,
                     "padding_side": "right", "padding_value": 0, "return_attention_mask": False,
