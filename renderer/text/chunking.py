@@ -10,6 +10,7 @@ exactly one chunk, in order.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
@@ -36,8 +37,13 @@ class Block:
 
 
 class BlockLike(Protocol):
-    kind: str
-    text: str
+    """Anything with a ``kind`` and a ``text`` (``jobs.books.Block`` fits)."""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def text(self) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -224,7 +230,7 @@ def split_block_text(text: str, o: ChunkingOptions) -> list[str]:
     return [u.strip() for u in _merge_short(units, o) if is_speakable(u)]
 
 
-def chunk_blocks(blocks: list[BlockLike], language: str, options: ChunkingOptions | None = None) -> list[TextChunk]:
+def chunk_blocks(blocks: Sequence[BlockLike], language: str, options: ChunkingOptions | None = None) -> list[TextChunk]:
     """Chunks of a chapter's blocks; the last chunk gets CHAPTER_END, a scene break marks the chunk before it."""
     o = options or ChunkingOptions()
     check_language(language)

@@ -51,9 +51,18 @@ def _t2s():  # type: ignore[no-untyped-def]
     return OpenCC("t2s")
 
 
+@functools.lru_cache(maxsize=1)
+def _traditional_chars() -> frozenset[str]:
+    """Characters that OpenCC's t2s tables convert; text without any of them is left alone (fast path)."""
+    import importlib.resources
+
+    table = importlib.resources.files("opencc").joinpath("dictionary/TSCharacters.txt").read_text(encoding="utf-8")
+    return frozenset(line.split("\t", 1)[0] for line in table.splitlines() if line and "\t" in line)
+
+
 def to_simplified(text: str) -> str:
-    """Traditional -> simplified Chinese (no-op for text without Han characters)."""
-    if not re.search(r"[\u4e00-\u9fff]", text):
+    """Traditional -> simplified Chinese (no-op for text without traditional characters)."""
+    if _traditional_chars().isdisjoint(text):
         return text
     return _t2s().convert(text)
 
