@@ -24,7 +24,14 @@ import torch
 
 from renderer.errors import VoiceError
 
-__all__ = ["HubertEncoder", "UPSTREAM_PAD_SAMPLES", "SSL_DIM", "hubert_frame_count", "prompt_waveform", "quiet_transformers"]
+__all__ = [
+    "HubertEncoder",
+    "UPSTREAM_PAD_SAMPLES",
+    "SSL_DIM",
+    "hubert_frame_count",
+    "prompt_waveform",
+    "quiet_transformers",
+]
 
 #: Zeros upstream appends to the 16 kHz reference before HuBERT (0.3 s at 32 kHz, counted at 16 kHz).
 UPSTREAM_PAD_SAMPLES = 9600
