@@ -281,8 +281,10 @@ def build_plan(
     chunker = chunker or default_chunker
     meta = book.metadata
     language = meta.language or "en"
+    # The text frontend speaks base languages ('en', 'zh'); EPUBs carry tags such as 'en-GB', 'zh-Hans-CN'.
+    base_language = language.replace("_", "-").split("-")[0].lower() or "en"
     planned = tuple(
-        plan_chapter(ch, pos, language, voice, sampling, engine_version, chunker, chapters)
+        plan_chapter(ch, pos, base_language, voice, sampling, engine_version, chunker, chapters)
         for pos, ch in enumerate(book.chapters)
     )
     if chapters is not None:
