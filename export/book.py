@@ -93,7 +93,8 @@ def _export_chapter(book: BookInfo, chapter: ChapterManifest, track: int, total:
         tag_file(path, options.format, book, chapter.title or f"Chapter {track}", track, total)
         _, measurement = measure_file(path, options.format)
         peak_over = measurement.true_peak_dbtp - ceiling
-        loudness_error = _loudness_error(measurement.loudness_lufs, options.target_lufs)
+        loudness_error = 0.0 if assembly.loudness_lufs <= SILENCE_DB else _loudness_error(
+            measurement.loudness_lufs, options.target_lufs)  # a silent chapter has no loudness to fix
         settled = peak_over <= 0 and abs(loudness_error) <= _ENCODED_LOUDNESS_TOLERANCE_LU
         if settled or attempt == _MAX_ENCODE_ATTEMPTS:
             report.files.append(FileReport(name, "chapter", measurement,

@@ -105,6 +105,8 @@ def master_chapter(assembly: Assembly, out_path: Path, options: ExportOptions, c
         gain_db = float(np.clip(target - assembly.loudness_lufs, -_MAX_GAIN_DB, _MAX_GAIN_DB))
     result = _render(assembly, out_path, out_rate, gain_db, ceiling_dbtp, options, chapter_seed)
     passes = 1
+    if assembly.loudness_lufs <= SILENCE_DB:
+        target = None  # nothing but room tone: never amplify it to programme level
     while (target is not None and result.loudness_lufs > SILENCE_DB and passes < _MAX_PASSES
            and abs(result.loudness_lufs - target) > options.loudness_tolerance_lu
            and abs(gain_db) < _MAX_GAIN_DB):

@@ -160,3 +160,13 @@ def test_intervals_in_the_report_match_the_audio_in_an_mp3(tmp_path: Path) -> No
     bursts = _bursts(x, rate)
     reported = [(c.start_s, c.end_s) for c in report.chapters[0].chunks]
     assert np.allclose(np.array(bursts), np.array(reported), atol=0.005)
+
+
+def test_a_chapter_without_any_speech_still_exports_room_tone(tmp_path: Path) -> None:
+    ch = chapter(tmp_path / "chunks", 1, "Empty", [np.zeros(3200, dtype=np.float32)], ["chapter_end"])
+    options = ExportOptions(format="mp3")
+    report = export_book(BookInfo("B", "A", "en"), [ch], tmp_path / "out", options)
+    m = report.files[0].measurement
+    assert m.duration_s == pytest.approx(options.head_room_tone_s + options.tail_room_tone_s, abs=0.05)
+    assert -75 < m.rms_db < -65 and report.files[0].encode_attempts == 1
+    assert [s.key for s in report.coverage.suspicious] == ["ch1_0"] and report.coverage.complete
