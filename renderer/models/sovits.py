@@ -119,9 +119,10 @@ class SoVITSModel(nn.Module):
         self.ssl_proj = nn.Conv1d(SSL_DIM, SSL_DIM, 2, stride=2)
         self.quantizer = Quantizer(1024, SSL_DIM)
         if cfg.is_pro:
+            # Registration order = upstream's stored key order.
             self.sv_emb = nn.Linear(SV_DIM, cfg.gin_channels)
-            self.prelu = nn.PReLU(num_parameters=cfg.gin_channels)
             self.ge_to512 = nn.Linear(cfg.gin_channels, MRTE_CHANNELS)
+            self.prelu = nn.PReLU(num_parameters=cfg.gin_channels)
 
     # ------------------------------------------------------------------ conditioning
     def reference_embedding(self, spec: Tensor, sv_emb: Tensor | None = None) -> Tensor:

@@ -35,7 +35,6 @@ class WN(nn.Module):
         super().__init__()
         self.hidden = hidden
         self.n_layers = n_layers
-        self.cond_layer = nn.Conv1d(gin, 2 * hidden * n_layers, 1) if gin else None
         self.in_layers = nn.ModuleList()
         self.res_skip_layers = nn.ModuleList()
         for i in range(n_layers):
@@ -44,6 +43,8 @@ class WN(nn.Module):
                                             padding=get_padding(kernel_size, dilation)))
             out = 2 * hidden if i < n_layers - 1 else hidden
             self.res_skip_layers.append(nn.Conv1d(hidden, out, 1))
+        # Registered last, like upstream (this fixes the stored key order).
+        self.cond_layer = nn.Conv1d(gin, 2 * hidden * n_layers, 1) if gin else None
 
     def forward(self, x: Tensor, mask: Tensor, g: Tensor | None) -> Tensor:
         output = torch.zeros_like(x)

@@ -63,3 +63,15 @@ def sovits_v2pp(public: Path):
     from renderer.models.sovits import load_sovits
 
     return load_sovits(public / "sovits_v2pp.pth")
+
+
+@pytest.fixture(scope="session")
+def random_files(tmp_path_factory) -> dict[str, Path]:
+    """Tiny random GPT + SoVITS (v2, v2Pro, v2ProPlus) files written once per session."""
+    from renderer.models.random_weights import write_random_gpt, write_random_sovits
+
+    root = tmp_path_factory.mktemp("random weights")
+    files = {"gpt": write_random_gpt(root / "gpt.ckpt", "tiny", seed=7)}
+    for version in ("v2", "v2Pro", "v2ProPlus"):
+        files[version] = write_random_sovits(root / f"sovits_{version}.pth", version, "tiny", seed=7)
+    return files
