@@ -137,6 +137,8 @@ def test_seeds_give_different_weights(tmp_path: Path, tiny_ckpt: Path) -> None:
     same = write_random_sv_checkpoint(tmp_path / "same.ckpt", seed=7, size="tiny")
     c = torch.load(same, weights_only=True)
     assert all(torch.equal(a[k], c[k]) for k in a)
+    with pytest.raises(ValueError, match="tiny"):
+        write_random_sv_checkpoint(tmp_path / "x.ckpt", seed=1, size="huge")
 
 
 def test_too_short_audio_is_a_clear_error(encoder: SpeakerEncoder) -> None:
