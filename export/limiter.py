@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.ndimage
 
-from export.loudness import interpolation_gain_bound, true_peak_envelope
+from export.loudness import interpolation_gain_bound, sparse_true_peak_envelope
 
 
 class TruePeakLimiter:
@@ -46,7 +46,7 @@ class TruePeakLimiter:
     def _limit(self, x: np.ndarray) -> np.ndarray:
         if float(np.max(np.abs(x))) <= self._safe_peak:
             return x  # provably no interpolated sample can reach the ceiling: skip the oversampling
-        envelope = true_peak_envelope(x)
+        envelope = sparse_true_peak_envelope(x, self.ceiling)
         required = np.minimum(1.0, self.ceiling / np.maximum(envelope, 1e-12))
         if required.min() >= 1.0:
             return x

@@ -37,6 +37,19 @@ class DecodedStats:
     subblock_samples: int
 
 
+def _frame_stats(x: np.ndarray, frame: int, peak_meter: TruePeakMeter, energies: list[np.ndarray],
+                 peaks: list[np.ndarray], sample_peaks: list[np.ndarray]) -> None:
+    """Append energy, true peak and sample peak of each frame of x (the last frame may be partial)."""
+    n_frames = -(-len(x) // frame)
+    padded = np.zeros(n_frames * frame)
+    padded[: len(x)] = x
+    frames = padded.reshape(n_frames, frame)
+    energy = (frames * frames).sum(axis=1) / np.minimum(frame, len(x) - frame * np.arange(n_frames))
+    energies.append(energy)
+    sample_peaks.append(np.abs(frames).max(axis=1))
+    peaks.append(peak_meter.add_frames(x, frame))
+
+
 def decode_stats(path: Path, fmt: str) -> DecodedStats:
     rate, channels, blocks = decode_blocks(path, fmt)
     frame = max(1, int(round(FRAME_S * rate)))
@@ -44,25 +57,21 @@ def decode_stats(path: Path, fmt: str) -> DecodedStats:
     energies: list[np.ndarray] = []
     peaks: list[np.ndarray] = []
     sample_peaks: list[np.ndarray] = []
-    carry_x = np.zeros(0, dtype=np.float64)
-    carry_p = np.zeros(0, dtype=np.float64)
+    carry = np.zeros(0, dtype=np.float64)
     n = 0
     sample_peak = 0.0
     for block in blocks:
         n += len(block)
         meter.add(block)
-        sample_peak = max(sample_peak, float(np.max(np.abs(block))) if len(block) else 0.0)
-        x = np.concatenate([carry_x, block.astype(np.float64)])
-        p = np.concatenate([carry_p, peak_meter.add(block)])
+        x = np.concatenate([carry, block.astype(np.float64)])
         whole = len(x) // frame * frame
-        energies.append((x[:whole] ** 2).reshape(-1, frame).mean(axis=1))
-        peaks.append(p[:whole].reshape(-1, frame).max(axis=1))
-        sample_peaks.append(np.abs(x[:whole]).reshape(-1, frame).max(axis=1))
-        carry_x, carry_p = x[whole:], p[whole:]
-    if len(carry_x):
-        energies.append(np.array([float(np.mean(carry_x**2))]))
-        peaks.append(np.array([float(carry_p.max())]))
-        sample_peaks.append(np.array([float(np.abs(carry_x).max())]))
+        if whole:
+            _frame_stats(x[:whole], frame, peak_meter, energies, peaks, sample_peaks)
+        carry = x[whole:]
+    if len(carry):
+        _frame_stats(carry, frame, peak_meter, energies, peaks, sample_peaks)
+    sample_peak = max((float(p.max()) for p in sample_peaks if len(p)), default=0.0)
+
     def cat(parts: list[np.ndarray]) -> np.ndarray:
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
 

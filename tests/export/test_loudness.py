@@ -85,3 +85,29 @@ def test_limiter_holds_the_ceiling_and_keeps_length(block: int) -> None:
     assert len(y) == len(x)
     assert true_peak_db(y) <= -3.0 + 0.05
     np.testing.assert_allclose(y[: rate // 4], x[: rate // 4], atol=1e-6)
+
+
+def test_sparse_true_peak_meter_equals_full_oversampling() -> None:
+    import scipy.signal
+
+    from export.loudness import TruePeakMeter, _interpolator
+
+    rate = 44100
+    rng = np.random.default_rng(9)
+    x = speech_like(4.0, rng, rate) * 0.05
+    x[70000:70040] += 0.6 * np.sin(np.arange(40) * 2.9)  # an isolated near-Nyquist burst
+    full = np.abs(scipy.signal.upfirdn(_interpolator(), x, up=4)).max()
+    meter, frames, pos = TruePeakMeter(), [], 0
+    while pos < len(x):
+        step = int(rng.integers(500, 30000)) // 882 * 882 + 882
+        frames.append(meter.add_frames(x[pos : pos + step], 882))
+        pos += step
+    meter.flush()
+    assert meter.peak == pytest.approx(max(full, np.abs(x).max()), rel=1e-9)
+    per_frame = np.concatenate(frames)
+    assert per_frame.argmax() == 70000 // 882 or per_frame.argmax() == 70040 // 882
+    streamed = TruePeakMeter()
+    for i in range(0, len(x), 3000):
+        streamed.add(x[i : i + 3000])
+    streamed.flush()
+    assert streamed.peak == pytest.approx(meter.peak, rel=1e-9)
