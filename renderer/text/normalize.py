@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 from renderer.errors import TextError
@@ -44,6 +45,7 @@ def normalize(text: str, language: str, *, heading: bool = False) -> str:
     check_language(language)
     if language in CJK_LANGUAGES:
         return normalize_zh(text)
+    text = unicodedata.normalize("NFKC", text)
     spans = split_languages(text, "en")
     if all(span.language == "en" for span in spans):
         return normalize_en(text, heading=heading)

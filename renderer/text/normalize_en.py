@@ -12,6 +12,7 @@ import unicodedata
 from collections.abc import Callable
 
 from renderer.text import numbers_en as num
+from renderer.text.normalize_zh import ascii_digits
 
 _NUM = r"\d+(?:,\d{3})*(?:\.\d+)?"
 _SCALE = r"(?:\s(thousand|million|billion|trillion))?"
@@ -180,6 +181,7 @@ def _abbreviation(m: re.Match[str]) -> str:
     # The abbreviation's period may also end the sentence ("..., etc. The next").
     first_alnum = re.search(r"[^\W_]", rest)
     final = (first_alnum is None or not first_alnum.group().islower()) and full not in ("Saint", "Doctor")
+    final = final and rest.lstrip()[:1] not in tuple(",;:!?…")  # "etc.," : the comma takes over
     ends = low in _SENTENCE_FINAL_ABBREVIATIONS and final
     return full + ("." if ends else "")
 
@@ -274,7 +276,8 @@ def _latin(m: re.Match[str]) -> str:
 
 def normalize_en(text: str, heading: bool = False) -> str:
     """Normalise English text for G2P (see module docstring)."""
-    text = unicodedata.normalize("NFKC", text).replace("\u00a0", " ")
+    text = ascii_digits(unicodedata.normalize("NFKC", text).replace("\u00a0", " "))
+    text = re.sub(r"[*_~|<>^`\\]", " ", text)  # separators: "_0" must read like " 0"
     text = _headings(text, heading)
     text = _LATIN_RE.sub(_latin, text)
     text = _ABBR_RE.sub(_abbreviation, text)

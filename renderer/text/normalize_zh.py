@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import re
+import unicodedata
 
 import cn2an
 
@@ -65,6 +66,13 @@ def to_simplified(text: str) -> str:
     if _traditional_chars().isdisjoint(text):
         return text
     return _t2s().convert(text)
+
+
+def ascii_digits(text: str) -> str:
+    """Any script's decimal digits -> 0-9, so the number rules (and cn2an) only ever see ASCII digits."""
+    if text.isascii():
+        return text
+    return re.sub(r"\d", lambda m: str(unicodedata.digit(m.group(), 0)), text)
 
 
 def digits_zh(s: str, phone: bool = False) -> str:
@@ -144,6 +152,7 @@ def map_punctuation_zh(text: str) -> str:
     text = text.replace("嗯", "恩").replace("呣", "母")
     text = _PUNCT_RE.sub(lambda m: _PUNCT_MAP[m.group(0)], text)
     text = _DROP_RE.sub(" ", text)
+    text = re.sub(r"(?<![A-Za-z])'|'(?![A-Za-z])", " ", text)  # apostrophes only inside English words
     # Spaces only matter between two Latin words.
     text = re.sub(r"\s+", " ", text)
     text = re.sub(r"(?<![A-Za-z'])\s|\s(?![A-Za-z'])", "", text)
@@ -153,7 +162,7 @@ def map_punctuation_zh(text: str) -> str:
 
 def normalize_zh(text: str) -> str:
     """Normalise Chinese (possibly mixed with English words) text for G2P."""
-    text = text.translate(_FULLWIDTH)
+    text = ascii_digits(text.translate(_FULLWIDTH))
     text = to_simplified(text)
     for pattern, repl in _RULES:
         text = pattern.sub(repl, text)  # type: ignore[call-overload]

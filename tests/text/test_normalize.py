@@ -1,4 +1,6 @@
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from renderer.errors import TextError
 from renderer.text import detect_language, normalize, split_languages
@@ -84,3 +86,11 @@ def test_language_detection_and_split() -> None:
     text = "He met 王小明 in Beijing."
     assert "".join(s.text for s in split_languages(text, "en")) == text
     assert [s.language for s in split_languages(text, "en")] == ["en", "zh", "en"]
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.text(max_size=200))
+def test_property_normalisation_is_idempotent(text: str) -> None:
+    for language in ("en", "zh"):
+        once = normalize(text, language)
+        assert normalize(once, language) == once
