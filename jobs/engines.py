@@ -173,7 +173,11 @@ class SetupFactory:
             else:
                 from renderer.text import TextFrontend
 
-                bert_dir = os.environ.get("RENDER_BERT_DIR") or getattr(ref.voice, "bert_dir", None)
+                # Chinese BERT features need the BERT folder the voice was imported with (or RENDER_BERT_DIR).
+                sources = getattr(ref.voice, "sources", None) or {}
+                bert_dir = os.environ.get("RENDER_BERT_DIR") or (sources.get("bert") or {}).get("path")
+                if bert_dir and not Path(bert_dir).is_dir():
+                    bert_dir = None
                 self._frontend = TextFrontend(bert_dir=bert_dir, device=self.device)
         return self._frontend
 
