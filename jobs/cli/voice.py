@@ -1,7 +1,156 @@
-"""CLI commands (placeholder until implemented)."""
+"""``render voice ...``: import, list, inspect and remove voices; make a random test voice."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+from typing import Any
+
 import click
 
-COMMANDS: list[click.Command] = []
+from renderer.errors import RendererError
+
+VOICES_DIR_HELP = "Folder of voices (default: $RENDER_VOICES_DIR or ~/.local/share/audiobook-renderer/voices)."
+
+
+class _VoiceGroup(click.Group):
+    """Turns library errors into one-line messages also when the group is used on its own."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except RendererError as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+def _store(voices_dir: str | None):
+    from renderer.voice import VoiceStore
+
+    return VoiceStore(voices_dir)
+
+
+def _voices_dir_option(func):
+    return click.option("--voices-dir", type=click.Path(file_okay=False), default=None, help=VOICES_DIR_HELP)(func)
+
+
+@click.group(cls=_VoiceGroup)
+def voice() -> None:
+    """Manage voices (a GPT-SoVITS model + reference clip, prepared once for rendering)."""
+
+
+@voice.command("add")
+@click.argument("name")
+@click.option("--gpt", "gpt", required=True, type=click.Path(dir_okay=False), help="GPT weights (.ckpt).")
+@click.option("--sovits", "sovits", required=True, type=click.Path(dir_okay=False),
+              help="SoVITS weights (.pth): v2, v2Pro or v2ProPlus.")
+@click.option("--ref", "ref_wav", required=True, type=click.Path(dir_okay=False),
+              help="Reference clip of the speaker, 3-10 seconds (WAV, FLAC, OGG or MP3).")
+@click.option("--ref-text", required=True, help="Exact transcript of the reference clip.")
+@click.option("--lang", default="en", show_default=True, help="Language of the reference transcript (en, zh).")
+@click.option("--hubert", "hubert_dir", type=click.Path(file_okay=False),
+              help="chinese-hubert-base folder (needed to compute the prompt tokens).")
+@click.option("--bert", "bert_dir", type=click.Path(file_okay=False),
+              help="chinese-roberta-wwm-ext-large folder (needed for Chinese transcripts).")
+@click.option("--sv", "sv_path", type=click.Path(dir_okay=False),
+              help="Speaker-verification checkpoint (pretrained_eres2netv2w24s4ep4.ckpt), v2Pro/v2ProPlus only.")
+@click.option("--aux-ref", "aux_refs", multiple=True, type=click.Path(dir_okay=False),
+              help="Extra reference clip whose timbre is averaged in (repeatable).")
+@click.option("--force", is_flag=True, help="Recompute even when the inputs are unchanged.")
+@_voices_dir_option
+def add(name: str, gpt: str, sovits: str, ref_wav: str, ref_text: str, lang: str, hubert_dir: str | None,
+        bert_dir: str | None, sv_path: str | None, aux_refs: tuple[str, ...], force: bool,
+        voices_dir: str | None) -> None:
+    """Import a voice NAME from GPT-SoVITS weights and a reference clip.
+
+    Runs HuBERT, BERT and (v2Pro) the speaker model once; rendering never needs them again.
+    Running it again with the same inputs does nothing.
+    """
+    from renderer.voice import import_voice
+
+    result = import_voice(name, gpt, sovits, ref_wav, ref_text, lang, bert_dir=bert_dir, hubert_dir=hubert_dir,
+                          sv_path=sv_path, aux_refs=list(aux_refs), store=_store(voices_dir), force=force)
+    verb = "imported" if result.changed else "unchanged"
+    click.echo(f"{verb}: voice '{result.voice.name}' ({result.voice.version}) in {result.voice.folder}")
+
+
+@voice.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@_voices_dir_option
+def list_voices(as_json: bool, voices_dir: str | None) -> None:
+    """List the installed voices."""
+    store = _store(voices_dir)
+    voices = store.list()
+    if as_json:
+        click.echo(json.dumps([_row(v) for v in voices], indent=2, ensure_ascii=False))
+        return
+    if not voices:
+        click.echo(f"no voices in {store.root} (add one with: render voice add NAME --gpt ... --sovits ... --ref ...)")
+        return
+    for v in voices:
+        row = _row(v)
+        click.echo(f"{row['name']:<24} {row['version']:<10} {row['language']:<4} {row['ref_text'][:60]}")
+
+
+def _row(v: Any) -> dict[str, Any]:
+    return {"name": v.name, "version": v.version, "language": v.language, "ref_text": v.ref_text,
+            "folder": str(v.folder)}
+
+
+@voice.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_voices_dir_option
+def show(name: str, as_json: bool, voices_dir: str | None) -> None:
+    """Show a voice's details: model version, reference, sampling defaults, source hashes."""
+    summary = _store(voices_dir).get(name).summary()
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, ensure_ascii=False))
+        return
+    for key in ("name", "version", "language", "ref_text", "folder", "prompt_tokens", "ref_phones", "gin"):
+        click.echo(f"{key:<14} {summary[key]}")
+    click.echo("sampling       " + ", ".join(f"{k}={v}" for k, v in summary["sampling_defaults"].items()))
+    for key, entry in summary["sources"].items():
+        entries = entry if isinstance(entry, list) else [entry]
+        for item in entries:
+            click.echo(f"source {key:<7} {item['sha256'][:16]}  {item['path']}")
+
+
+@voice.command("remove")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_voices_dir_option
+def remove(name: str, yes: bool, voices_dir: str | None) -> None:
+    """Delete a voice folder (the original weight files are not touched)."""
+    store = _store(voices_dir)
+    store.get(name)  # raises a clear error for unknown names before asking
+    if not yes:
+        click.confirm(f"remove voice '{name}' from {store.root}?", abort=True)
+    folder = store.remove(name)
+    click.echo(f"removed {folder}")
+
+
+@voice.command("make-random")
+@click.argument("name")
+@click.option("--size", type=click.Choice(["tiny", "full"]), default="tiny", show_default=True,
+              help="tiny: fast test model; full: real v2 sizes (for benchmarks).")
+@click.option("--version", "version", type=click.Choice(["v2", "v2Pro", "v2ProPlus"]), default="v2",
+              show_default=True, help="SoVITS model version.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights.")
+@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
+              help="Where the random weight files are kept (default ~/.cache/audiobook-renderer/random).")
+@_voices_dir_option
+def make_random(name: str, size: str, version: str, seed: int, cache_dir: str | None,
+                voices_dir: str | None) -> None:
+    """Create a voice NAME with random weights (upstream file formats) and a synthetic reference clip.
+
+    Useful to try the pipeline, run tests and benchmarks without downloading a model; it speaks noise.
+    """
+    from renderer.voice_random import make_random_voice
+
+    result = make_random_voice(name, size=size, version=version, seed=seed, store=_store(voices_dir),
+                               cache_dir=Path(cache_dir) if cache_dir else None)
+    verb = "created" if result.changed else "unchanged"
+    click.echo(f"{verb}: random {size} {version} voice '{name}' in {result.voice.folder}")
+
+
+COMMANDS: list[click.Command] = [voice]

@@ -1,0 +1,73 @@
+"""`render voice ...` commands through click's CliRunner."""
+
+from __future__ import annotations
+
+import json
+
+from click.testing import CliRunner
+
+from jobs.cli import cli
+from renderer.voice_random import RANDOM_REF_TEXT
+
+
+def _add(runner, assets, voices, name="narrator"):
+    return runner.invoke(cli, ["voice", "add", name, "--gpt", str(assets["gpt"]), "--sovits", str(assets["sovits"]),
+                               "--ref", str(assets["ref"]), "--ref-text", RANDOM_REF_TEXT, "--lang", "en",
+                               "--hubert", str(assets["hubert"]), "--voices-dir", str(voices)])
+
+
+def test_add_list_show_remove(assets, tmp_path):
+    runner = CliRunner()
+    voices = tmp_path / "voices"
+    result = _add(runner, assets, voices)
+    assert result.exit_code == 0, result.output
+    assert "imported: voice 'narrator' (v2)" in result.output
+    again = _add(runner, assets, voices)
+    assert again.exit_code == 0 and "unchanged" in again.output
+
+    listed = runner.invoke(cli, ["voice", "list", "--voices-dir", str(voices)])
+    assert listed.exit_code == 0 and "narrator" in listed.output and "v2" in listed.output
+    as_json = json.loads(runner.invoke(cli, ["voice", "list", "--json", "--voices-dir", str(voices)]).output)
+    assert [v["name"] for v in as_json] == ["narrator"]
+
+    shown = runner.invoke(cli, ["voice", "show", "narrator", "--voices-dir", str(voices)])
+    assert shown.exit_code == 0 and RANDOM_REF_TEXT in shown.output and "prompt_tokens" in shown.output
+    data = json.loads(runner.invoke(cli, ["voice", "show", "narrator", "--json", "--voices-dir", str(voices)]).output)
+    assert data["version"] == "v2" and data["gin"] == 512
+
+    refused = runner.invoke(cli, ["voice", "remove", "narrator", "--voices-dir", str(voices)], input="n\n")
+    assert refused.exit_code != 0 and (voices / "narrator").exists()
+    removed = runner.invoke(cli, ["voice", "remove", "narrator", "--yes", "--voices-dir", str(voices)])
+    assert removed.exit_code == 0 and not (voices / "narrator").exists()
+    empty = runner.invoke(cli, ["voice", "list", "--voices-dir", str(voices)])
+    assert "no voices" in empty.output
+
+
+def test_errors_are_one_line_messages(assets, tmp_path):
+    runner = CliRunner()
+    missing = runner.invoke(cli, ["voice", "show", "ghost", "--voices-dir", str(tmp_path)])
+    assert missing.exit_code != 0 and "no voice named 'ghost'" in missing.output
+    assert "Traceback" not in missing.output
+    bad = runner.invoke(cli, ["voice", "add", "x", "--gpt", str(assets["sovits"]), "--sovits", str(assets["sovits"]),
+                              "--ref", str(assets["ref"]), "--ref-text", "hi", "--hubert", str(assets["hubert"]),
+                              "--voices-dir", str(tmp_path)])
+    assert bad.exit_code != 0 and "SoVITS" in bad.output and "Traceback" not in bad.output
+
+
+def test_make_random(tmp_path):
+    runner = CliRunner()
+    args = ["voice", "make-random", "rnd", "--size", "tiny", "--version", "v2", "--seed", "3",
+            "--cache-dir", str(tmp_path / "cache"), "--voices-dir", str(tmp_path / "voices")]
+    result = runner.invoke(cli, args)
+    assert result.exit_code == 0, result.output
+    assert "created: random tiny v2 voice 'rnd'" in result.output
+    assert (tmp_path / "voices" / "rnd" / "prompt.npz").is_file()
+    again = runner.invoke(cli, args)
+    assert again.exit_code == 0 and "unchanged" in again.output
+
+
+def test_help_texts():
+    runner = CliRunner()
+    for sub in ("add", "list", "show", "remove", "make-random"):
+        result = runner.invoke(cli, ["voice", sub, "--help"])
+        assert result.exit_code == 0 and "--voices-dir" in result.output
