@@ -81,7 +81,7 @@ _TERMINATOR_RE = re.compile(r"(\.{2,}|[.!?…]+|[。！？]+)([\"'”’»)\]」
 _CLAUSE_RE = re.compile(r"(?<=[,;:，、；：—–])")
 _ABBREVIATIONS = frozenset(
     "mr mrs ms dr st prof jr sr capt col gen lt sgt rev hon gov sen mt ft vs e.g i.e cf viz approx dept no "
-    "inc ltd co corp "
+    "inc ltd co corp messrs mme mlle esq "
     "ave blvd jan feb mar apr jun jul aug sep sept oct nov dec fig vol ch pp".split()
 )
 

@@ -56,6 +56,10 @@ _UNITS = {
 # Abbreviations always expanded (titles before names, Latin phrases, months...).
 _ABBREVIATIONS = {
     "mr": "Mister",
+    "messrs": "Messers",
+    "mme": "Madame",
+    "mlle": "Mademoiselle",
+    "esq": "Esquire",
     "mrs": "Missus",
     "ms": "Miz",
     "prof": "Professor",
@@ -93,6 +97,7 @@ _ABBREVIATIONS = {
 _LATIN = {"e.g.": "for example", "i.e.": "that is", "a.m.": "AM", "p.m.": "PM", "cf.": "compare", "viz.": "namely"}
 HEADING_WORDS = ("chapter", "part", "book", "volume", "act", "scene", "section", "canto", "letter", "stave")
 
+_INVISIBLE_RE = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")  # soft hyphen, zero-width marks
 _QUOTES_RE = re.compile('["“”„‟«»‹›]')
 _SINGLE_QUOTE_RE = re.compile(r"(?:(?<![A-Za-z])['‘’]|['‘’](?![A-Za-z]))")
 _DASH_RE = re.compile(r"\s*(?:—|–|―|--+)\s*")
@@ -157,7 +162,10 @@ def _plain_number(m: re.Match[str]) -> str:
     return num.number(text)
 
 
-_SENTENCE_FINAL_ABBREVIATIONS = frozenset({"etc", "inc", "ltd", "co", "corp", "jr", "sr", "approx", "dept", "st", "dr"})
+_SENTENCE_FINAL_ABBREVIATIONS = frozenset(
+    {"etc", "inc", "ltd", "co", "corp", "jr", "sr", "esq", "approx", "dept", "st", "dr"}
+)
+_MONTHS = "January February March April May June July August September October November December".split()
 
 
 def _abbreviation(m: re.Match[str]) -> str:
@@ -210,6 +218,11 @@ _RULES: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
         _unit,
     ),
     (re.compile(r"(\d)\s?–\s?(\d)"), r"\1 to \2"),
+    (
+        re.compile(r"\b(" + "|".join(_MONTHS) + r")\s+(\d{1,2})\b(?![.:,]\d)"),
+        lambda m: f"{m.group(1)} {num.ordinal(int(m.group(2)))}" if 1 <= int(m.group(2)) <= 31 else m.group(0),
+    ),
+    (re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])"), " "),  # "CC0", "MP3", "4K"
     (re.compile(r"\d+(?:\.\d+){2,}"), lambda m: " point ".join(num.number(p) for p in m.group(0).split("."))),
     (re.compile(r"(?<![\w.])" + _NUM + r"(?!\.\d)"), _plain_number),
     (re.compile(r"\s*&\s*"), " and "),
@@ -276,11 +289,12 @@ def _latin(m: re.Match[str]) -> str:
 
 def normalize_en(text: str, heading: bool = False) -> str:
     """Normalise English text for G2P (see module docstring)."""
-    text = ascii_digits(unicodedata.normalize("NFKC", text).replace("\u00a0", " "))
+    text = _strip_accents(ascii_digits(unicodedata.normalize("NFKC", text).replace("\u00a0", " ")))
     text = re.sub(r"[*_~|<>^`\\]", " ", text)  # separators: "_0" must read like " 0"
+    text = _INVISIBLE_RE.sub("", text)
     text = _headings(text, heading)
     text = _LATIN_RE.sub(_latin, text)
     text = _ABBR_RE.sub(_abbreviation, text)
     for pattern, repl in _RULES:
         text = pattern.sub(repl, text)
-    return map_punctuation(_strip_accents(text))
+    return map_punctuation(text)

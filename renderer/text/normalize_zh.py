@@ -163,6 +163,7 @@ def map_punctuation_zh(text: str) -> str:
 def normalize_zh(text: str) -> str:
     """Normalise Chinese (possibly mixed with English words) text for G2P."""
     text = ascii_digits(text.translate(_FULLWIDTH))
+    text = re.sub("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]", "", text)
     text = to_simplified(text)
     for pattern, repl in _RULES:
         text = pattern.sub(repl, text)  # type: ignore[call-overload]
