@@ -158,3 +158,25 @@ def test_worker_options_are_validated() -> None:
     with pytest.raises(JobsError):
         WorkerOptions(lease_s=0)
 
+
+
+def test_heartbeat_renews_leases_during_a_long_batch(tmp_path: Path, md_book: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batches last longer than the lease; renewal every third of it keeps them from being requeued."""
+    import threading
+
+    _configure(monkeypatch, delay_s=0.4)
+    store = Store(sqlite_url(tmp_path))
+    store.sync_plan(plan_for(md_book, chapters={1}))  # 7 chunks: batches of 3 take 1.2 s > the 1 s lease
+    worker = Worker(store, tmp_path / "chunks", SetupFactory("fake"),
+                    WorkerOptions(batch_size=3, lease_s=1.0, handle_signals=False))
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    requeued = 0
+    while thread.is_alive():
+        requeued += store.requeue_expired()  # what any other worker does before claiming
+        thread.join(timeout=0.05)
+    assert requeued == 0
+    assert worker.report.done == 7
+    assert all(r["attempts"] == 1 for r in store.chunk_rows() if r["status"] == "done")
+    store.close()
