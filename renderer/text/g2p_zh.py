@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import jieba.posseg as psg
 from pypinyin import Style, lazy_pinyin
+from pypinyin.constants import PHRASES_DICT
 from pypinyin.contrib.tone_convert import to_finals_tone3, to_initials
 
 from renderer.text import tone_sandhi
@@ -117,7 +118,10 @@ def _segment_phones(seg: str, sentence_pinyin: SentencePinyin | None) -> tuple[l
     offset = 0
     for word, pos in words:
         if pinyins is not None:
-            initials, finals = _from_pinyin(word, pinyins[offset : offset + len(word)])
+            word_pinyins = pinyins[offset : offset + len(word)]
+            if len(word) > 1 and word in PHRASES_DICT:  # dictionary phrases override the model
+                word_pinyins = lazy_pinyin(word, style=Style.TONE3, neutral_tone_with_five=True)
+            initials, finals = _from_pinyin(word, word_pinyins)
         else:
             ini, fin = _word_initials_finals(word)
             initials, finals = list(ini), list(fin)

@@ -89,7 +89,8 @@ class G2PW:
         return base + tone if base and tone in "12345" else None
 
     def __call__(self, sentence: str) -> list[str]:
-        result = [self._fallback(sentence, i) for i in range(len(sentence))]
+        # pypinyin (phrase-aware) for everything G2PW is not asked about; one item per character
+        result = lazy_pinyin(sentence, style=Style.TONE3, neutral_tone_with_five=True, errors=lambda x: list(x))
         queries = [i for i, ch in enumerate(sentence) if ch in self.polyphonic]
         for i, ch in enumerate(sentence):
             if ch not in self.polyphonic and ch in self.monophonic:
@@ -102,12 +103,6 @@ class G2PW:
             if pinyin:
                 result[q] = pinyin
         return result
-
-    def _fallback(self, sentence: str, i: int) -> str:
-        ch = sentence[i]
-        if not ("\u4e00" <= ch <= "\u9fff"):
-            return ch
-        return lazy_pinyin(ch, style=Style.TONE3, neutral_tone_with_five=True)[0]
 
     def _inputs(self, sentence: str, queries: list[int]) -> dict[str, np.ndarray]:
         text = sentence.lower()

@@ -59,6 +59,8 @@ def test_frontend_uses_g2pw_and_records_it(tmp_path: Path) -> None:
     ph = fe.phonemize("他很行。", "zh")
     assert ph.g2p == "g2pw"
     assert ph.phones[-3:-1] == ["x", "ing2"]
+    # dictionary phrases win over the model, as upstream's polyphone corrections do
+    assert fe.phonemize("我去银行。", "zh").phones[-3:-1] == ["h", "ang2"]
     assert TextFrontend().phonemize("他很行。", "zh").g2p == "pypinyin"
 
 
