@@ -41,6 +41,11 @@ def _config_flag(folder: Path, name: str, default: bool) -> bool:
     return default if m is None else m.group(1) == "True"
 
 
+def _chars(text: str):  # type: ignore[no-untyped-def]
+    """pypinyin ``errors`` handler: keep non-Han text as one item per character (alignment)."""
+    return list(text)
+
+
 class G2PW:
     """Callable: sentence -> TONE3 pinyin per character (neutral tone "5"; non-Han chars unchanged)."""
 
@@ -90,7 +95,7 @@ class G2PW:
 
     def __call__(self, sentence: str) -> list[str]:
         # pypinyin (phrase-aware) for everything G2PW is not asked about; one item per character
-        result = lazy_pinyin(sentence, style=Style.TONE3, neutral_tone_with_five=True, errors=lambda x: list(x))
+        result = lazy_pinyin(sentence, style=Style.TONE3, neutral_tone_with_five=True, errors=_chars)
         queries = [i for i, ch in enumerate(sentence) if ch in self.polyphonic]
         for i, ch in enumerate(sentence):
             if ch not in self.polyphonic and ch in self.monophonic:
