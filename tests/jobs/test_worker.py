@@ -180,3 +180,18 @@ def test_heartbeat_renews_leases_during_a_long_batch(tmp_path: Path, md_book: Pa
     assert worker.report.done == 7
     assert all(r["attempts"] == 1 for r in store.chunk_rows() if r["status"] == "done")
     store.close()
+
+
+def test_worker_without_the_books_voice_skips_that_book(store: Store, tmp_path: Path) -> None:
+    from renderer.errors import VoiceError
+
+    class NoVoice(SetupFactory):
+        def setup(self, *args: Any, **kwargs: Any) -> Any:
+            raise VoiceError("voice 'narrator' is not installed here")
+
+    worker = Worker(store, tmp_path / "chunks", NoVoice("fake"), WorkerOptions(batch_size=3, handle_signals=False))
+    report = worker.run()
+    assert list(report.skipped_books.values()) == ["voice 'narrator' is not installed here"]
+    counts = store.counts()
+    assert counts["pending"] == len(store.chunk_rows()) and counts["leased"] == 0
+    assert all(r["attempts"] == 0 for r in store.chunk_rows())
