@@ -108,22 +108,23 @@ def _homograph(word: str, prev: str, nxt: str) -> list[str] | None:
     return default.split()
 
 
+def _possessive(last: str) -> list[str]:
+    if last in ("P", "T", "K", "F", "TH", "HH"):
+        return ["S"]
+    if last in ("S", "Z", "SH", "ZH", "CH", "JH"):
+        return ["AH0", "Z"]
+    return ["Z"]
+
+
 @functools.lru_cache(maxsize=100_000)
 def word_phones(word: str) -> tuple[str, ...]:
     """Phones of one lower-case word (dictionary, then morphology, then letter-to-sound rules)."""
     table = cmu()
     if word in table:
         return table[word]
-    if word.endswith("'s") and word[:-2] in table:
-        base = list(table[word[:-2]])
-        tail = (
-            ["S"]
-            if base[-1] in ("P", "T", "K", "F", "TH", "HH")
-            else ["AH0", "Z"]
-            if base[-1] in ("S", "Z", "SH", "ZH", "CH", "JH")
-            else ["Z"]
-        )
-        return tuple(base + tail)
+    if word.endswith("'s") and len(word) > 3:
+        base = list(word_phones(word[:-2]))
+        return tuple(base + _possessive(base[-1]))
     clean = word.replace("'", "")
     if len(clean) <= 3 and not re.search("[aeiouy]", clean):
         return tuple(spell(clean))

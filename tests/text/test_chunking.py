@@ -1,3 +1,4 @@
+import dataclasses
 import re
 
 import pytest
@@ -92,6 +93,19 @@ def test_short_sentences_merge_and_punctuation_never_stands_alone() -> None:
     assert len(chunks) == 1
     assert chunks[0].text == "Oh. Ah. I see. Well then, shall we go now, my friend? ... !"
     assert chunk_blocks([Block("paragraph", "* * * …")], "en") == []
+
+
+def test_any_block_like_object_and_note_blocks_are_accepted() -> None:
+    @dataclasses.dataclass(frozen=True)
+    class BookBlock:  # the shape of jobs.books.Block
+        kind: str
+        text: str
+
+    chunks = chunk_blocks([BookBlock("note", "A footnote that is read like a paragraph of the book.")], "en")
+    assert [(c.boundary, c.text) for c in chunks] == [
+        (Boundary.CHAPTER_END, "A footnote that is read like a paragraph of the book.")
+    ]
+    assert chunk_blocks([], "en") == []
 
 
 def test_options_are_validated() -> None:

@@ -83,3 +83,4 @@ def test_unknown_words_fall_back_to_rules() -> None:
     assert letters_to_sound("bake") == ["B", "EY1", "K"]
     assert letters_to_sound("ship") == ["SH", "IH1", "P"]
     assert word_phones("blackbirdhouse")[:3] == ("B", "L", "AE1")
+    assert word_phones("zorblax's") == word_phones("zorblax") + ("AH0", "Z")  # possessive after /S/
