@@ -1,7 +1,112 @@
-"""CLI commands (placeholder until implemented)."""
+"""``render bench``: engine throughput on a full-size random v2 voice (table, JSON, BENCHMARKS figures)."""
 
 from __future__ import annotations
 
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
 import click
 
-COMMANDS: list[click.Command] = []
+
+def _batches(value: str) -> list[int]:
+    try:
+        out = sorted({int(v) for v in value.split(",") if v.strip()})
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+    if not out or min(out) < 1:
+        raise click.BadParameter("batch sizes must be >= 1")
+    return out
+
+
+def run_bench(quick: bool, backend: str, device: str, threads: int, batches: list[int], tokens: int, runs: int,
+              cache_dir: Path | None, log: Any) -> dict[str, Any]:
+    """Every stage; returns the JSON document."""
+    import torch
+
+    from renderer.engine.api import Engine
+    from renderer.engine.bench import machine_info, machine_peak, peak_rss_mb
+    from renderer.engine.bench_run import bench_cache_dir, bench_voice, chapter_figure, gpt_figures, sovits_figures
+
+    torch.set_num_threads(threads)
+    started = time.perf_counter()
+    info = machine_info(threads)
+    log(f"machine: {info['cpu']}, {threads} thread(s), load {info['load_average']}")
+    figures = machine_peak(quick)
+    cache = bench_cache_dir(cache_dir)
+    voice = bench_voice(cache, log=log)
+    onnx_dir = None
+    if backend == "onnx":
+        from renderer.export_onnx import export_voice_onnx
+
+        onnx_dir = cache / "onnx"
+        if not (onnx_dir / "export.json").is_file():
+            log(f"exporting ONNX graphs into {onnx_dir} (first run only)")
+            export_voice_onnx(voice, onnx_dir)
+    engine = Engine(voice, backend=backend, device=device, batch_size=max(batches), threads=threads,
+                    onnx_dir=onnx_dir)
+    log(f"backend {engine.backend.name}; GPT ...")
+    figures += gpt_figures(engine, batches, tokens, runs)
+    log("SoVITS ...")
+    figures += sovits_figures(engine, 25 if quick else 150, 2 if quick else 4, runs)
+    log("chapter ...")
+    engine.batch_size = 8
+    figures.append(chapter_figure(engine, quick, runs))
+    peak = next((f.median for f in figures if f.name == "gemm_fp32"), None)
+    for f in figures:
+        if peak and "gflops" in f.extra:
+            f.extra["fraction_of_fp32_peak"] = f.extra["gflops"] / peak
+    return {"machine": info, "backend": engine.backend.name, "device": device, "threads": threads,
+            "quick": quick, "tokens_per_chunk": tokens, "peak_rss_mb": peak_rss_mb(),
+            "seconds": time.perf_counter() - started, "figures": [f.to_dict() for f in figures]}
+
+
+def format_table(doc: dict[str, Any]) -> str:
+    """Plain-text table of a bench document."""
+    lines = [f"render bench  backend={doc['backend']} device={doc['device']} threads={doc['threads']} "
+             f"quick={doc['quick']}  load={doc['machine']['load_average']}",
+             f"{'figure':<22}{'median':>12}{'min':>12}{'max':>12}  {'unit':<9}{'GFLOP/s':>9}{'of peak':>9}"]
+    for f in doc["figures"]:
+        gf = f"{f['gflops']:.1f}" if "gflops" in f else ""
+        frac = f"{100 * f['fraction_of_fp32_peak']:.0f}%" if "fraction_of_fp32_peak" in f else ""
+        lines.append(f"{f['name']:<22}{f['median']:>12.3f}{f['min']:>12.3f}{f['max']:>12.3f}  {f['unit']:<9}"
+                     f"{gf:>9}{frac:>9}")
+    lines.append(f"peak RSS {doc['peak_rss_mb']:.0f} MB; {doc['seconds']:.0f} s in total")
+    return "\n".join(lines)
+
+
+@click.command("bench")
+@click.option("--quick", is_flag=True, help="Reduced run (<= ~60 s) for smoke checks.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON instead of a table.")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write bench.json and bench.txt into this folder.")
+@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True)
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--threads", type=int, default=None, help="CPU threads (default: all cores).")
+@click.option("--batch-sizes", default=None, help="Comma-separated GPT batch sizes (default 1,8,32,64; quick 1,8).")
+@click.option("--tokens", type=int, default=None, help="Generated tokens per chunk (default 100; quick 16).")
+@click.option("--runs", type=int, default=3, show_default=True, help="Timed runs per figure (>= 3).")
+@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Where the generated full-size random voice is kept.")
+def bench(quick: bool, as_json: bool, out_dir: Path | None, backend: str, device: str, threads: int | None,
+          batch_sizes: str | None, tokens: int | None, runs: int, cache_dir: Path | None) -> None:
+    """Measure GEMM peak, GPT prefill/decode tokens/s, SoVITS and end-to-end real-time factors."""
+    batches = _batches(batch_sizes or ("1,8" if quick else "1,8,32,64"))
+    n_threads = threads or os.cpu_count() or 1
+    n_tokens = tokens or (16 if quick else 100)
+
+    def log(msg: str) -> None:
+        click.echo(msg, err=True)
+
+    doc = run_bench(quick, backend, device, n_threads, batches, n_tokens, max(3, runs), cache_dir, log)
+    table = format_table(doc)
+    click.echo(json.dumps(doc, indent=2) if as_json else table)
+    if out_dir is not None:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        (out_dir / "bench.json").write_text(json.dumps(doc, indent=2) + "\n")
+        (out_dir / "bench.txt").write_text(table + "\n")
+
+
+COMMANDS: list[click.Command] = [bench]

@@ -65,7 +65,7 @@ def say(text: str, voice_name: str, out_path: Path, language: str | None, backen
                                        "speed": speed}.items() if v is not None})
     known = set(SamplingOptions.__dataclass_fields__)
     options = SamplingOptions.from_dict({k: v for k, v in settings.items() if k in known})
-    lang = language or getattr(voice, "language", "en")
+    lang = str(language or getattr(voice, "language", None) or "en")
     requests = requests_from_text(TextFrontend(bert_dir=bert_dir), "say", text, lang)
     engine = Engine(voice, backend=backend, device=device, batch_size=batch_size, threads=threads)
     results = {r.key: r for r in engine.synthesize(requests, options)}

@@ -85,8 +85,9 @@ class Backend(Protocol):
     def start(self, slots: int, capacity: int) -> None:
         """(Re)allocate a zeroed cache of ``slots`` rows x ``capacity`` positions."""
 
-    def ensure_capacity(self, needed: int) -> None:
-        """Grow the cache (amortised doubling, contents kept) so ``needed`` positions fit."""
+    def ensure_capacity(self, needed: int, allow_shrink: bool = False) -> None:
+        """Resize the cache (contents kept) so ``needed`` positions fit; shrink only when allowed (the
+        caller guarantees no live row is longer than ``needed``)."""
 
     def prefill(self, slots: np.ndarray, batch: PrefillBatch, return_logits: bool = False) -> Candidates:
         """First pass of ``batch`` written into cache rows ``slots``."""

@@ -90,8 +90,8 @@ class OnnxBackend:
     def start(self, slots: int, capacity: int) -> None:
         self.cache.allocate(slots, capacity)
 
-    def ensure_capacity(self, needed: int) -> None:
-        self.cache.grow(needed)
+    def ensure_capacity(self, needed: int, allow_shrink: bool = False) -> None:
+        self.cache.grow(needed, allow_shrink)
 
     # ------------------------------------------------------------------ binding helpers
     def _bind_in(self, binding: Any, name: str, tensor: Tensor) -> None:

@@ -147,10 +147,10 @@ class TensorRTBackend:
             raise BackendUnavailableError(f"TensorRT engines were built for at most {PROFILE_BATCH[2]} slots")
         self.cache.allocate(slots, capacity)
 
-    def ensure_capacity(self, needed: int) -> None:
+    def ensure_capacity(self, needed: int, allow_shrink: bool = False) -> None:
         if needed > PROFILE_CAPACITY[2]:
             raise BackendUnavailableError(f"sequence of {needed} positions exceeds the TensorRT profile")
-        self.cache.grow(needed)
+        self.cache.grow(needed, allow_shrink)
 
     def _t(self, array: np.ndarray) -> Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.torch_device)

@@ -2,7 +2,7 @@
 
 The cache is one pair of tensors per layer (keys [B,H,hd,cap], values [B,H,cap,hd]); prefill writes
 rows with ``index_copy_`` and a step writes one position per row with an indexed assignment, so nothing
-is concatenated or copied per step. Capacity grows by doubling when a row would overflow (rare).
+is concatenated or copied per step. Capacity tracks the longest live row in 64-position steps.
 """
 
 from __future__ import annotations
@@ -28,6 +28,12 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+#: Cache capacity grows (and shrinks) in steps of this many positions.
+CAPACITY_STEP = 64
+#: Shrink when the capacity exceeds the need by this many positions.
+SHRINK_SLACK = 256
+
+
 class TorchKVCache:
     """Per-layer K/V buffers on one device; see module docstring for layouts."""
 
@@ -47,18 +53,23 @@ class TorchKVCache:
         self.values = [torch.zeros(shape_v, device=self.device, dtype=self.dtype) for _ in range(self.n_layer)]
         self.slots, self.capacity = slots, capacity
 
-    def grow(self, needed: int) -> bool:
-        """Double the capacity until ``needed`` fits, keeping contents; True if it reallocated."""
-        if needed <= self.capacity:
+    def grow(self, needed: int, allow_shrink: bool = False) -> bool:
+        """Fit ``needed`` positions, keeping contents; True if it reallocated.
+
+        The capacity tracks the longest live row in steps of :data:`CAPACITY_STEP` positions (and
+        shrinks again once it is :data:`SHRINK_SLACK` larger than needed), because a step's attention
+        reads every cache position: a tight cache is cheaper than the occasional copy (one copy per
+        ``CAPACITY_STEP`` decode steps). Only the caller that knows every live row's length may shrink.
+        """
+        target = -(-max(needed, 1) // CAPACITY_STEP) * CAPACITY_STEP
+        if needed <= self.capacity and (not allow_shrink or self.capacity - target < SHRINK_SLACK):
             return False
-        new_cap = max(self.capacity, 16)
-        while new_cap < needed:
-            new_cap *= 2
-        old_k, old_v, cap = self.keys, self.values, self.capacity
-        self.allocate(self.slots, new_cap)
+        old_k, old_v = self.keys, self.values
+        keep = min(self.capacity, target)
+        self.allocate(self.slots, target)
         for i in range(self.n_layer):
-            self.keys[i][..., :cap].copy_(old_k[i])
-            self.values[i][:, :, :cap].copy_(old_v[i])
+            self.keys[i][..., :keep].copy_(old_k[i][..., :keep])
+            self.values[i][:, :, :keep].copy_(old_v[i][:, :, :keep])
         return True
 
     def write_rows(self, slots: Tensor, keys: list[Tensor], values: list[Tensor]) -> None:
@@ -98,8 +109,8 @@ class TorchBackend:
     def start(self, slots: int, capacity: int) -> None:
         self.cache.allocate(slots, capacity)
 
-    def ensure_capacity(self, needed: int) -> None:
-        self.cache.grow(needed)
+    def ensure_capacity(self, needed: int, allow_shrink: bool = False) -> None:
+        self.cache.grow(needed, allow_shrink)
 
     def _t(self, array: np.ndarray) -> Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.torch_device)

@@ -103,14 +103,15 @@ class BatchDecoder:
         waiting = sorted(rows, key=lambda r: len(r.phone_ids))
         if not waiting:
             return
-        longest = max(len(r.phone_ids) for r in waiting) + len(self.prompt)
-        self.backend.start(self.n_slots, _round_up(longest + 128, 64))
+        first = max(len(r.phone_ids) for r in waiting[: self.n_slots]) + len(self.prompt)
+        self.backend.start(self.n_slots, _round_up(first + 1, 64))
         while waiting or any(r is not None for r in self.rows):
             free = [s for s, r in enumerate(self.rows) if r is None]
             if free and waiting:
                 take, waiting = waiting[: len(free)], waiting[len(free):]
                 yield from self._prefill(np.asarray(free[: len(take)], dtype=np.int64), take)
             if any(r is not None for r in self.rows):
+                self.backend.ensure_capacity(int(self.cache_lens.max()) + 1, allow_shrink=True)
                 yield from self._step()
 
     # ------------------------------------------------------------------ prefill

@@ -250,6 +250,8 @@ class BatchedGPT(nn.Module):
         x = (x + self.ar_audio_position.alpha * self.pe[positions]).unsqueeze(1)  # [B, 1, d]
         cap = past_keys[0].shape[3]
         dead = torch.arange(cap, device=tokens.device).view(1, 1, 1, cap) >= cache_lens.view(-1, 1, 1, 1)
+        # additive mask, built once per step and shared by every layer
+        mask = torch.zeros(dead.shape, dtype=x.dtype, device=x.device).masked_fill(dead, float("-inf"))
         scale = 1.0 / math.sqrt(self.dims.head_dim)
         new_keys: list[Tensor] = []
         new_values: list[Tensor] = []
@@ -257,13 +259,11 @@ class BatchedGPT(nn.Module):
             attn = layer.self_attn
             q, k, v = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
             q, k, v = self._heads(q), self._heads(k), self._heads(v)  # [B, H, 1, hd]
-            s_cache = (torch.matmul(q, past_keys[i]) * scale).masked_fill(dead, float("-inf"))  # [B,H,1,cap]
+            s_cache = torch.matmul(q, past_keys[i]) * scale + mask  # [B, H, 1, cap]
             s_new = (q * k).sum(dim=-1, keepdim=True) * scale  # [B, H, 1, 1]
-            m = torch.maximum(s_cache.amax(dim=-1, keepdim=True), s_new)
-            p_cache = torch.exp(s_cache - m)
-            p_new = torch.exp(s_new - m)
-            denom = p_cache.sum(dim=-1, keepdim=True) + p_new
-            out = (torch.matmul(p_cache, past_values[i]) + p_new * v) / denom  # [B, H, 1, hd]
+            # one softmax over [cache | new]: only the scores are concatenated, never the cache
+            p = torch.softmax(torch.cat([s_cache, s_new], dim=-1), dim=-1)
+            out = torch.matmul(p[..., :cap], past_values[i]) + p[..., cap:] * v  # [B, H, 1, hd]
             x = layer.norm1(x + attn.out_proj(self._merge(out)))
             x = layer.ffn_block(x)
             new_keys.append(k.squeeze(2))

@@ -140,3 +140,21 @@ def test_cache_growth_keeps_results(batched_gpt, reference_gpt, vectors) -> None
 
 def test_step_writes_only_new_positions(backend, vectors) -> None:
     check_step_writes_one_position(backend, vectors)
+
+
+def test_cache_resize_keeps_contents() -> None:
+    import torch
+
+    from renderer.backends.torch_backend import CAPACITY_STEP, TorchKVCache
+
+    cache = TorchKVCache(2, 2, 4, torch.device("cpu"))
+    cache.allocate(3, CAPACITY_STEP)
+    cache.keys[1][..., :10] = 1.5
+    cache.values[0][:, :, :10] = 2.5
+    assert cache.grow(CAPACITY_STEP + 1) and cache.capacity == 2 * CAPACITY_STEP
+    assert not cache.grow(5)  # never shrinks unless the caller allows it
+    assert cache.grow(5, allow_shrink=False) is False
+    cache.allocate(3, 8 * CAPACITY_STEP)
+    cache.keys[1][..., :10] = 1.5
+    assert cache.grow(20, allow_shrink=True) and cache.capacity == CAPACITY_STEP
+    assert bool((cache.keys[1][..., :10] == 1.5).all()) and bool((cache.keys[1][..., 10:] == 0).all())

@@ -1,0 +1,194 @@
+"""The stages of ``render bench``: full-size random voice, GPT, SoVITS and end-to-end runs."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from renderer.backends.base import VocodeItem
+from renderer.engine.api import Engine, VoiceParts
+from renderer.engine.bench import (
+    ConvFlopCounter,
+    Figure,
+    figure,
+    fixed_length_options,
+    gpt_flops_per_token,
+    gpt_prefill_flops,
+)
+from renderer.engine.decode import BatchDecoder, PreparedRow
+
+#: Realistic chunk shape (issue 8): phones per side, prompt semantic tokens.
+REF_PHONES = 60
+TARGET_PHONES = 60
+PROMPT_TOKENS = 150
+
+CHAPTER_TEXT = (
+    "The rain had not stopped for three days, and the river was higher than anyone in the village could "
+    "remember. Old Martha stood at her window and watched the water creep over the lower field. "
+    "She had seen floods before, but never one that rose so quietly. By noon the road to town was gone, "
+    "and the children had been sent up the hill to the schoolhouse with blankets and bread. "
+    "Her grandson came back at four o'clock with news that the bridge was holding. "
+    "Nobody believed him, and nobody wanted to be the first to walk across and find out. "
+    "So they waited, as people always do, and told each other stories until the light was gone."
+)
+
+
+def bench_cache_dir(override: str | Path | None = None) -> Path:
+    """Where the generated full-size random voice lives (created on first use)."""
+    if override is not None:
+        return Path(override)
+    if os.environ.get("RENDER_BENCH_CACHE"):
+        return Path(os.environ["RENDER_BENCH_CACHE"])
+    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return base / "audiobook-renderer" / "bench-v2-full"
+
+
+def bench_voice(cache: Path, log: Any = print) -> VoiceParts:
+    """Full-size random v2 GPT + SoVITS and a random prompt, generated once into ``cache``."""
+    from renderer.models.random_weights import write_random_gpt, write_random_sovits
+
+    cache.mkdir(parents=True, exist_ok=True)
+    gpt, sovits, prompt = cache / "gpt.ckpt", cache / "sovits.pth", cache / "prompt.npz"
+    if not gpt.is_file():
+        log(f"generating full-size random GPT into {gpt} (first run only)")
+        write_random_gpt(gpt.with_suffix(".tmp"), "full", 0)
+        gpt.with_suffix(".tmp").rename(gpt)
+    if not sovits.is_file():
+        log(f"generating full-size random SoVITS v2 into {sovits} (first run only)")
+        write_random_sovits(sovits.with_suffix(".tmp"), "v2", "full", 0)
+        sovits.with_suffix(".tmp").rename(sovits)
+    if not prompt.is_file():
+        from renderer.models.sovits import load_sovits
+
+        model, _cfg, _ckpt = load_sovits(sovits)
+        g = torch.Generator().manual_seed(0)
+        ge = model.reference_ge([torch.rand(1, 1025, 200, generator=g) * 5]).numpy()
+        np.savez(prompt, prompt_semantic=torch.randint(0, 1024, (PROMPT_TOKENS,), generator=g).numpy(),
+                 ref_phone_ids=torch.randint(1, 732, (REF_PHONES,), generator=g).numpy(),
+                 ref_bert=np.zeros((1024, REF_PHONES), np.float32), ge=ge)
+    with np.load(prompt) as data:
+        return VoiceParts(gpt_path=gpt, sovits_path=sovits, prompt_semantic=data["prompt_semantic"],
+                          ref_phone_ids=data["ref_phone_ids"], ref_bert=data["ref_bert"], ge=data["ge"],
+                          name="bench-v2-full", folder=cache)
+
+
+@dataclass
+class GPTRun:
+    prefill_positions_per_s: float
+    decode_tokens_per_s: float
+    prefill_gflops: float
+    decode_gflops: float
+
+
+def gpt_rows(voice: Any, batch: int, n_tokens: int, seed: int) -> list[PreparedRow]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(batch):
+        target = rng.integers(1, 732, TARGET_PHONES)
+        rows.append(PreparedRow(key=f"b{i}", phone_ids=np.concatenate([voice.ref_phone_ids, target]),
+                                bert=np.zeros((1024, REF_PHONES + TARGET_PHONES), np.float32), seed=i,
+                                forced=rng.integers(0, 1024, n_tokens)))
+    return rows
+
+
+def gpt_run(engine: Engine, batch: int, n_tokens: int, dims: tuple[int, int]) -> GPTRun:
+    """One wave of ``batch`` chunks decoding exactly ``n_tokens`` tokens each."""
+    voice = engine.voice
+    decoder = BatchDecoder(engine.backend, np.asarray(voice.prompt_semantic), fixed_length_options(n_tokens),
+                           slots=batch)
+    for _ in decoder.run(gpt_rows(voice, batch, n_tokens, seed=batch)):
+        pass
+    s = decoder.stats
+    d, n_layer = dims
+    positions = REF_PHONES + TARGET_PHONES + PROMPT_TOKENS
+    mean_keys = positions + n_tokens / 2
+    decode_flops = s.row_steps * gpt_flops_per_token(d, n_layer, mean_keys)
+    return GPTRun(prefill_positions_per_s=batch * positions / s.prefill_seconds,
+                  decode_tokens_per_s=s.row_steps / s.step_seconds,
+                  prefill_gflops=gpt_prefill_flops(d, n_layer, positions, batch) / s.prefill_seconds / 1e9,
+                  decode_gflops=decode_flops / s.step_seconds / 1e9)
+
+
+def gpt_figures(engine: Engine, batches: list[int], n_tokens: int, runs: int) -> list[Figure]:
+    gpt_dims = _gpt_dims(engine)
+    out: list[Figure] = []
+    for batch in batches:
+        results: list[GPTRun] = []
+
+        def decode_once(b: int = batch, sink: list[GPTRun] = results) -> float:
+            sink.append(gpt_run(engine, b, n_tokens, gpt_dims))
+            return sink[-1].decode_tokens_per_s
+
+        gpt_run(engine, batch, min(n_tokens, 4), gpt_dims)  # warm-up (allocations, kernel selection)
+        dec = figure(f"gpt_decode_b{batch}", "tok/s", decode_once, runs=runs, warmup=0, batch=batch,
+                     tokens_per_chunk=n_tokens)
+        dec.extra["gflops"] = float(np.median([r.decode_gflops for r in results]))
+        pre = [r.prefill_positions_per_s for r in results]
+        out.append(Figure(f"gpt_prefill_b{batch}", "pos/s", float(np.median(pre)), min(pre), max(pre), len(pre),
+                          {"batch": batch, "positions_per_row": REF_PHONES + TARGET_PHONES + PROMPT_TOKENS,
+                           "gflops": float(np.median([r.prefill_gflops for r in results]))}))
+        out.append(dec)
+    return out
+
+
+def _gpt_dims(engine: Engine) -> tuple[int, int]:
+    sidecar = getattr(engine.backend, "sidecar", None)
+    if sidecar is not None:
+        return int(sidecar["gpt"]["d_model"]), int(sidecar["gpt"]["n_layer"])
+    dims = engine.backend.gpt.dims  # type: ignore[attr-defined]
+    return dims.d_model, dims.n_layer
+
+
+def sovits_figures(engine: Engine, n_tokens: int, batch: int, runs: int) -> list[Figure]:
+    """Real-time factor (wall / audio seconds) of SoVITS at batch 1 and ``batch``."""
+    rng = np.random.default_rng(0)
+    vocoder = getattr(engine.backend, "vocoder", None)
+    model = getattr(vocoder, "model", None)
+    out: list[Figure] = []
+    for b in sorted({1, batch}):
+        items = [VocodeItem(f"v{i}", rng.integers(0, 1024, n_tokens), rng.integers(1, 732, 50)) for i in range(b)]
+        flops: list[float] = []
+
+        def once(its: list[VocodeItem] = items, sink: list[float] = flops) -> float:
+            counter = ConvFlopCounter(model) if model is not None else None
+            start = time.perf_counter()
+            audio = engine.backend.vocode(its, speed=1.0, noise_scale=0.5, seeds=list(range(len(its))))
+            wall = time.perf_counter() - start
+            if counter is not None:
+                sink.append(counter.flops / wall / 1e9)
+                counter.close()
+            return wall / (sum(len(a) for a in audio) / 32000)
+
+        fig = figure(f"sovits_rtf_b{b}", "RTF", once, runs=runs, batch=b, audio_seconds_per_chunk=n_tokens / 25)
+        if flops:
+            fig.extra["gflops"] = float(np.median(flops))
+        out.append(fig)
+    return out
+
+
+def chapter_figure(engine: Engine, quick: bool, runs: int) -> Figure:
+    """Text -> chapter audio real-time factor (frontend + GPT + SoVITS), chunks decoded together."""
+    from renderer.engine.text_requests import requests_from_text
+    from renderer.text import TextFrontend
+
+    frontend = TextFrontend()
+    text = CHAPTER_TEXT.split(". ")[0] + "." if quick else CHAPTER_TEXT
+    options = fixed_length_options(24 if quick else 150)
+    audio_s: list[float] = []
+
+    def once() -> float:
+        start = time.perf_counter()
+        requests = requests_from_text(frontend, "chapter", text, "en")
+        total = sum(len(r.audio) for r in engine.synthesize(requests, options)) / 32000
+        audio_s.append(total)
+        return (time.perf_counter() - start) / total
+
+    fig = figure("chapter_rtf", "RTF", once, runs=runs, warmup=0 if quick else 1)
+    fig.extra["audio_seconds"] = float(np.median(audio_s))
+    return fig

@@ -1,0 +1,47 @@
+"""Bench library pieces that run fast: FLOP formulas, figures, table/JSON formatting, CLI help."""
+
+from __future__ import annotations
+
+import torch
+from click.testing import CliRunner
+
+from jobs.cli import cli
+from jobs.cli.bench import format_table
+from renderer.engine.bench import ConvFlopCounter, Figure, figure, gpt_flops_per_token, gpt_prefill_flops
+
+
+def test_gpt_flop_formula_matches_issue_figures() -> None:
+    # full v2: d=512, 24 layers -> ~151 MFLOP per prefill position (linear part) and ~164 MFLOP per token
+    linear = gpt_flops_per_token(512, 24, keys=0) - 2 * 512 * 1025
+    assert abs(linear / 1e6 - 151) < 1
+    assert 155e6 < gpt_flops_per_token(512, 24, keys=300) < 175e6
+    assert gpt_prefill_flops(512, 24, 10, 2) > 2 * 10 * linear
+
+
+def test_conv_flop_counter_counts_hooks() -> None:
+    conv = torch.nn.Conv1d(4, 8, 3, padding=1)
+    counter = ConvFlopCounter(conv)
+    conv(torch.randn(1, 4, 10))
+    counter.close()
+    assert counter.flops == 2 * 8 * 10 * 4 * 3
+
+
+def test_figure_takes_median_of_three() -> None:
+    values = iter([100.0, 1.0, 2.0, 3.0])
+    fig = figure("x", "u", lambda: next(values), runs=3, warmup=1)
+    assert (fig.median, fig.low, fig.high, fig.runs) == (2.0, 1.0, 3.0, 3)
+
+
+def test_format_table_lists_figures() -> None:
+    doc = {"backend": "torch", "device": "cpu", "threads": 2, "quick": True, "machine": {"load_average": (0, 0, 0)},
+           "peak_rss_mb": 100.0, "seconds": 1.0,
+           "figures": [Figure("gpt_decode_b8", "tok/s", 5.0, 4.0, 6.0, 3, {"gflops": 1.0,
+                                                                           "fraction_of_fp32_peak": 0.5}).to_dict()]}
+    table = format_table(doc)
+    assert "gpt_decode_b8" in table and "50%" in table and "peak RSS 100 MB" in table
+
+
+def test_bench_and_say_have_help() -> None:
+    for command in ("bench", "say"):
+        result = CliRunner().invoke(cli, [command, "--help"])
+        assert result.exit_code == 0 and "--" in result.output
