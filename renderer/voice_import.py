@@ -84,21 +84,22 @@ def compute_voice_arrays(gpt: Path, sovits: Path, ref: Path, aux: list[Path], re
     _, gpt_cfg, _ = load_gpt(gpt)  # validates the file now rather than at render time
     if gpt_cfg.phoneme_vocab_size != 732:
         raise VoiceError(f"{gpt}: GPT has {gpt_cfg.phoneme_vocab_size} phoneme rows; only v2 (732) is supported")
+    if hubert_dir is None:
+        raise VoiceError("importing a voice needs the chinese-hubert-base folder (--hubert) for the prompt tokens")
     model, cfg, _ = load_sovits(sovits)
+    if cfg.is_pro and sv_path is None:
+        raise VoiceError(f"SoVITS {cfg.version} voices need the speaker-verification checkpoint (--sv), "
+                         "pretrained_eres2netv2w24s4ep4.ckpt from GPT-SoVITS")
     main = reference_waveforms(ref)
     _check_reference_length(ref, main.hubert16k)
     waves = [main] + [reference_waveforms(p) for p in aux]
-    if hubert_dir is None:
-        raise VoiceError("importing a voice needs the chinese-hubert-base folder (--hubert) for the prompt tokens")
     ssl = HubertEncoder(hubert_dir).features(prompt_waveform(main.hubert16k))
     prompt = model.extract_latent(ssl)[0, 0].numpy().astype(np.int64)
     ids, bert = reference_phones(ref_text, lang, bert_dir, explicit_ids, explicit_bert)
     specs = [linear_spectrogram(w.wav32k, normalize=False) for w in waves]
     sv_embs = None
     if cfg.is_pro:
-        if sv_path is None:
-            raise VoiceError(f"SoVITS {cfg.version} voices need the speaker-verification checkpoint (--sv), "
-                             "pretrained_eres2netv2w24s4ep4.ckpt from GPT-SoVITS")
+        assert sv_path is not None
         from renderer.models.eres2net import SpeakerEncoder
 
         speaker = SpeakerEncoder(sv_path)

@@ -54,10 +54,13 @@ def test_errors_are_one_line_messages(assets, tmp_path):
     assert bad.exit_code != 0 and "SoVITS" in bad.output and "Traceback" not in bad.output
 
 
-def test_make_random(tmp_path):
+def test_make_random(asset_cache, assets, tmp_path):
+    """make-random writes its files into the cache (here already filled by the session fixture) and imports."""
+    from tests.voice.conftest import ASSET_SEED
+
     runner = CliRunner()
-    args = ["voice", "make-random", "rnd", "--size", "tiny", "--version", "v2", "--seed", "3",
-            "--cache-dir", str(tmp_path / "cache"), "--voices-dir", str(tmp_path / "voices")]
+    args = ["voice", "make-random", "rnd", "--size", "tiny", "--version", "v2", "--seed", str(ASSET_SEED),
+            "--cache-dir", str(asset_cache), "--voices-dir", str(tmp_path / "voices")]
     result = runner.invoke(cli, args)
     assert result.exit_code == 0, result.output
     assert "created: random tiny v2 voice 'rnd'" in result.output

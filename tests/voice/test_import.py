@@ -27,10 +27,10 @@ def _sha(path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_import_writes_a_complete_voice(assets, store):
-    result = _import(assets, store)
+def test_import_writes_a_complete_voice(assets, imported):
+    result = imported
     assert result.changed
-    folder = store.path("narrator")
+    folder = result.voice.folder
     assert sorted(p.name for p in folder.iterdir()) == ["gpt.ckpt", "prompt.npz", "sovits.pth", "voice.json"]
     meta = json.loads((folder / "voice.json").read_text())
     assert meta["schema_version"] == SCHEMA_VERSION and meta["version"] == "v2" and meta["language"] == "en"
@@ -55,30 +55,35 @@ def test_import_writes_a_complete_voice(assets, store):
     assert voice.sampling_options().top_k == 15
 
 
-def test_prompt_tokens_match_direct_computation(assets, store):
+def test_prompt_tokens_match_direct_computation(assets, imported):
     """The stored prompt equals HuBERT -> extract_latent computed here step by step."""
     from renderer.audio import load_audio
     from renderer.models.hubert import HubertEncoder, prompt_waveform
     from renderer.models.sovits import load_sovits
 
-    voice = _import(assets, store).voice
+    voice = imported.voice
     sovits, _, _ = load_sovits(assets["sovits"])
     ssl = HubertEncoder(assets["hubert"]).features(prompt_waveform(load_audio(assets["ref"], 16000)))
     assert np.array_equal(sovits.extract_latent(ssl)[0, 0].numpy(), voice.prompt_semantic)
 
 
-def test_reimport_is_a_noop(assets, store):
-    first = _import(assets, store)
+def test_reimport_is_a_noop(assets, seeded_store):
+    store = seeded_store
+    first = imported_voice = store.get("narrator")
+    assert imported_voice.fingerprint
     stamp = (store.path("narrator") / "voice.json").stat().st_mtime_ns
     second = _import(assets, store)
     assert not second.changed and second.reason == "inputs unchanged"
     assert (store.path("narrator") / "voice.json").stat().st_mtime_ns == stamp
-    assert np.array_equal(first.voice.prompt_semantic, second.voice.prompt_semantic)
-    assert _import(assets, store, force=True).changed
+    assert np.array_equal(first.prompt_semantic, second.voice.prompt_semantic)
+    forced = _import(assets, store, force=True)
+    assert forced.changed and np.array_equal(forced.voice.prompt_semantic, first.prompt_semantic)
+    assert np.allclose(forced.voice.ge, first.ge)
 
 
-def test_changed_inputs_recompute(assets, store, tmp_path):
-    first = _import(assets, store).voice
+def test_changed_inputs_recompute(assets, seeded_store, tmp_path):
+    store = seeded_store
+    first = store.get("narrator")
     changed_text = _import(assets, store, text="A different reference sentence here.")
     assert changed_text.changed and changed_text.voice.ref_text == "A different reference sentence here."
     assert changed_text.voice.ref_phone_ids.tolist() != first.ref_phone_ids.tolist()
@@ -99,8 +104,8 @@ def test_bad_clip_lengths_refused(assets, store, tmp_path, seconds):
     assert not store.path("narrator").exists()
 
 
-def test_aux_refs_change_ge(assets, store, tmp_path):
-    base = _import(assets, store).voice
+def test_aux_refs_change_ge(assets, imported, store, tmp_path):
+    base = imported.voice
     aux = synthetic_reference(tmp_path / "aux.wav", seconds=3.5, seed=5)
     with_aux = _import(assets, store, aux_refs=[aux]).voice
     assert with_aux.sources["aux_refs"][0]["sha256"] == _sha(aux)
