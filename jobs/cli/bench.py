@@ -22,7 +22,7 @@ def _batches(value: str) -> list[int]:
 
 
 def run_bench(quick: bool, backend: str, device: str, threads: int, batches: list[int], tokens: int, runs: int,
-              cache_dir: Path | None, log: Any) -> dict[str, Any]:
+              cache_dir: Path | None, log: Any, precision: str = "fp32") -> dict[str, Any]:
     """Every stage; returns the JSON document."""
     import torch
 
@@ -46,8 +46,9 @@ def run_bench(quick: bool, backend: str, device: str, threads: int, batches: lis
             log(f"exporting ONNX graphs into {onnx_dir} (first run only)")
             export_voice_onnx(voice, onnx_dir)
     engine = Engine(voice, backend=backend, device=device, batch_size=max(batches), threads=threads,
-                    onnx_dir=onnx_dir)
-    log(f"backend {engine.backend.name}; GPT ...")
+                    onnx_dir=onnx_dir, precision=precision)
+    chosen = getattr(engine.backend, "precision", "fp32")
+    log(f"backend {engine.backend.name}, precision {chosen}; GPT ...")
     figures += gpt_figures(engine, batches, tokens, runs)
     log("SoVITS ...")
     figures += sovits_figures(engine, 25 if quick else 150, 2 if quick else 4, runs)
@@ -59,13 +60,15 @@ def run_bench(quick: bool, backend: str, device: str, threads: int, batches: lis
         if peak and "gflops" in f.extra:
             f.extra["fraction_of_fp32_peak"] = f.extra["gflops"] / peak
     return {"machine": info, "backend": engine.backend.name, "device": device, "threads": threads,
+            "precision": chosen, "precision_report": getattr(engine.backend, "precision_report", {}),
             "quick": quick, "tokens_per_chunk": tokens, "peak_rss_mb": peak_rss_mb(),
             "seconds": time.perf_counter() - started, "figures": [f.to_dict() for f in figures]}
 
 
 def format_table(doc: dict[str, Any]) -> str:
     """Plain-text table of a bench document."""
-    lines = [f"render bench  backend={doc['backend']} device={doc['device']} threads={doc['threads']} "
+    lines = [f"render bench  backend={doc['backend']} precision={doc.get('precision', 'fp32')} "
+             f"device={doc['device']} threads={doc['threads']} "
              f"quick={doc['quick']}  load={doc['machine']['load_average']}",
              f"{'figure':<22}{'median':>12}{'min':>12}{'max':>12}  {'unit':<9}{'GFLOP/s':>9}{'of peak':>9}"]
     for f in doc["figures"]:
@@ -84,13 +87,16 @@ def format_table(doc: dict[str, Any]) -> str:
               help="Also write bench.json and bench.txt into this folder.")
 @click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True)
 @click.option("--device", default="cpu", show_default=True)
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="fp32", show_default=True,
+              help="auto = bf16/fp16 where supported and within tolerance of fp32.")
 @click.option("--threads", type=int, default=None, help="CPU threads (default: all cores).")
 @click.option("--batch-sizes", default=None, help="Comma-separated GPT batch sizes (default 1,8,32,64; quick 1,8).")
 @click.option("--tokens", type=int, default=None, help="Generated tokens per chunk (default 100; quick 16).")
 @click.option("--runs", type=int, default=3, show_default=True, help="Timed runs per figure (>= 3).")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the generated full-size random voice is kept.")
-def bench(quick: bool, as_json: bool, out_dir: Path | None, backend: str, device: str, threads: int | None,
+def bench(quick: bool, as_json: bool, out_dir: Path | None, backend: str, device: str, precision: str,
+          threads: int | None,
           batch_sizes: str | None, tokens: int | None, runs: int, cache_dir: Path | None) -> None:
     """Measure GEMM peak, GPT prefill/decode tokens/s, SoVITS and end-to-end real-time factors."""
     batches = _batches(batch_sizes or ("1,8" if quick else "1,8,32,64"))
@@ -100,7 +106,7 @@ def bench(quick: bool, as_json: bool, out_dir: Path | None, backend: str, device
     def log(msg: str) -> None:
         click.echo(msg, err=True)
 
-    doc = run_bench(quick, backend, device, n_threads, batches, n_tokens, max(3, runs), cache_dir, log)
+    doc = run_bench(quick, backend, device, n_threads, batches, n_tokens, max(3, runs), cache_dir, log, precision)
     table = format_table(doc)
     click.echo(json.dumps(doc, indent=2) if as_json else table)
     if out_dir is not None:

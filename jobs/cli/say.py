@@ -40,6 +40,8 @@ def join_chunks(audios: list[np.ndarray], sample_rate: int, pause_seconds: float
 @click.option("--language", default=None, help="Text language (default: the voice's language).")
 @click.option("--backend", type=click.Choice(["auto", "torch", "onnx", "tensorrt"]), default="auto", show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu or cuda.")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+              help="auto = bf16/fp16 only where supported and checked against fp32.")
 @click.option("--threads", type=int, default=None, help="CPU threads (default: torch's choice).")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Chunks decoded together.")
 @click.option("--seed", type=int, default=0, show_default=True)
@@ -51,7 +53,7 @@ def join_chunks(audios: list[np.ndarray], sample_rate: int, pause_seconds: float
               help="chinese-roberta-wwm-ext-large folder (needed for Chinese text).")
 @click.option("--voices-dir", type=click.Path(file_okay=False, path_type=Path), default=None)
 def say(text: str, voice_name: str, out_path: Path, language: str | None, backend: str, device: str,
-        threads: int | None, batch_size: int, seed: int, top_k: int | None, top_p: float | None,
+        precision: str, threads: int | None, batch_size: int, seed: int, top_k: int | None, top_p: float | None,
         temperature: float | None, speed: float | None, bert_dir: Path | None, voices_dir: Path | None) -> None:
     """Speak TEXT with a stored voice and write a WAV file."""
     import soundfile as sf
@@ -67,7 +69,8 @@ def say(text: str, voice_name: str, out_path: Path, language: str | None, backen
     options = SamplingOptions.from_dict({k: v for k, v in settings.items() if k in known})
     lang = str(language or getattr(voice, "language", None) or "en")
     requests = requests_from_text(TextFrontend(bert_dir=bert_dir), "say", text, lang)
-    engine = Engine(voice, backend=backend, device=device, batch_size=batch_size, threads=threads)
+    engine = Engine(voice, backend=backend, device=device, batch_size=batch_size, threads=threads,
+                    precision=precision)
     results = {r.key: r for r in engine.synthesize(requests, options)}
     ordered = [results[r.key] for r in requests]
     audio = join_chunks([r.audio for r in ordered], ordered[0].sample_rate)

@@ -24,16 +24,27 @@ def default_onnx_dir(voice: Any) -> Path | None:
     return path if (path / "export.json").is_file() else None
 
 
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
 def create_backend(voice: Any, kind: str = "auto", device: str = "cpu", threads: int | None = None,
-                   onnx_dir: str | Path | None = None) -> Any:
-    """Build the requested backend for ``voice``; BackendUnavailableError when it cannot run here."""
+                   onnx_dir: str | Path | None = None, precision: str = "fp32") -> Any:
+    """Build the requested backend for ``voice``; BackendUnavailableError when it cannot run here.
+
+    precision: 'fp32', 'bf16' (CPU with AVX512-BF16/AMX), 'fp16' (CUDA), or 'auto' = the reduced
+    precision of the device only when its tolerance check against fp32 passes (torch backend).
+    """
     if kind not in BACKENDS:
         raise OptionsError(f"unknown backend {kind!r}; choose one of {', '.join(BACKENDS)}")
+    if precision not in PRECISIONS:
+        raise OptionsError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     folder = Path(onnx_dir) if onnx_dir is not None else default_onnx_dir(voice)
     if kind == "auto":
         kind = "torch"
     if kind == "torch":
-        return _torch_backend(voice, device)
+        return _torch_backend(voice, device, precision)
+    if precision not in ("auto", "fp32"):
+        raise OptionsError(f"precision {precision!r} is available with the torch backend only")
     if folder is None:
         raise BackendUnavailableError(
             f"backend {kind!r} needs exported ONNX graphs; "
@@ -58,10 +69,29 @@ def torch_vocoder(voice: Any, device: str) -> Any:
     return TorchVocoder(model, voice.ge, device=device)
 
 
-def _torch_backend(voice: Any, device: str) -> Any:
+def _torch_backend(voice: Any, device: str, precision: str) -> Any:
+    import copy
+
+    import torch
+
     from renderer.backends.torch_backend import TorchBackend, resolve_device
     from renderer.engine.gpt import BatchedGPT
+    from renderer.engine.precision import choose_precision
 
     resolve_device(device)
     gpt = BatchedGPT.from_checkpoint(voice.gpt_path)
-    return TorchBackend(gpt, vocoder=torch_vocoder(voice, device), device=device)
+    vocoder = torch_vocoder(voice, device)
+
+    def make(dtype: Any) -> TorchBackend:
+        return TorchBackend(gpt if dtype is None else copy.deepcopy(gpt).cast_linears(dtype), device=device)
+
+    chosen, report = choose_precision(voice, device, precision, gpt, make, vocoder)
+    dtypes = {"bf16": torch.bfloat16, "fp16": torch.float16}
+    if chosen in dtypes:
+        gpt.cast_linears(dtypes[chosen])
+        if vocoder is not None:
+            vocoder.autocast_dtype = dtypes[chosen]
+    backend = TorchBackend(gpt, vocoder=vocoder, device=device)
+    backend.precision = chosen
+    backend.precision_report = report
+    return backend

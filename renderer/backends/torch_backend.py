@@ -102,8 +102,10 @@ class TorchBackend:
         self.vocab_size = gpt.dims.vocab_size
         self.eos = gpt.dims.eos
         d = gpt.dims
-        self.cache = TorchKVCache(d.n_layer, d.n_head, d.head_dim, self.torch_device)
+        self.cache = TorchKVCache(d.n_layer, d.n_head, d.head_dim, self.torch_device, dtype=gpt.weight_dtype)
         self._step_fn = torch.compile(gpt.step, dynamic=True) if compile_step else gpt.step
+        self.precision = "fp32" if gpt.weight_dtype == torch.float32 else str(gpt.weight_dtype).split(".")[-1]
+        self.precision_report: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ cache
     def start(self, slots: int, capacity: int) -> None:

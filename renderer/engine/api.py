@@ -80,11 +80,15 @@ class VoiceParts:
 
 
 class Engine:
-    """Batched text-to-speech for one voice on one backend."""
+    """Batched text-to-speech for one voice on one backend.
+
+    precision 'auto' (default) uses bf16 (CPU with AVX512-BF16/AMX) or fp16 (CUDA) only after a
+    tolerance check against fp32 passed for this voice (cached); 'fp32' is bit-for-bit the reference path.
+    """
 
     def __init__(self, voice: VoiceLike, *, backend: str = "auto", device: str = "cpu", batch_size: int = 8,
                  threads: int | None = None, onnx_dir: str | Path | None = None,
-                 backend_instance: Backend | None = None) -> None:
+                 backend_instance: Backend | None = None, precision: str = "auto") -> None:
         if batch_size < 1:
             raise OptionsError(f"batch_size must be >= 1, got {batch_size}")
         if threads is not None:
@@ -99,7 +103,7 @@ class Engine:
             from renderer.backends import create_backend
 
             backend_instance = create_backend(voice, kind=backend, device=device, threads=threads,
-                                              onnx_dir=onnx_dir)
+                                              onnx_dir=onnx_dir, precision=precision)
         self.backend: Backend = backend_instance
         self.last_stats = DecodeStats()
 

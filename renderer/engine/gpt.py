@@ -73,6 +73,14 @@ def sine_table(n_positions: int, d_model: int) -> Tensor:
     return pe
 
 
+def lin(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """``F.linear`` that also runs reduced-precision weights: activations are cast to the weight's dtype
+    for the product and the result back, so LayerNorm, softmax and residuals stay float32."""
+    if weight.dtype == x.dtype:
+        return F.linear(x, weight, bias)
+    return F.linear(x.to(weight.dtype), weight, bias).to(x.dtype)
+
+
 class _Embedding(nn.Module):
     def __init__(self, n: int, d: int) -> None:
         super().__init__()
@@ -104,7 +112,8 @@ class _Layer(nn.Module):
 
     def ffn_block(self, x: Tensor) -> Tensor:
         """Post-norm feed-forward half: LN2(x + W2 relu(W1 x))."""
-        return self.norm2(x + self.linear2(F.relu(self.linear1(x))))
+        hidden = F.relu(lin(x, self.linear1.weight, self.linear1.bias))
+        return self.norm2(x + lin(hidden, self.linear2.weight, self.linear2.bias))
 
 
 class _Stack(nn.Module):
@@ -143,6 +152,22 @@ class BatchedGPT(nn.Module):
             raise CheckpointError(path, problem)
         return model.eval()
 
+    def cast_linears(self, dtype: torch.dtype) -> BatchedGPT:
+        """Store every linear layer's weights in ``dtype`` (e.g. bfloat16); norms/embeddings stay float32."""
+        for module in [self.bert_proj, self.ar_predict_layer]:
+            module.to(dtype)
+        for layer in self.layers():
+            attn = layer.self_attn
+            attn.in_proj_weight.data = attn.in_proj_weight.data.to(dtype)
+            attn.in_proj_bias.data = attn.in_proj_bias.data.to(dtype)
+            for module in (attn.out_proj, layer.linear1, layer.linear2):
+                module.to(dtype)
+        return self
+
+    @property
+    def weight_dtype(self) -> torch.dtype:
+        return self.ar_predict_layer.weight.dtype
+
     # ----------------------------------------------------------------------------------- pieces
     def layers(self) -> list[_Layer]:
         """The transformer layers, typed."""
@@ -180,7 +205,8 @@ class BatchedGPT(nn.Module):
         """Packed transformer input [b, X+Y, d]: per row text (Lx_i), then the Y prompt tokens, then padding."""
         b, x_max = phone_ids.shape
         y_len = prompt.shape[1]
-        text = self.ar_text_embedding.word_embeddings(phone_ids) + self.bert_proj(bert.transpose(1, 2))
+        text = self.ar_text_embedding.word_embeddings(phone_ids) + lin(bert.transpose(1, 2), self.bert_proj.weight,
+                                                                              self.bert_proj.bias)
         text = text + self.ar_text_position.alpha * self.pe[:x_max].unsqueeze(0)
         sem = self.ar_audio_embedding.word_embeddings(prompt)
         sem = sem + self.ar_audio_position.alpha * self.pe[:y_len].unsqueeze(0)
@@ -220,18 +246,18 @@ class BatchedGPT(nn.Module):
         values: list[Tensor] = []
         for layer in self.layers():
             attn = layer.self_attn
-            q, k, v = F.linear(h, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+            q, k, v = lin(h, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
             q, k, v = self._heads(q), self._heads(k), self._heads(v)
             k_t = k.transpose(2, 3)  # [b, H, hd, T]
             scores = torch.matmul(q, k_t) * scale
             scores = scores.masked_fill(~mask, float("-inf"))
             out = self._merge(torch.matmul(torch.softmax(scores, dim=-1), v))
-            h = layer.norm1(h + attn.out_proj(out))
+            h = layer.norm1(h + lin(out, attn.out_proj.weight, attn.out_proj.bias))
             h = layer.ffn_block(h)
             keys.append(k_t.contiguous())
             values.append(v.contiguous())
         last = (text_lens + y_len - 1).view(-1, 1, 1).expand(-1, 1, self.dims.d_model)
-        logits = self.ar_predict_layer(torch.gather(h, 1, last).squeeze(1))
+        logits = lin(torch.gather(h, 1, last).squeeze(1), self.ar_predict_layer.weight, None)
         vals, idx, lse = self._candidates(logits, presence, penalty, eos_block)
         return vals, idx, lse, keys, values, (logits if return_logits else None)
 
@@ -257,17 +283,18 @@ class BatchedGPT(nn.Module):
         new_values: list[Tensor] = []
         for i, layer in enumerate(self.layers()):
             attn = layer.self_attn
-            q, k, v = F.linear(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+            q, k, v = lin(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
             q, k, v = self._heads(q), self._heads(k), self._heads(v)  # [B, H, 1, hd]
-            s_cache = torch.matmul(q, past_keys[i]) * scale + mask  # [B, H, 1, cap]
+            kd = past_keys[i].dtype  # float32, or bfloat16 for the reduced-precision cache
+            s_cache = torch.matmul(q.to(kd), past_keys[i]).to(x.dtype) * scale + mask  # [B, H, 1, cap]
             s_new = (q * k).sum(dim=-1, keepdim=True) * scale  # [B, H, 1, 1]
             # one softmax over [cache | new]: only the scores are concatenated, never the cache
             p = torch.softmax(torch.cat([s_cache, s_new], dim=-1), dim=-1)
-            out = torch.matmul(p[..., :cap], past_values[i]) + p[..., cap:] * v  # [B, H, 1, hd]
-            x = layer.norm1(x + attn.out_proj(self._merge(out)))
+            out = torch.matmul(p[..., :cap].to(kd), past_values[i]).to(x.dtype) + p[..., cap:] * v  # [B,H,1,hd]
+            x = layer.norm1(x + lin(self._merge(out), attn.out_proj.weight, attn.out_proj.bias))
             x = layer.ffn_block(x)
             new_keys.append(k.squeeze(2))
             new_values.append(v.squeeze(2))
-        logits = self.ar_predict_layer(x.squeeze(1))
+        logits = lin(x.squeeze(1), self.ar_predict_layer.weight, None)
         vals, idx, lse = self._candidates(logits, presence, penalty, eos_block)
         return vals, idx, lse, new_keys, new_values, (logits if return_logits else None)

@@ -35,11 +35,13 @@ class TorchVocoder:
     """Wraps the models helper's ``SoVITSModel.decode`` (batched, masked) with a fixed voice ``ge``."""
 
     def __init__(self, model: torch.nn.Module, ge: Tensor | np.ndarray, device: str = "cpu",
-                 max_batch: int = 8) -> None:
+                 max_batch: int = 8, autocast_dtype: torch.dtype | None = None) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.ge = torch.as_tensor(np.asarray(ge, dtype=np.float32)).reshape(1, -1, 1).to(self.device)
         self.max_batch = max_batch
+        #: reduced-precision autocast (bf16 on CPU, fp16 on CUDA) for the convolutions; None = float32
+        self.autocast_dtype = autocast_dtype
         self.inter_channels = int(getattr(model, "cfg").inter_channels)  # noqa: B009 (untyped nn.Module attr)
 
     @torch.inference_mode()
@@ -71,8 +73,11 @@ class TorchVocoder:
             noise[i, :, :f_i] = torch.randn(self.inter_channels, f_i, generator=gen)
         code_lens = torch.tensor([len(it.tokens) for it in items], dtype=torch.long)
         phone_lens = torch.tensor([len(it.phone_ids) for it in items], dtype=torch.long)
-        audio, lengths = self.model.decode(  # type: ignore[operator]
-            codes.to(self.device), code_lens.to(self.device), phones.to(self.device), phone_lens.to(self.device),
-            self.ge.expand(b, -1, -1), noise_scale=noise_scale, speed=speed, noise=noise.to(self.device))
+        with torch.autocast(self.device.type, dtype=self.autocast_dtype or torch.float32,
+                            enabled=self.autocast_dtype is not None):
+            audio, lengths = self.model.decode(  # type: ignore[operator]
+                codes.to(self.device), code_lens.to(self.device), phones.to(self.device),
+                phone_lens.to(self.device), self.ge.expand(b, -1, -1), noise_scale=noise_scale, speed=speed,
+                noise=noise.to(self.device))
         audio = audio.float().cpu().numpy()
         return [audio[i, : int(lengths[i])].copy() for i in range(b)]

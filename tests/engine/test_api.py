@@ -14,7 +14,8 @@ from tests.engine.conftest import random_chunk
 @pytest.fixture(scope="module")
 def engine(vectors, gpt_path, sovits_path, voice_ge):
     return Engine.from_parts(gpt_path, sovits_path, vectors["gpt_prompt_semantic"], vectors["gpt_prompt_phones"],
-                             vectors["gpt_prompt_bert"], voice_ge, backend="torch", batch_size=4)
+                             vectors["gpt_prompt_bert"], voice_ge, backend="torch", batch_size=4,
+                             precision="fp32")
 
 
 def _requests(seed: int, n: int) -> list[SynthesisRequest]:
