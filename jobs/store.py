@@ -18,7 +18,6 @@ import socket
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import case, delete, func, select, update
@@ -43,154 +42,32 @@ from jobs.db import (
 )
 from jobs.errors import StoreError
 from jobs.planner import BookPlan, PlannedChapter
+from jobs.records import (
+    BookInfoRow,
+    ChapterState,
+    ClaimedChunk,
+    Failure,
+    ManifestChunk,
+    SyncReport,
+    Throughput,
+    book_info_from_row,
+    claimed_from_row,
+)
+
+__all__ = [
+    "DEFAULT_MAX_ATTEMPTS",
+    "BookInfoRow",
+    "ChapterState",
+    "ClaimedChunk",
+    "Failure",
+    "ManifestChunk",
+    "Store",
+    "SyncReport",
+    "Throughput",
+]
 
 #: A chunk whose worker died this many times while holding it is failed instead of retried forever.
 DEFAULT_MAX_ATTEMPTS = 3
-
-
-@dataclass(frozen=True)
-class ClaimedChunk:
-    id: int
-    book_id: int
-    chapter_id: int
-    chapter_position: int
-    idx: int
-    render_key: str
-    text: str
-    normalized: str
-    language: str
-    attempts: int
-
-
-@dataclass(frozen=True)
-class SyncReport:
-    """What :meth:`Store.sync_plan` changed. ``added`` includes invalidated chunks (new render key)."""
-
-    book_id: int
-    added: int = 0
-    removed: int = 0
-    kept: int = 0
-    moved: int = 0
-    chapters_changed: int = 0
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.added or self.removed or self.moved or self.chapters_changed)
-
-
-@dataclass(frozen=True)
-class BookInfoRow:
-    id: int
-    source_path: str
-    source_hash: str
-    title: str
-    author: str
-    language: str
-    identifier: str | None
-    cover: bytes | None
-    cover_mime: str | None
-    voice_name: str
-    voice_id: str
-    engine_version: str
-    options: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class ManifestChunk:
-    id: int
-    idx: int
-    audio_path: str
-    boundary: str
-    text: str
-    render_key: str
-    n_phones: int
-    n_tokens: int
-    duration_s: float
-
-
-@dataclass(frozen=True)
-class ChapterState:
-    id: int
-    position: int
-    number: int
-    title: str
-    href: str
-    anchor: str | None
-    skipped: bool
-    skip_reason: str | None
-    selected: bool
-    counts: dict[str, int]
-    chunks: list[ManifestChunk] = field(default_factory=list)
-
-    @property
-    def total(self) -> int:
-        return sum(self.counts.values())
-
-    @property
-    def complete(self) -> bool:
-        return self.selected and not self.skipped and self.total > 0 and self.counts.get(DONE, 0) == self.total
-
-
-@dataclass(frozen=True)
-class Failure:
-    chunk_id: int
-    chapter_number: int
-    idx: int
-    text: str
-    error: str
-    attempts: int
-
-
-@dataclass(frozen=True)
-class Throughput:
-    batches: int
-    chunks: int
-    tokens: int
-    audio_s: float
-    busy_s: float
-    span_s: float
-    stage_s: dict[str, float]
-
-    @property
-    def chunks_per_s(self) -> float:
-        return self.chunks / self.span_s if self.span_s > 0 else 0.0
-
-    @property
-    def audio_s_per_s(self) -> float:
-        return self.audio_s / self.span_s if self.span_s > 0 else 0.0
-
-
-def _book_info(row: BookRow) -> BookInfoRow:
-    return BookInfoRow(
-        id=row.id,
-        source_path=row.source_path,
-        source_hash=row.source_hash,
-        title=row.title,
-        author=row.author,
-        language=row.language,
-        identifier=row.identifier,
-        cover=row.cover,
-        cover_mime=row.cover_mime,
-        voice_name=row.voice_name,
-        voice_id=row.voice_id,
-        engine_version=row.engine_version,
-        options=dict(row.options or {}),
-    )
-
-
-def _claimed(row: Any) -> ClaimedChunk:
-    return ClaimedChunk(
-        id=row.id,
-        book_id=row.book_id,
-        chapter_id=row.chapter_id,
-        chapter_position=row.chapter_position,
-        idx=row.idx,
-        render_key=row.render_key,
-        text=row.text,
-        normalized=row.normalized,
-        language=row.language,
-        attempts=row.attempts,
-    )
 
 
 class Store:
@@ -446,7 +323,7 @@ class Store:
         with self._tx() as s:
             rows = s.execute(stmt).all()
             hooks.pause_point("claim")
-        return sorted((_claimed(r) for r in rows), key=lambda c: (c.chapter_position, c.idx))
+        return sorted((claimed_from_row(r) for r in rows), key=lambda c: (c.chapter_position, c.idx))
 
     @staticmethod
     def _claimable(limit: int, exclude_books: Sequence[int], book_id: int | None) -> Any:
@@ -596,19 +473,19 @@ class Store:
 
     def books(self) -> list[BookInfoRow]:
         with self._tx() as s:
-            return [_book_info(b) for b in s.execute(select(BookRow).order_by(BookRow.id)).scalars()]
+            return [book_info_from_row(b) for b in s.execute(select(BookRow).order_by(BookRow.id)).scalars()]
 
     def book(self, book_id: int) -> BookInfoRow:
         with self._tx() as s:
             row = s.get(BookRow, book_id)
             if row is None:
                 raise StoreError(f"no book with id {book_id} in the job store")
-            return _book_info(row)
+            return book_info_from_row(row)
 
     def find_book(self, source_path: str) -> BookInfoRow | None:
         with self._tx() as s:
             row = s.execute(select(BookRow).where(BookRow.source_path == source_path)).scalar_one_or_none()
-            return _book_info(row) if row is not None else None
+            return book_info_from_row(row) if row is not None else None
 
     def counts(self, book_id: int | None = None, *, selected_only: bool = True) -> dict[str, int]:
         """Chunks per state (every state present, zero when none)."""

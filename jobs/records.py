@@ -1,0 +1,153 @@
+"""Plain records the store returns (snapshots; no database session attached)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobs.db import DONE, BookRow
+
+
+@dataclass(frozen=True)
+class ClaimedChunk:
+    id: int
+    book_id: int
+    chapter_id: int
+    chapter_position: int
+    idx: int
+    render_key: str
+    text: str
+    normalized: str
+    language: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class SyncReport:
+    """What :meth:`Store.sync_plan` changed. ``added`` includes invalidated chunks (new render key)."""
+
+    book_id: int
+    added: int = 0
+    removed: int = 0
+    kept: int = 0
+    moved: int = 0
+    chapters_changed: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.added or self.removed or self.moved or self.chapters_changed)
+
+
+@dataclass(frozen=True)
+class BookInfoRow:
+    id: int
+    source_path: str
+    source_hash: str
+    title: str
+    author: str
+    language: str
+    identifier: str | None
+    cover: bytes | None
+    cover_mime: str | None
+    voice_name: str
+    voice_id: str
+    engine_version: str
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ManifestChunk:
+    id: int
+    idx: int
+    audio_path: str
+    boundary: str
+    text: str
+    render_key: str
+    n_phones: int
+    n_tokens: int
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class ChapterState:
+    id: int
+    position: int
+    number: int
+    title: str
+    href: str
+    anchor: str | None
+    skipped: bool
+    skip_reason: str | None
+    selected: bool
+    counts: dict[str, int]
+    chunks: list[ManifestChunk] = field(default_factory=list)
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def complete(self) -> bool:
+        return self.selected and not self.skipped and self.total > 0 and self.counts.get(DONE, 0) == self.total
+
+
+@dataclass(frozen=True)
+class Failure:
+    chunk_id: int
+    chapter_number: int
+    idx: int
+    text: str
+    error: str
+    attempts: int
+
+
+@dataclass(frozen=True)
+class Throughput:
+    batches: int
+    chunks: int
+    tokens: int
+    audio_s: float
+    busy_s: float
+    span_s: float
+    stage_s: dict[str, float]
+
+    @property
+    def chunks_per_s(self) -> float:
+        return self.chunks / self.span_s if self.span_s > 0 else 0.0
+
+    @property
+    def audio_s_per_s(self) -> float:
+        return self.audio_s / self.span_s if self.span_s > 0 else 0.0
+
+
+def book_info_from_row(row: BookRow) -> BookInfoRow:
+    return BookInfoRow(
+        id=row.id,
+        source_path=row.source_path,
+        source_hash=row.source_hash,
+        title=row.title,
+        author=row.author,
+        language=row.language,
+        identifier=row.identifier,
+        cover=row.cover,
+        cover_mime=row.cover_mime,
+        voice_name=row.voice_name,
+        voice_id=row.voice_id,
+        engine_version=row.engine_version,
+        options=dict(row.options or {}),
+    )
+
+
+def claimed_from_row(row: Any) -> ClaimedChunk:
+    return ClaimedChunk(
+        id=row.id,
+        book_id=row.book_id,
+        chapter_id=row.chapter_id,
+        chapter_position=row.chapter_position,
+        idx=row.idx,
+        render_key=row.render_key,
+        text=row.text,
+        normalized=row.normalized,
+        language=row.language,
+        attempts=row.attempts,
+    )
