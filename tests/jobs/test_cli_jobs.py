@@ -125,3 +125,20 @@ def test_postgresql_store_with_shared_audio_dir_and_two_workers(md_book: Path, t
     status = json.loads(invoke("status", str(md_book), "--db", pg_url, "--json").output)[0]
     assert status["counts"]["done"] == 19
     assert len(list(shared.rglob("*.wav"))) == 19
+
+
+def test_progress_bars_follow_the_store(md_book: Path, tmp_path: Path) -> None:
+    from jobs.cli.progress import BookProgress
+    from tests.jobs.util import plan_for, run_worker
+
+    store = Store(sqlite_url(tmp_path))
+    store.sync_plan(plan_for(md_book))
+    with BookProgress(enabled=True) as progress:
+        run_worker(store, tmp_path / "chunks", batch_size=5)
+        progress.update(store, 1, None)
+        assert progress._progress is not None
+        book_task = progress._progress.tasks[0]
+        assert (book_task.completed, book_task.total) == (19, 19)
+        assert "chunks/s" in book_task.fields["rate"]
+    assert BookProgress(enabled=False).__enter__()._progress is None
+    store.close()
