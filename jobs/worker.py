@@ -52,12 +52,14 @@ class AudioWriteError(WorkerError):
 
 @dataclass(frozen=True)
 class WorkerOptions:
-    """batch_size: chunks per claim and engine batch. lease_s: lease length (renewed every third).
+    """batch_size: rows the engine decodes at once; a claim takes ``claim_factor`` times as many
+    chunks so continuous batching can refill finished rows. lease_s: lease length (renewed every third).
     max_attempts: claims after which a chunk that keeps killing workers is failed. follow: wait for
     new work forever. book_id: only this book. wait_for_others: when nothing is pending, wait while
     other workers still hold chunks (``render run`` does, to export a complete book)."""
 
     batch_size: int = 8
+    claim_factor: int = 2
     lease_s: float = 120.0
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     follow: bool = False
@@ -69,6 +71,8 @@ class WorkerOptions:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise JobsError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.claim_factor < 1:
+            raise JobsError(f"claim factor must be >= 1, got {self.claim_factor}")
         if self.lease_s < 1:
             raise JobsError(f"lease must be >= 1 s, got {self.lease_s}")
         if self.max_attempts < 1:
@@ -212,7 +216,7 @@ class Worker:
             self.store.requeue_expired(self.options.max_attempts)
             batch = self.store.claim_batch(
                 self.id,
-                self.batch_size,
+                self.batch_size * self.options.claim_factor,
                 self.options.lease_s,
                 exclude_books=list(self.report.skipped_books),
                 book_id=self.options.book_id,

@@ -55,7 +55,7 @@ def _engine_options(func: Any) -> Any:
     func = click.option("--backend", default="auto", show_default=True,
                         help="Engine backend: auto, torch, onnx, tensorrt (see `render doctor`).")(func)
     func = click.option("--batch-size", type=click.IntRange(1, 4096), default=8, show_default=True,
-                        help="Chunks rendered together.")(func)
+                        help="Rows the engine decodes at once (a worker claims twice as many chunks).")(func)
     return func
 
 
