@@ -234,6 +234,7 @@ def chunk_blocks(blocks: Sequence[BlockLike], language: str, options: ChunkingOp
     """Chunks of a chapter's blocks; the last chunk gets CHAPTER_END, a scene break marks the chunk before it."""
     o = options or ChunkingOptions()
     check_language(language)
+    supported = {"zh", "en"} | ({"ja"} if language == "ja" or _ja_available() else set())
     chunks: list[TextChunk] = []
     for index, block in enumerate(blocks):
         if block.kind == "scene_break":
@@ -246,13 +247,19 @@ def chunk_blocks(blocks: Sequence[BlockLike], language: str, options: ChunkingOp
             last = i == len(pieces) - 1
             boundary = (Boundary.HEADING if heading else Boundary.PARAGRAPH) if last else Boundary.SENTENCE
             lang = detect_language(piece, language)
-            if lang not in ("zh", "en"):
+            if lang not in supported:
                 lang = language
             norm = normalize(piece, lang, heading=heading) if o.normalize else piece
             chunks.append(TextChunk(piece, norm, lang, boundary, index))
     if chunks:
         chunks[-1] = _with_boundary(chunks[-1], Boundary.CHAPTER_END)
     return chunks
+
+
+def _ja_available() -> bool:
+    from renderer.text.g2p_ja import available
+
+    return available()
 
 
 def _with_boundary(chunk: TextChunk, boundary: Boundary) -> TextChunk:

@@ -35,11 +35,11 @@ class Segment:
 class Phonemes:
     phones: list[str]
     phone_ids: list[int]
-    word2ph: list[int] | None  # per character of norm_text; None for pure English (as upstream)
+    word2ph: list[int] | None  # per character of norm_text; None without Chinese (as upstream)
     norm_text: str  # the text the model reads (normalised + guards)
     language: str
     unknown: int  # phones that were not in the symbol table (mapped to UNK)
-    g2p: str  # which Chinese G2P produced the pinyin: "pypinyin" or "g2pw" (English: "cmudict")
+    g2p: str  # Chinese pinyin source "pypinyin" or "g2pw"; else "cmudict" (English) or "openjtalk" (Japanese)
     segments: tuple[Segment, ...] = ()
 
 
@@ -80,9 +80,9 @@ class TextFrontend:
         ids, unknown = phones_to_ids(phones)
         if unknown:
             log.warning("%d unknown phone(s) mapped to UNK in %r", unknown, mtext)
-        has_cjk = any(s.language != "en" for s in segments)
-        word2ph = [w for s in segments for w in s.word2ph] if has_cjk else None
-        g2p = self.zh_g2p_name if has_cjk else "cmudict"
+        has_zh = any(s.language == "zh" for s in segments)
+        word2ph = [w for s in segments for w in s.word2ph] if has_zh else None
+        g2p = self.zh_g2p_name if has_zh else "openjtalk" if any(s.language == "ja" for s in segments) else "cmudict"
         return Phonemes(
             phones, ids, word2ph, "".join(s.text for s in segments), language, unknown, g2p, tuple(segments)
         )
@@ -93,12 +93,23 @@ class TextFrontend:
         out: list[Segment] = []
         for span in spans:
             if span.language == "en":
-                phones = self._en_phones(span.text)
-                w2p = _en_word2ph(span.text, len(phones))
+                lang, phones = "en", self._en_phones(span.text)
+                w2p = _first_char_word2ph(span.text, len(phones))
+            elif span.language == "ja":
+                lang, phones = "ja", self._ja_phones(span.text)
+                w2p = _first_char_word2ph(span.text, len(phones))
             else:
-                phones, w2p = self._zh_phones(span.text)
-            out.append(Segment(span.language if span.language == "en" else "zh", span.text, tuple(phones), tuple(w2p)))
+                lang, (phones, w2p) = "zh", self._zh_phones(span.text)
+            out.append(Segment(lang, span.text, tuple(phones), tuple(w2p)))
         return out
+
+    def _ja_phones(self, text: str) -> list[str]:
+        from renderer.text.g2p_ja import available, g2p_ja
+
+        if not available():
+            log.warning("no Japanese G2P installed (pyopenjtalk): %r is skipped", text)
+            return []
+        return g2p_ja(text)
 
     def _en_phones(self, text: str) -> list[str]:
         phones = g2p_en(text, self._lexicon_phones)
@@ -160,8 +171,8 @@ class TextFrontend:
         return out
 
 
-def _en_word2ph(text: str, n_phones: int) -> list[int]:
-    """English runs have no per-character alignment: all phones sit on the first character."""
+def _first_char_word2ph(text: str, n_phones: int) -> list[int]:
+    """English/Japanese runs have no per-character alignment: all phones sit on the first character."""
     if not text:
         return []
     return [n_phones] + [0] * (len(text) - 1)

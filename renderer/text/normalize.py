@@ -7,12 +7,12 @@ import unicodedata
 from dataclasses import dataclass, field
 
 from renderer.errors import TextError
-from renderer.text.langsplit import CJK_LANGUAGES, split_languages
+from renderer.text.langsplit import split_languages
 from renderer.text.normalize_en import normalize_en
 from renderer.text.normalize_zh import normalize_zh
 from renderer.text.symbols import PUNCTUATION, SYMBOL_TO_ID
 
-SUPPORTED = ("zh", "en")
+SUPPORTED = ("zh", "en", "ja")  # "ja" only where pyopenjtalk is installed
 # Marks after which GPT-SoVITS considers a text finished (its ``splits``), in their normalised forms.
 _END_MARKS = frozenset({",", ".", "?", "!", "…", "~", ":", "—"})
 _PUNCT_CHARS = "".join(re.escape(p) for p in PUNCTUATION)
@@ -21,14 +21,14 @@ _SPEAKABLE_RE = re.compile(r"[^\W_]")
 
 def check_language(language: str) -> None:
     """Raise TextError for languages the frontend cannot phonemise."""
-    if language in SUPPORTED:
+    if language in ("zh", "en"):
         return
     if language == "ja":
-        raise TextError(
-            "Japanese text is not supported: it needs pyopenjtalk with an offline OpenJTalk dictionary, "
-            "which this installation does not provide"
-        )
-    raise TextError(f"language {language!r} is not supported by the text frontend (supported: zh, en)")
+        from renderer.text.g2p_ja import _openjtalk
+
+        _openjtalk()  # raises TextError naming the missing package
+        return
+    raise TextError(f"language {language!r} is not supported by the text frontend (supported: zh, en, ja)")
 
 
 def is_speakable(text: str) -> bool:
@@ -43,14 +43,27 @@ def normalize(text: str, language: str, *, heading: bool = False) -> str:
     embedded CJK names, normalised with the Chinese rules.
     """
     check_language(language)
-    if language in CJK_LANGUAGES:
-        return normalize_zh(text)
+    # compatibility forms first (half-width kana, compatibility ideographs, full-width digits), so that
+    # the script of every character is settled before the text is split by language
     text = unicodedata.normalize("NFKC", text)
-    spans = split_languages(text, "en")
-    if all(span.language == "en" for span in spans):
-        return normalize_en(text, heading=heading)
-    parts = [normalize_en(s.text, heading=heading) if s.language == "en" else normalize_zh(s.text) for s in spans]
+    if language == "zh":
+        return normalize_zh(text)
+    spans = split_languages(text, language)
+    if all(span.language == language for span in spans):
+        return _normalize_span(text, language, heading)
+    parts = [_normalize_span(s.text, s.language, heading) for s in spans]
     return " ".join(p for p in parts if p)
+
+
+def _normalize_span(text: str, language: str, heading: bool) -> str:
+    if language == "en":
+        return normalize_en(text, heading=heading)
+    if language == "ja":
+        from renderer.text.g2p_ja import available, normalize_ja
+
+        if available():
+            return normalize_ja(text)
+    return normalize_zh(text)
 
 
 def model_text(norm: str, language: str) -> str:

@@ -165,6 +165,9 @@ def _plain_number(m: re.Match[str]) -> str:
 _SENTENCE_FINAL_ABBREVIATIONS = frozenset(
     {"etc", "inc", "ltd", "co", "corp", "jr", "sr", "esq", "approx", "dept", "st", "dr"}
 )
+_SENTENCE_STARTERS_RE = re.compile(
+    r"\s+(The|A|An|He|She|It|I|We|They|You|This|That|There|These|Those|But|And|So|Then|In|On|At|His|Her|My)\b"
+)
 _MONTHS = "January February March April May June July August September October November December".split()
 
 
@@ -174,11 +177,9 @@ def _abbreviation(m: re.Match[str]) -> str:
     nxt = re.match(r"\s+([\"“(]?\w)", rest)
     capital_next = bool(nxt) and nxt.group(1)[-1].isupper()  # type: ignore[union-attr]
     if low in ("st", "dr"):
-        prev = re.search(r"([A-Za-z]+)\s+$", m.string[: m.start()])
-        before = m.string[: prev.start(1)].rstrip() if prev else ""
-        # a capitalised word that does not start a sentence: a street name
-        after_name = bool(prev) and prev.group(1)[0].isupper() and bool(before) and before[-1] not in '.!?"“'  # type: ignore[union-attr]
-        title = capital_next and not after_name  # "St. Paul" but "Baker St."
+        # "St. Paul", "Dr. Jones" are titles; "Baker St. The house", "Mulholland Dr. is" are roads.
+        # Only the next word decides, so a chunk boundary before "Dr." cannot change the reading.
+        title = capital_next and not (nxt and _SENTENCE_STARTERS_RE.match(rest))
         full = {"st": ("Saint", "Street"), "dr": ("Doctor", "Drive")}[low][0 if title else 1]
     elif low == "no":
         if not re.match(r"\s*\d", rest):
@@ -223,6 +224,7 @@ _RULES: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
         lambda m: f"{m.group(1)} {num.ordinal(int(m.group(2)))}" if 1 <= int(m.group(2)) <= 31 else m.group(0),
     ),
     (re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])"), " "),  # "CC0", "MP3", "4K"
+    (re.compile(r"(?<![\w.])\.(\d+)"), lambda m: "point " + num.digits(m.group(1))),
     (re.compile(r"\d+(?:\.\d+){2,}"), lambda m: " point ".join(num.number(p) for p in m.group(0).split("."))),
     (re.compile(r"(?<![\w.])" + _NUM + r"(?!\.\d)"), _plain_number),
     (re.compile(r"\s*&\s*"), " and "),

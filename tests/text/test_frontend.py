@@ -71,9 +71,19 @@ def test_punctuation_only_is_refused(frontend: TextFrontend) -> None:
         frontend.phonemize(" - * - ", "en")
 
 
-def test_japanese_is_refused_with_a_reason(frontend: TextFrontend) -> None:
+def test_japanese_without_pyopenjtalk_is_refused_with_a_reason(
+    frontend: TextFrontend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import renderer.text.g2p_ja as g2p_ja
+
+    def missing() -> None:
+        raise TextError("Japanese text needs the optional package pyopenjtalk-plus")
+
+    monkeypatch.setattr(g2p_ja, "_openjtalk", missing)
     with pytest.raises(TextError, match="pyopenjtalk"):
         frontend.phonemize("こんにちは", "ja")
+    # English text with a Japanese word still works: the word is skipped with a warning
+    assert frontend.phonemize("He said こんにちは to me.", "en").phones[:5] == ["HH", "IY1", "S", "EH1", "D"]
 
 
 def test_lexicon_replacement_and_phones() -> None:

@@ -68,11 +68,17 @@ def test_english_text_with_cjk_name_normalises_each_part() -> None:
     assert normalize("Mr. Wang (王先生，老师) paid $5.", "en") == "Mister Wang, 王先生,老师 paid five dollars."
 
 
-def test_unsupported_languages_raise_text_error() -> None:
+def test_unsupported_languages_raise_text_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(TextError, match="not supported"):
+        normalize("text", "xx")
+    import renderer.text.g2p_ja as g2p_ja
+
+    def missing() -> None:
+        raise TextError("Japanese text needs the optional package pyopenjtalk-plus")
+
+    monkeypatch.setattr(g2p_ja, "_openjtalk", missing)
     with pytest.raises(TextError, match="pyopenjtalk"):
         normalize("こんにちは", "ja")
-    with pytest.raises(TextError):
-        normalize("text", "xx")
 
 
 def test_language_detection_and_split() -> None:
