@@ -12,7 +12,6 @@ import numpy as np
 from renderer.errors import TextError
 from renderer.text.bert import BERT_DIM, BertFeatureExtractor
 from renderer.text.g2p_en import g2p_en
-from renderer.text.g2p_zh import g2p_zh
 from renderer.text.langsplit import split_languages
 from renderer.text.normalize import Lexicon, check_language, is_speakable, model_text, normalize
 from renderer.text.symbols import PUNCTUATION, phones_to_ids
@@ -118,6 +117,8 @@ class TextFrontend:
         return phones
 
     def _zh_phones(self, text: str) -> tuple[list[str], list[int]]:
+        from renderer.text.g2p_zh import g2p_zh  # jieba and pypinyin load only when Chinese shows up
+
         if not self._lexicon_phones:
             return g2p_zh(text, self.g2pw)
         words = [w for w in self._lexicon_phones if not w.isascii()]

@@ -13,8 +13,6 @@ import functools
 import re
 import unicodedata
 
-import cn2an
-
 from renderer.text.symbols import PUNCTUATION
 
 _DIGITS = "零一二三四五六七八九"
@@ -89,6 +87,8 @@ def number_zh(s: str) -> str:
     if len(whole) > 12 or (len(whole) > 1 and whole.startswith("0")):
         words = digits_zh(whole)
     else:
+        import cn2an  # imported on first use: it is slow to import and only Chinese needs it
+
         words = cn2an.an2cn(whole or "0")
     if frac:
         words += "点" + digits_zh(frac)
