@@ -64,10 +64,16 @@ class TextFrontend:
         self.zh_g2p_name = "g2pw" if self.g2pw else "pypinyin"
 
     # -- phones ---------------------------------------------------------------------------------
-    def phonemize(self, text: str, language: str) -> Phonemes:
-        """Phones of one chunk; ``text`` may be raw or already normalised (normalising is idempotent)."""
+    def phonemize(self, text: str, language: str, *, heading: bool = False) -> Phonemes:
+        """Phones of one chunk; ``text`` may be raw or already normalised (normalising is idempotent).
+
+        Lexicon replacements match the raw text and, once more, the normalised text (so an entry
+        for "Dr." and one for "Doctor" both work).
+        """
         check_language(language)
-        norm = normalize(self.lexicon.apply(text), language)
+        norm = normalize(self.lexicon.apply(text), language, heading=heading)
+        if self.lexicon.entries:
+            norm = normalize(self.lexicon.apply(norm), language, heading=heading)
         if not is_speakable(norm):
             raise TextError(f"nothing to speak in {text!r} (punctuation only chunks are never sent to the model)")
         mtext = model_text(norm, language)

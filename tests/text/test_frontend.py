@@ -93,6 +93,9 @@ def test_lexicon_replacement_and_phones() -> None:
     assert "so vits" in ph.norm_text
     zh = fe.phonemize("银行很大。", "zh")
     assert zh.phones[2:4] == ["x", "ing2"]
+    # entries match raw text and normalised text alike
+    fe2 = TextFrontend(lexicon={"Doctor": "Doc", "$5": "five bucks"})
+    assert fe2.phonemize("Dr. Who paid $5.", "en").norm_text == "Doc Who paid five bucks."
     with pytest.raises(TextError, match="unknown phone"):
         TextFrontend(lexicon={"word": "/NOT A PHONE/"})
 
