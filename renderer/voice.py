@@ -127,7 +127,9 @@ class Voice:
             if not (folder / name).is_file():
                 raise VoiceError(f"{folder}: {name} is missing; import the voice again")
         return cls(
-            name=str(meta["name"]), folder=folder, version=str(meta["version"]), language=str(meta["language"]),
+            # The folder name is the voice's name: renaming the folder renames the voice.
+            name=folder.name, folder=folder,
+            version=str(meta["version"]), language=str(meta["language"]),
             ref_text=str(meta.get("ref_text", "")), gpt_path=folder / GPT_FILE, sovits_path=folder / SOVITS_FILE,
             prompt_semantic=arrays["prompt_semantic"].astype(np.int64),
             ref_phone_ids=arrays["ref_phone_ids"].astype(np.int64),

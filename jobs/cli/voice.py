@@ -79,16 +79,21 @@ def add(name: str, gpt: str, sovits: str, ref_wav: str, ref_text: str, lang: str
 def list_voices(as_json: bool, voices_dir: str | None) -> None:
     """List the installed voices."""
     store = _store(voices_dir)
-    voices = store.list()
+    rows = []
+    for name in store.names():
+        try:
+            rows.append(_row(store.get(name)))
+        except RendererError as exc:  # one damaged folder must not hide the others
+            rows.append({"name": name, "version": "?", "language": "?", "ref_text": "", "error": str(exc)})
     if as_json:
-        click.echo(json.dumps([_row(v) for v in voices], indent=2, ensure_ascii=False))
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
         return
-    if not voices:
+    if not rows:
         click.echo(f"no voices in {store.root} (add one with: render voice add NAME --gpt ... --sovits ... --ref ...)")
         return
-    for v in voices:
-        row = _row(v)
-        click.echo(f"{row['name']:<24} {row['version']:<10} {row['language']:<4} {row['ref_text'][:60]}")
+    for row in rows:
+        text = f"BROKEN: {row['error']}" if "error" in row else row["ref_text"][:60]
+        click.echo(f"{row['name']:<24} {row['version']:<10} {row['language']:<4} {text}")
 
 
 def _row(v: Any) -> dict[str, Any]:

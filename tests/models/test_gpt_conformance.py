@@ -112,3 +112,15 @@ def test_sampling_is_seeded_and_varies(gpt, vec):
 
     assert torch.equal(run(1), run(1))
     assert not torch.equal(run(1), run(2))
+
+
+def test_step_limit_keeps_all_tokens(gpt, vec, monkeypatch):
+    """Without EOS or early stop the loop ends at its last index and keeps every token."""
+    import renderer.models.reference as reference
+
+    model, _, _ = gpt
+    monkeypatch.setattr(reference, "MAX_STEPS", 25)
+    phones, bert = _inputs(vec)
+    res = reference.generate_reference(model, phones, bert, vec("gpt_prompt_semantic"), GREEDY_135, -1)
+    assert res.idx == 24 and res.tokens.numel() == 25 and not res.stopped_by_eos
+    assert torch.equal(res.tokens, vec("gpt_single_rp135_generated")[:25])

@@ -74,3 +74,15 @@ def test_help_texts():
     for sub in ("add", "list", "show", "remove", "make-random"):
         result = runner.invoke(cli, ["voice", sub, "--help"])
         assert result.exit_code == 0 and "--voices-dir" in result.output
+
+
+def test_list_survives_a_broken_voice(imported, tmp_path):
+    import shutil
+
+    voices = tmp_path / "voices"
+    shutil.copytree(imported.voice.folder, voices / "good")
+    shutil.copytree(imported.voice.folder, voices / "bad")
+    (voices / "bad" / "prompt.npz").write_bytes(b"not a zip")
+    result = CliRunner().invoke(cli, ["voice", "list", "--voices-dir", str(voices)])
+    assert result.exit_code == 0, result.output
+    assert "BROKEN" in result.output and "good" in result.output
