@@ -38,9 +38,10 @@ KILL_POINTS = [
 ]
 
 
-def _args(book: Path, out: Path) -> list[str]:
+def _args(book: Path, out: Path, max_attempts: int = 10) -> list[str]:
+    # Several kills may hit the same chunk; the attempt cap has its own test below.
     return render_cmd(str(book), "--voice", "narrator", "--out", str(out), "--batch-size", "2",
-                      "--format", "wav", "--preset", "none")
+                      "--format", "wav", "--preset", "none", "--max-attempts", str(max_attempts))
 
 
 def _kill_at(book: Path, out: Path, point: str, nth: int, log: Path, seed: int) -> tuple[int, bool]:
@@ -117,7 +118,7 @@ def test_killed_render_resumes_to_the_same_result(tmp_path: Path) -> None:
         rows = store.chunk_rows()
         assert len(rows) == 19 and all(r["status"] == "done" for r in rows)
         assert len({(r["chapter_position"], r["idx"]) for r in rows}) == 19
-        assert all(r["attempts"] <= 2 for r in rows)
+        assert all(1 <= r["attempts"] <= len(KILL_POINTS) for r in rows)
         for r in rows:
             assert (out / "chunks" / r["audio_path"]).is_file()
     report = json.loads((out / "report.json").read_text())
@@ -136,7 +137,7 @@ def test_chunk_that_keeps_killing_the_worker_ends_failed(tmp_path: Path) -> None
     book = write_book(tmp_path / "src")
     out = tmp_path / "out"
     env = fake_env(RENDER_FAKE_ENGINE=json.dumps({"crash_marker": "great lamp"}))
-    args = [*_args(book, out), "--max-attempts", "2"]
+    args = _args(book, out, max_attempts=2)
     codes = [subprocess.run(args, env=env, capture_output=True, text=True, timeout=120) for _ in range(3)]
     assert [c.returncode for c in codes[:2]] == [-signal.SIGKILL, -signal.SIGKILL]
     last = codes[2]
