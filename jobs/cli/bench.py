@@ -11,6 +11,9 @@ from typing import Any
 import click
 
 
+STAGES = ("peak", "gpt", "sovits", "chapter")
+
+
 def _batches(value: str) -> list[int]:
     try:
         out = sorted({int(v) for v in value.split(",") if v.strip()})
@@ -22,7 +25,8 @@ def _batches(value: str) -> list[int]:
 
 
 def run_bench(quick: bool, backend: str, device: str, threads: int, batches: list[int], tokens: int, runs: int,
-              cache_dir: Path | None, log: Any, precision: str = "fp32") -> dict[str, Any]:
+              cache_dir: Path | None, log: Any, precision: str = "fp32",
+              stages: tuple[str, ...] = STAGES) -> dict[str, Any]:
     """Every stage; returns the JSON document."""
     import torch
 
@@ -34,7 +38,7 @@ def run_bench(quick: bool, backend: str, device: str, threads: int, batches: lis
     started = time.perf_counter()
     info = machine_info(threads)
     log(f"machine: {info['cpu']}, {threads} thread(s), load {info['load_average']}")
-    figures = machine_peak(quick)
+    figures = machine_peak(quick) if "peak" in stages else []
     cache = bench_cache_dir(cache_dir)
     voice = bench_voice(cache, log=log)
     onnx_dir = None
@@ -48,20 +52,25 @@ def run_bench(quick: bool, backend: str, device: str, threads: int, batches: lis
     engine = Engine(voice, backend=backend, device=device, batch_size=max(batches), threads=threads,
                     onnx_dir=onnx_dir, precision=precision)
     chosen = getattr(engine.backend, "precision", "fp32")
-    log(f"backend {engine.backend.name}, precision {chosen}; GPT ...")
-    figures += gpt_figures(engine, batches, tokens, runs)
-    log("SoVITS ...")
-    figures += sovits_figures(engine, 25 if quick else 150, 2 if quick else 4, runs)
-    log("chapter ...")
-    engine.batch_size = 8
-    figures.append(chapter_figure(engine, quick, runs))
+    log(f"backend {engine.backend.name}, precision {chosen}")
+    if "gpt" in stages:
+        log("GPT ...")
+        figures += gpt_figures(engine, batches, tokens, runs)
+    if "sovits" in stages:
+        log("SoVITS ...")
+        figures += sovits_figures(engine, 25 if quick else 150, 2 if quick else 4, runs)
+    if "chapter" in stages:
+        log("chapter ...")
+        engine.batch_size = 8
+        figures.append(chapter_figure(engine, quick, runs))
     peak = next((f.median for f in figures if f.name == "gemm_fp32"), None)
+    doc_stages = list(stages)
     for f in figures:
         if peak and "gflops" in f.extra:
             f.extra["fraction_of_fp32_peak"] = f.extra["gflops"] / peak
     return {"machine": info, "backend": engine.backend.name, "device": device, "threads": threads,
             "precision": chosen, "precision_report": getattr(engine.backend, "precision_report", {}),
-            "quick": quick, "tokens_per_chunk": tokens, "peak_rss_mb": peak_rss_mb(),
+            "quick": quick, "tokens_per_chunk": tokens, "stages": doc_stages, "peak_rss_mb": peak_rss_mb(),
             "seconds": time.perf_counter() - started, "figures": [f.to_dict() for f in figures]}
 
 
@@ -93,11 +102,13 @@ def format_table(doc: dict[str, Any]) -> str:
 @click.option("--batch-sizes", default=None, help="Comma-separated GPT batch sizes (default 1,8,32,64; quick 1,8).")
 @click.option("--tokens", type=int, default=None, help="Generated tokens per chunk (default 100; quick 16).")
 @click.option("--runs", type=int, default=3, show_default=True, help="Timed runs per figure (>= 3).")
+@click.option("--stages", default=",".join(STAGES), show_default=True,
+              help="Comma-separated subset of the stages to run.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the generated full-size random voice is kept.")
 def bench(quick: bool, as_json: bool, out_dir: Path | None, backend: str, device: str, precision: str,
           threads: int | None,
-          batch_sizes: str | None, tokens: int | None, runs: int, cache_dir: Path | None) -> None:
+          batch_sizes: str | None, tokens: int | None, runs: int, stages: str, cache_dir: Path | None) -> None:
     """Measure GEMM peak, GPT prefill/decode tokens/s, SoVITS and end-to-end real-time factors."""
     batches = _batches(batch_sizes or ("1,8" if quick else "1,8,32,64"))
     n_threads = threads or os.cpu_count() or 1
@@ -106,7 +117,12 @@ def bench(quick: bool, as_json: bool, out_dir: Path | None, backend: str, device
     def log(msg: str) -> None:
         click.echo(msg, err=True)
 
-    doc = run_bench(quick, backend, device, n_threads, batches, n_tokens, max(3, runs), cache_dir, log, precision)
+    chosen = tuple(s.strip() for s in stages.split(",") if s.strip())
+    unknown = sorted(set(chosen) - set(STAGES))
+    if unknown:
+        raise click.BadParameter(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
+    doc = run_bench(quick, backend, device, n_threads, batches, n_tokens, max(3, runs), cache_dir, log, precision,
+                    chosen)
     table = format_table(doc)
     click.echo(json.dumps(doc, indent=2) if as_json else table)
     if out_dir is not None:
