@@ -158,4 +158,23 @@ def make_random(name: str, size: str, version: str, seed: int, cache_dir: str | 
     click.echo(f"{verb}: random {size} {version} voice '{name}' in {result.voice.folder}")
 
 
+@voice.command("export-onnx")
+@click.argument("name")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), default=None,
+              help="Output folder (default: <voice folder>/onnx, where the onnx backend looks).")
+@click.option("--no-vocoder", is_flag=True, help="Export only the GPT graphs (SoVITS decode stays in torch).")
+@_voices_dir_option
+def export_onnx(name: str, out_dir: str | None, no_vocoder: bool, voices_dir: str | None) -> None:
+    """Export a voice's GPT prefill/step (and SoVITS decode) graphs to ONNX for the onnx/tensorrt backends.
+
+    Each graph is checked against torch before the sidecar export.json marks the export usable.
+    """
+    from renderer.export_onnx import export_voice_onnx
+
+    v = _store(voices_dir).get(name)
+    target = Path(out_dir) if out_dir else Path(v.folder) / "onnx"
+    sidecar = export_voice_onnx(v, target, include_vocoder=not no_vocoder)
+    click.echo(f"exported voice '{name}' to {sidecar.parent} ({sidecar.name})")
+
+
 COMMANDS: list[click.Command] = [voice]

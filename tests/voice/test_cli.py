@@ -71,7 +71,7 @@ def test_make_random(asset_cache, assets, tmp_path):
 
 def test_help_texts():
     runner = CliRunner()
-    for sub in ("add", "list", "show", "remove", "make-random"):
+    for sub in ("add", "list", "show", "remove", "make-random", "export-onnx"):
         result = runner.invoke(cli, ["voice", sub, "--help"])
         assert result.exit_code == 0 and "--voices-dir" in result.output
 
@@ -86,3 +86,8 @@ def test_list_survives_a_broken_voice(imported, tmp_path):
     result = CliRunner().invoke(cli, ["voice", "list", "--voices-dir", str(voices)])
     assert result.exit_code == 0, result.output
     assert "BROKEN" in result.output and "good" in result.output
+
+
+def test_export_onnx_unknown_voice_is_a_clear_error(tmp_path):
+    result = CliRunner().invoke(cli, ["voice", "export-onnx", "ghost", "--voices-dir", str(tmp_path)])
+    assert result.exit_code != 0 and "no voice named 'ghost'" in result.output
