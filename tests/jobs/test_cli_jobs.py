@@ -113,6 +113,7 @@ def test_sigint_releases_the_batch_and_rerun_resumes(md_book: Path, tmp_path: Pa
     assert f"{19 - counts['done']} rendered now" in rerun.stdout
 
 
+@pytest.mark.postgres
 def test_postgresql_store_with_shared_audio_dir_and_two_workers(md_book: Path, tmp_path: Path, pg_url: str) -> None:
     out = tmp_path / "out"
     missing = CliRunner().invoke(cli, [str(md_book), "--out", str(out), "--db", pg_url, *ARGS])

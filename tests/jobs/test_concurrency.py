@@ -70,6 +70,7 @@ def test_four_workers_on_sqlite(tmp_path: Path) -> None:
     store.close()
 
 
+@pytest.mark.postgres
 def test_four_workers_on_postgresql(tmp_path: Path, pg_url: str) -> None:
     store, claims = _run_workers(pg_url, tmp_path)
     _check(store, claims)

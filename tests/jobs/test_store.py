@@ -13,7 +13,7 @@ from jobs.store import Store
 from tests.jobs.util import planned_store
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store_and_book(request: pytest.FixtureRequest, tmp_path: Path, md_book: Path):
     if request.param == "sqlite":
         url = sqlite_url(tmp_path / "out")
