@@ -144,6 +144,27 @@ def _unit(m: re.Match[str]) -> str:
     return f"{num.number(value)} {one if value == '1' else many}"
 
 
+def _decade(digits_text: str) -> str:
+    """ "1990" -> "nineteen nineties", "60" -> "sixties", "1900" -> "nineteen hundreds"."""
+    value = int(digits_text)
+    words = (num.year(value) if value >= 1000 else num.cardinal(value)).split()
+    last = words[-1]
+    words[-1] = last[:-1] + "ies" if last.endswith("y") else last + "s"
+    return " ".join(words)
+
+
+def _iso_date(m: re.Match[str]) -> str:
+    year, month, day = int(m.group(1)), int(m.group(2)), int(m.group(3))
+    if not (1 <= month <= 12 and 1 <= day <= 31):
+        return m.group(0)
+    return f"{_MONTHS[month - 1]} {num.ordinal(day)}, {num.year(year)}"
+
+
+def _phone_number(m: re.Match[str]) -> str:
+    groups = [g for g in m.groups() if g]
+    return ", ".join(num.digits(g) for g in groups)
+
+
 def _fraction(m: re.Match[str]) -> str:
     top, bottom = int(m.group(1)), int(m.group(2))
     if bottom == 2:
@@ -205,6 +226,8 @@ _RULES: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
     (re.compile(r"([$£€¥])\s?(" + _NUM + ")" + _SCALE), _money),
     (re.compile(r"\b(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s?([AaPp])\.?[Mm]\.?(?![A-Za-z]))?"), _time),
     (re.compile(r"(" + _NUM + r")\s?%"), lambda m: num.number(m.group(1)) + " percent"),
+    (re.compile(r"(?<![\w.])(?:'|’)?((?:1[1-9]|20)?\d0)s\b"), lambda m: _decade(m.group(1))),
+    (re.compile(r"(?<![\w.-])(?:\((\d{3})\)\s?|(\d{3})-)(\d{3})-(\d{4})(?![\w-])"), _phone_number),
     (re.compile(r"\b(\d+)(?:st|nd|rd|th)\b", re.IGNORECASE), lambda m: num.ordinal(int(m.group(1)))),
     (re.compile(r"\b(\d+)/(\d+)\b"), _fraction),
     (
@@ -218,7 +241,8 @@ _RULES: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
         ),
         _unit,
     ),
-    (re.compile(r"(\d)\s?–\s?(\d)"), r"\1 to \2"),
+    (re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b"), _iso_date),
+    (re.compile(r"(?<![\w.])(\d+)\s?[–-]\s?(\d+)(?![\w-]|\.\d)"), r"\1 to \2"),
     (
         re.compile(r"\b(" + "|".join(_MONTHS) + r")\s+(\d{1,2})\b(?![.:,]\d)"),
         lambda m: f"{m.group(1)} {num.ordinal(int(m.group(2)))}" if 1 <= int(m.group(2)) <= 31 else m.group(0),

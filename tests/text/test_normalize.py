@@ -25,6 +25,10 @@ EN_GOLDEN = [
     ("Version 2.0.1 shipped; call 007.", "Version two point zero point one shipped, call zero zero seven."),
     ("Apples, pears, etc. They are fruit.", "Apples, pears, et cetera. They are fruit."),
     ("Café naïve façade", "Cafe naive facade"),
+    ("In the 1990s and the '60s, pages 10-20.", "In the nineteen nineties and the sixties, pages ten to twenty."),
+    ("On 2024-03-05 call 555-123-4567.",
+     "On March fifth, twenty twenty four call five five five, one two three, four five six seven."),
+    ("Released May 12, 2015 under CC0 1.0.", "Released May twelfth, twenty fifteen under CC zero one point zero."),
 ]  # fmt: skip
 
 ZH_GOLDEN = [
