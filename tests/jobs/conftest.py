@@ -61,7 +61,7 @@ def fake_env(**extra: str) -> dict[str, str]:
     env["RENDER_ENGINE"] = "fake"
     env["RENDER_FAKE_CHUNKER"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
-    env["RENDER_VOICES_DIR"] = env.get("RENDER_TEST_VOICES_DIR_FOR_JOBS", str(Path(tempfile.gettempdir()) / "none"))
+    env["RENDER_VOICES_DIR"] = str(Path(tempfile.gettempdir()) / "render-jobs-tests-no-voices")
     env.update(extra)
     return env
 
