@@ -245,6 +245,25 @@ class Store:
             ).all()
         return [(r[0], r[1], r[2]) for r in rows]
 
+    def workers(self, *, running_only: bool = True) -> list[dict[str, Any]]:
+        """Workers with their host, pid, state and seconds since their last heartbeat."""
+        stmt = select(WorkerRow).order_by(WorkerRow.started_at)
+        if running_only:
+            stmt = stmt.where(WorkerRow.state == "running")
+        now = time.time()
+        with self._tx() as s:
+            rows = list(s.execute(stmt).scalars())
+        return [
+            {
+                "id": r.id,
+                "host": r.host,
+                "pid": r.pid,
+                "state": r.state,
+                "heartbeat_age_s": round(now - r.heartbeat_at, 1),
+            }
+            for r in rows
+        ]
+
     def mark_worker_dead(self, worker_id: str, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> int:
         """A worker is known to be gone: its leases return to the queue now (not at lease expiry)."""
         with self._tx() as s:

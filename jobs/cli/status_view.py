@@ -44,6 +44,7 @@ def status_json(store: Store, book: BookInfoRow) -> dict[str, Any]:
         },
         "stage_shares": {k: round(v / stage_total, 4) for k, v in speed.stage_s.items()} if stage_total else {},
         "eta_s": None if eta_s is None else round(eta_s, 1),
+        "workers": store.workers(),
         "chapters": chapters,
     }
 
@@ -60,6 +61,8 @@ def print_status(store: Store, book: BookInfoRow) -> None:
         shares = ", ".join(f"{k} {v:.0%}" for k, v in data["stage_shares"].items())
         if shares:
             click.echo(f"  time spent: {shares}")
+    for worker in data["workers"]:
+        click.echo(f"  worker {worker['id']} ({worker['state']}, heartbeat {worker['heartbeat_age_s']:.0f} s ago)")
     if data["eta_s"] is not None and (counts["pending"] or counts["leased"]):
         click.echo(f"  ETA: {data['eta_s'] / 60:.1f} min (at the recent rate)")
     for chapter in data["chapters"]:

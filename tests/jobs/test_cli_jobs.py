@@ -51,6 +51,7 @@ def test_run_status_retry_export(md_book: Path, tmp_path: Path, monkeypatch: pyt
     assert status["failures"][0]["text"] == "The gulls were loud again."
     assert status["throughput"]["chunks_per_s"] > 0 and status["eta_s"] == 0.0
     assert set(status["stage_shares"]) >= {"frontend", "prefill", "decode", "vocode"}
+    assert status["workers"] == []  # the run's worker stopped and said so
     assert len(list(out.glob("*.wav"))) == 2  # the chapter with the failure was not exported
     text_status = invoke("status", str(md_book), "--out", str(out)).output
     assert "FAILED chapter 3" in text_status and "done: 18" in text_status
