@@ -144,3 +144,22 @@ def test_progress_bars_follow_the_store(md_book: Path, tmp_path: Path) -> None:
         assert "chunks/s" in book_task.fields["rate"]
     assert BookProgress(enabled=False).__enter__()._progress is None
     store.close()
+
+
+def test_follow_worker_picks_up_new_books_and_stops_on_sigterm(md_book: Path, tmp_path: Path) -> None:
+    from tests.jobs.util import plan_for
+
+    url = sqlite_url(tmp_path / "db")
+    store = Store(url)  # empty store: a following worker waits for work
+    proc = subprocess.Popen(render_cmd("worker", "--db", url, "--audio-dir", str(tmp_path / "audio"), "--follow"),
+                            env=fake_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    store.sync_plan(plan_for(md_book))
+    deadline = time.monotonic() + 90
+    while store.counts()["done"] < 19 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.1)
+    assert store.counts()["done"] == 19
+    proc.send_signal(signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "19 chunks done" in out
+    assert store.workers() == []
+    store.close()
