@@ -174,7 +174,6 @@ class Worker:
         self.batch_size = options.batch_size
         self.report = WorkerReport(worker_id=self.id)
         self._stop_requested = False
-        self._books: dict[int, BookInfoRow] = {}
         self._request = request_class(factory.kind)
 
     def request_stop(self) -> None:
@@ -278,9 +277,9 @@ class Worker:
     # ------------------------------------------------------------------------------ one batch
 
     def _book(self, book_id: int) -> BookInfoRow:
-        if book_id not in self._books:
-            self._books[book_id] = self.store.book(book_id)
-        return self._books[book_id]
+        # Read per batch, not cached: a book re-planned with another voice or options must not be
+        # rendered with the old ones by a long-running (--follow) worker.
+        return self.store.book(book_id)
 
     def _setup(self, book: BookInfoRow) -> RenderSetup:
         sampling = dict(book.options.get("sampling", {}))
