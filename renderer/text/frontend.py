@@ -82,6 +82,8 @@ class TextFrontend:
             mtext = "." + mtext
             segments = self._segments(mtext, language)
         phones = [p for s in segments for p in s.phones]
+        if all(p in PUNCTUATION for p in phones):
+            raise TextError(f"nothing to speak in {text!r}: no phones besides punctuation")
         ids, unknown = phones_to_ids(phones)
         if unknown:
             log.warning("%d unknown phone(s) mapped to UNK in %r", unknown, mtext)

@@ -82,6 +82,8 @@ def test_japanese_without_pyopenjtalk_is_refused_with_a_reason(
     monkeypatch.setattr(g2p_ja, "_openjtalk", missing)
     with pytest.raises(TextError, match="pyopenjtalk"):
         frontend.phonemize("こんにちは", "ja")
+    with pytest.raises(TextError, match="nothing to speak"):
+        frontend.phonemize("こんにちは", "en")  # only a Japanese word, which cannot be read here
     # English text with a Japanese word still works: the word is skipped with a warning
     assert frontend.phonemize("He said こんにちは to me.", "en").phones[:5] == ["HH", "IY1", "S", "EH1", "D"]
 
