@@ -55,11 +55,17 @@ def voice() -> None:
               help="Speaker-verification checkpoint (pretrained_eres2netv2w24s4ep4.ckpt), v2Pro/v2ProPlus only.")
 @click.option("--aux-ref", "aux_refs", multiple=True, type=click.Path(dir_okay=False),
               help="Extra reference clip whose timbre is averaged in (repeatable).")
+@click.option("--top-k", type=int, default=None, help="Default top-k for this voice (upstream: 15).")
+@click.option("--top-p", type=float, default=None, help="Default top-p (1.0 = off).")
+@click.option("--temperature", type=float, default=None, help="Default sampling temperature (1.0).")
+@click.option("--repetition-penalty", type=float, default=None, help="Default repetition penalty (1.35).")
+@click.option("--speed", type=float, default=None, help="Default speaking rate (1.0; >1 is faster).")
 @click.option("--force", is_flag=True, help="Recompute even when the inputs are unchanged.")
 @_voices_dir_option
 def add(name: str, gpt: str, sovits: str, ref_wav: str, ref_text: str, lang: str, hubert_dir: str | None,
-        bert_dir: str | None, sv_path: str | None, aux_refs: tuple[str, ...], force: bool,
-        voices_dir: str | None) -> None:
+        bert_dir: str | None, sv_path: str | None, aux_refs: tuple[str, ...], top_k: int | None,
+        top_p: float | None, temperature: float | None, repetition_penalty: float | None, speed: float | None,
+        force: bool, voices_dir: str | None) -> None:
     """Import a voice NAME from GPT-SoVITS weights and a reference clip.
 
     Runs HuBERT, BERT and (v2Pro) the speaker model once; rendering never needs them again.
@@ -67,8 +73,12 @@ def add(name: str, gpt: str, sovits: str, ref_wav: str, ref_text: str, lang: str
     """
     from renderer.voice import import_voice
 
+    given = {"top_k": top_k, "top_p": top_p, "temperature": temperature,
+             "repetition_penalty": repetition_penalty, "speed": speed}
+    defaults = {key: value for key, value in given.items() if value is not None}
     result = import_voice(name, gpt, sovits, ref_wav, ref_text, lang, bert_dir=bert_dir, hubert_dir=hubert_dir,
-                          sv_path=sv_path, aux_refs=list(aux_refs), store=_store(voices_dir), force=force)
+                          sv_path=sv_path, aux_refs=list(aux_refs), store=_store(voices_dir), force=force,
+                          sampling_defaults=defaults)
     verb = "imported" if result.changed else "unchanged"
     click.echo(f"{verb}: voice '{result.voice.name}' ({result.voice.version}) in {result.voice.folder}")
 

@@ -4,6 +4,10 @@
 * :func:`generate_batch_infer_reference` reproduces upstream ``infer_panel_batch_infer``
   (left-padded text, shared prompt, finished rows removed, the ``y[row, :-1]`` quirk).
 
+Randomness: the exponential race draws ``q`` from ``generator``; on CPU a ``torch.Generator`` seeded
+with ``s`` yields the same stream as upstream after ``torch.manual_seed(s)``, so sampled (non-greedy)
+runs are reproducible against upstream too.
+
 The sampling math lives in :mod:`renderer.models.sampling` (``sample_next_tokens`` works on
 ``[B, V]`` logits and is re-exported here for the engine).
 """

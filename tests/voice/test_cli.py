@@ -10,10 +10,10 @@ from jobs.cli import cli
 from renderer.voice_random import RANDOM_REF_TEXT
 
 
-def _add(runner, assets, voices, name="narrator"):
+def _add(runner, assets, voices, name="narrator", extra=()):
     return runner.invoke(cli, ["voice", "add", name, "--gpt", str(assets["gpt"]), "--sovits", str(assets["sovits"]),
                                "--ref", str(assets["ref"]), "--ref-text", RANDOM_REF_TEXT, "--lang", "en",
-                               "--hubert", str(assets["hubert"]), "--voices-dir", str(voices)])
+                               "--hubert", str(assets["hubert"]), "--voices-dir", str(voices), *extra])
 
 
 def test_add_list_show_remove(assets, tmp_path):
@@ -24,6 +24,8 @@ def test_add_list_show_remove(assets, tmp_path):
     assert "imported: voice 'narrator' (v2)" in result.output
     again = _add(runner, assets, voices)
     assert again.exit_code == 0 and "unchanged" in again.output
+    bad_option = _add(runner, assets, voices, extra=["--top-k", "0"])
+    assert bad_option.exit_code != 0 and "top_k" in bad_option.output and "Traceback" not in bad_option.output
 
     listed = runner.invoke(cli, ["voice", "list", "--voices-dir", str(voices)])
     assert listed.exit_code == 0 and "narrator" in listed.output and "v2" in listed.output

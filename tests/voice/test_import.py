@@ -155,3 +155,13 @@ def test_voices_dir_precedence(monkeypatch, tmp_path):
     assert voices_dir() == tmp_path / "env"
     monkeypatch.delenv("RENDER_VOICES_DIR")
     assert voices_dir() == tmp_path / "xdg" / "audiobook-renderer" / "voices"
+
+
+def test_sampling_defaults_are_stored_and_validated(seeded_store, assets):
+    from renderer.errors import OptionsError
+
+    voice = _import(assets, seeded_store, sampling_defaults={"top_k": 5, "speed": 1.1}).voice
+    assert voice.sampling_defaults["top_k"] == 5 and voice.sampling_defaults["speed"] == 1.1
+    assert voice.sampling_options(temperature=0.8).temperature == 0.8
+    with pytest.raises(OptionsError):
+        _import(assets, seeded_store, sampling_defaults={"top_k": 0})
