@@ -265,31 +265,16 @@ def import_voice(
 
     store = store or VoiceStore()
     folder = store.path(name)
-    gpt_p = _existing(gpt, "GPT weights")
-    sovits_p = _existing(sovits, "SoVITS weights")
-    ref_p = _existing(ref_wav, "reference audio")
-    assert gpt_p is not None and sovits_p is not None and ref_p is not None
-    aux_ps = [p for p in (_existing(a, "auxiliary reference audio") for a in aux_refs) if p is not None]
-    bert_p = _existing(bert_dir, "BERT", folder=True)
-    hubert_p = _existing(hubert_dir, "HuBERT", folder=True)
-    sv_p = _existing(sv_path, "speaker-verification checkpoint")
+    inputs = _resolve_inputs(gpt, sovits, ref_wav, aux_refs, bert_dir, hubert_dir, sv_path)
     if not ref_text.strip():
         raise VoiceError("the reference transcript (ref_text) is empty")
     defaults = SamplingOptions.from_dict(dict(sampling_defaults or {})).to_dict()
-
-    sources: dict[str, Any] = {"gpt": _source_entry(gpt_p), "sovits": _source_entry(sovits_p),
-                               "ref_wav": _source_entry(ref_p), "aux_refs": [_source_entry(p) for p in aux_ps]}
-    for key, folder_path in (("bert", bert_p), ("hubert", hubert_p)):
-        if folder_path is not None:
-            sources[key] = _folder_entry(folder_path)
-    if sv_p is not None:
-        sources["sv"] = _source_entry(sv_p)
     explicit = None if ref_phone_ids is None else np.asarray(ref_phone_ids, dtype=np.int64).reshape(-1)
-    fingerprint = inputs_fingerprint(name, sources, ref_text, lang, defaults, explicit, ref_bert)
+    fingerprint = inputs_fingerprint(name, inputs.sources(), ref_text, lang, defaults, explicit, ref_bert)
 
     if not force and (folder / VOICE_JSON).is_file():
         try:
-            current = Voice.load(folder)
+            current: Voice | None = Voice.load(folder)
         except VoiceError:
             current = None
         if current is not None and current.fingerprint == fingerprint:
@@ -297,18 +282,59 @@ def import_voice(
 
     try:
         arrays, version = compute_voice_arrays(
-            gpt_p, sovits_p, ref_p, aux_ps, ref_text, lang, bert_p, hubert_p, sv_p, explicit, ref_bert)
+            inputs.gpt, inputs.sovits, inputs.ref, inputs.aux, ref_text, lang, inputs.bert, inputs.hubert,
+            inputs.sv, explicit, ref_bert)
     except VoiceError:
         raise
     except RendererError as exc:
         raise VoiceError(f"cannot import voice {name!r}: {exc}") from exc
     meta = {
         "schema_version": SCHEMA_VERSION, "name": name, "version": version, "language": lang,
-        "ref_text": ref_text, "sampling_defaults": defaults, "sources": sources, "fingerprint": fingerprint,
+        "ref_text": ref_text, "sampling_defaults": defaults, "sources": inputs.sources(), "fingerprint": fingerprint,
         "prompt_tokens": int(arrays["prompt_semantic"].size), "ref_phones": int(arrays["ref_phone_ids"].size),
     }
-    _write_folder(folder, meta, arrays, gpt_p, sovits_p)
+    _write_folder(folder, meta, arrays, inputs.gpt, inputs.sovits)
     return ImportResult(Voice.load(folder), changed=True, reason="imported")
+
+
+@dataclass
+class _Inputs:
+    """Checked input paths of an import; ``sources()`` hashes them once (cached)."""
+
+    gpt: Path
+    sovits: Path
+    ref: Path
+    aux: list[Path]
+    bert: Path | None
+    hubert: Path | None
+    sv: Path | None
+    _sources: dict[str, Any] | None = None
+
+    def sources(self) -> dict[str, Any]:
+        if self._sources is None:
+            sources: dict[str, Any] = {
+                "gpt": _source_entry(self.gpt), "sovits": _source_entry(self.sovits),
+                "ref_wav": _source_entry(self.ref), "aux_refs": [_source_entry(p) for p in self.aux]}
+            for key, folder_path in (("bert", self.bert), ("hubert", self.hubert)):
+                if folder_path is not None:
+                    sources[key] = _folder_entry(folder_path)
+            if self.sv is not None:
+                sources["sv"] = _source_entry(self.sv)
+            self._sources = sources
+        return self._sources
+
+
+def _resolve_inputs(gpt: str | Path, sovits: str | Path, ref_wav: str | Path, aux_refs: Any,
+                    bert_dir: str | Path | None, hubert_dir: str | Path | None,
+                    sv_path: str | Path | None) -> _Inputs:
+    gpt_p = _existing(gpt, "GPT weights")
+    sovits_p = _existing(sovits, "SoVITS weights")
+    ref_p = _existing(ref_wav, "reference audio")
+    assert gpt_p is not None and sovits_p is not None and ref_p is not None
+    aux_ps = [p for p in (_existing(a, "auxiliary reference audio") for a in aux_refs) if p is not None]
+    return _Inputs(gpt=gpt_p, sovits=sovits_p, ref=ref_p, aux=aux_ps, bert=_existing(bert_dir, "BERT", folder=True),
+                   hubert=_existing(hubert_dir, "HuBERT", folder=True),
+                   sv=_existing(sv_path, "speaker-verification checkpoint"))
 
 
 def _write_folder(folder: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray], gpt: Path,

@@ -61,16 +61,17 @@ def first_pass_mask(text_len: int, sem_len: int) -> Tensor:
     return allowed
 
 
-def _sample(logits: Tensor, seq: Tensor, idx: int, options: Any,
-            generator: torch.Generator | None) -> SampleOutput:
+def _sample_rows(logits: Tensor, seqs: list[Tensor], idx: int, options: Any,
+                 generators: list[torch.Generator | None]) -> SampleOutput:
+    """logits [B,1025] of step idx; seqs: each row's prompt + generated tokens."""
     if idx < MIN_STEPS_BEFORE_EOS:
         logits = logits[:, :-1]
     return sample_next_tokens(
-        logits, seen_mask([seq], 1025),
+        logits, seen_mask(seqs, 1025),
         top_k=int(_option(options, "top_k", 15)), top_p=float(_option(options, "top_p", 1.0)),
         temperature=float(_option(options, "temperature", 1.0)),
         repetition_penalty=float(_option(options, "repetition_penalty", 1.35)),
-        generators=[generator],
+        generators=generators,
     )
 
 
@@ -109,7 +110,7 @@ def generate_reference(
             h, cache = model.forward_step(step_in, cache)
         logits = model.logits(h[:, -1])
         all_logits.append(logits[0].clone())
-        out = _sample(logits, seq, idx, options, generator)
+        out = _sample_rows(logits, [seq], idx, options, [generator])
         seq = torch.cat([seq, out.tokens.view(1)])
         early = early_stop_num != -1 and (seq.numel() - prompt_len) > early_stop_num
         if int(out.argmax[0]) == eos or int(out.tokens[0]) == eos:
@@ -182,15 +183,7 @@ def generate_batch_infer_reference(
         logits = model.logits(h[:, -1])
         if idx == 0:
             first_logits = logits.clone()
-        if idx < MIN_STEPS_BEFORE_EOS:
-            logits = logits[:, :-1]
-        out = sample_next_tokens(
-            logits, seen_mask([seqs[r] for r in live], 1025),
-            top_k=int(_option(options, "top_k", 15)), top_p=float(_option(options, "top_p", 1.0)),
-            temperature=float(_option(options, "temperature", 1.0)),
-            repetition_penalty=float(_option(options, "repetition_penalty", 1.35)),
-            generators=[gens[r] for r in live],
-        )
+        out = _sample_rows(logits, [seqs[r] for r in live], idx, options, [gens[r] for r in live])
         for j, r in enumerate(live):
             seqs[r] = torch.cat([seqs[r], out.tokens[j].view(1)])
         done = [j for j, r in enumerate(live)
