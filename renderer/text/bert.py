@@ -32,8 +32,11 @@ class BertFeatureExtractor:
         import torch
         from transformers import AutoModelForMaskedLM
 
+        from renderer.models.hubert import quiet_transformers
+
         try:
-            model = AutoModelForMaskedLM.from_pretrained(str(self.folder), local_files_only=True)
+            with quiet_transformers():
+                model = AutoModelForMaskedLM.from_pretrained(str(self.folder), local_files_only=True)
         except Exception as exc:  # transformers raises many types (OSError, ValueError...)
             raise TextError(f"{self.folder}: cannot load BERT weights ({exc})") from exc
         self.model = model.eval().to(device)

@@ -8,9 +8,11 @@ phones of every character of the input.
 from __future__ import annotations
 
 import functools
+import logging
 import re
 from collections.abc import Callable
 
+import jieba
 import jieba.posseg as psg
 from pypinyin import Style, lazy_pinyin
 from pypinyin.constants import PHRASES_DICT
@@ -19,6 +21,8 @@ from pypinyin.contrib.tone_convert import to_finals_tone3, to_initials
 from renderer.text import tone_sandhi
 from renderer.text.sandhi_words import MUST_ERHUA, NOT_ERHUA
 from renderer.text.symbols import PUNCTUATION
+
+jieba.setLogLevel(logging.WARNING)  # no 'Building prefix dict' chatter on stderr
 
 _ZERO_INITIAL = {"a": "AA", "e": "EE", "o": "OO"}
 _Y_FINALS = {"a": "a", "an": "En", "ang": "ang", "ao": "ao", "e": "E", "i": "i", "in": "in", "ing": "ing", "o": "o",

@@ -9,6 +9,7 @@ whole words. ``finals`` are pypinyin FINALS_TONE3 strings with "5" for the neutr
 from __future__ import annotations
 
 import functools
+import logging
 
 import jieba
 from pypinyin import Style, lazy_pinyin
@@ -19,6 +20,8 @@ from renderer.text.sandhi_words import (
     NEUTRAL_ENDINGS,
     SANDHI_PUNCT,
 )
+
+jieba.setLogLevel(logging.WARNING)  # no 'Building prefix dict' chatter on stderr
 
 Seg = list[list[str]]  # [[word, pos], ...]
 
