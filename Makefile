@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q "$(TORCH_SPEC)"
-	$(PY) -m pip install -q -e ".[$(ORT_EXTRA),postgres,dev]"
+	$(PY) -m pip install -q -e ".[$(ORT_EXTRA),postgres,ja,dev]"
 	touch $(STAMP)
 
 test: setup
