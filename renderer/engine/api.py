@@ -150,7 +150,10 @@ class Engine:
 
     def synthesize(self, requests: Iterable[SynthesisRequest], options: SamplingOptions) -> Iterator[SynthesisResult]:
         """Tokens and audio per chunk; SoVITS runs on groups of finished chunks of similar length."""
-        reqs = {r.key: r for r in requests}
+        listed = list(requests)
+        reqs = {r.key: r for r in listed}
+        if len(reqs) != len(listed):
+            raise OptionsError("synthesis requests must have distinct keys")
         if not reqs:
             return
         pending: list[RowResult] = []

@@ -22,6 +22,9 @@ from renderer.backends.base import Backend, PrefillBatch, StepInputs
 from renderer.engine.options import SamplingOptions
 from renderer.engine.sampling import MIN_STEPS_BEFORE_EOS, sample_candidates
 
+#: Rows per prefill call (more rows are prefilled in several calls).
+PREFILL_MAX_ROWS = 8
+
 
 @dataclass
 class PreparedRow:
@@ -109,7 +112,11 @@ class BatchDecoder:
             free = [s for s, r in enumerate(self.rows) if r is None]
             if free and waiting:
                 take, waiting = waiting[: len(free)], waiting[len(free):]
-                yield from self._prefill(np.asarray(free[: len(take)], dtype=np.int64), take)
+                # bounded prefill batches: the transient K/V and attention scores grow with rows x length^2
+                for start in range(0, len(take), PREFILL_MAX_ROWS):
+                    part = take[start: start + PREFILL_MAX_ROWS]
+                    slots = np.asarray(free[start: start + len(part)], dtype=np.int64)
+                    yield from self._prefill(slots, part)
             if any(r is not None for r in self.rows):
                 self.backend.ensure_capacity(int(self.cache_lens.max()) + 1, allow_shrink=True)
                 yield from self._step()

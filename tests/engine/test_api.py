@@ -52,6 +52,8 @@ def test_speed_changes_length(engine) -> None:
 
 def test_bad_requests_are_typed_errors(engine) -> None:
     with pytest.raises(OptionsError):
+        list(engine.synthesize([SynthesisRequest("x", np.ones(3, np.int64))] * 2, SamplingOptions()))
+    with pytest.raises(OptionsError):
         list(engine.synthesize([SynthesisRequest("x", np.zeros(0, np.int64))], SamplingOptions()))
     with pytest.raises(OptionsError):
         list(engine.synthesize([SynthesisRequest("x", np.ones(3, np.int64), np.zeros((1024, 2), np.float32))],
