@@ -279,3 +279,11 @@ def read_sidecar(folder: str | Path) -> dict[str, Any]:
         if not file.is_file() or sha256_file(file) != graph["sha256"]:
             raise BackendUnavailableError(f"{file}: missing or changed since export ({name}); export the voice again")
     return sidecar
+
+
+def default_export_dir(voice: Any) -> Path:
+    """``<voice folder>/onnx``: where ``render voice export-onnx`` writes and ``--backend onnx`` looks."""
+    folder = getattr(voice, "folder", None)
+    if folder is None:
+        raise RendererError("this voice has no folder; pass an explicit output directory")
+    return Path(folder) / "onnx"
