@@ -53,16 +53,20 @@ def make_chunks(folder: Path, seed: int = 0) -> list[Path]:
 
 
 def make_manifest(pool: list[Path], hours: float, n_chapters: int) -> list[ChapterManifest]:
+    """Chunk entries cycling through the pool until the speech plus pauses reach ``hours``."""
     boundaries = ["sentence", "sentence", "paragraph", "sentence", "sentence", "heading", "scene_break"]
-    n_chunks = max(n_chapters, int(hours * 3600 / (CHUNK_S + 0.5)))
-    per = n_chunks // n_chapters
+    pool_s = [sf.info(str(p)).duration - 0.3 for p in pool]  # minus the padding that trimming removes
+    mean_pause_s = 0.7  # the boundary mix above with the default pauses
+    entries, total_s = 0, n_chapters * 2.75  # head + tail room tone per chapter
+    while total_s < hours * 3600 or entries < n_chapters:
+        total_s += pool_s[entries % POOL] + mean_pause_s
+        entries += 1
+    per = entries // n_chapters
     chapters = []
     for c in range(n_chapters):
-        chunks = []
-        for i in range(per):
-            k = c * per + i
-            boundary = "chapter_end" if i == per - 1 else boundaries[k % len(boundaries)]
-            chunks.append(ChunkAudio(pool[k % POOL], boundary, f"chunk {k}", f"c{c}-{i}", n_phones=90, n_tokens=200))
+        ks = range(c * per, entries if c == n_chapters - 1 else (c + 1) * per)
+        chunks = [ChunkAudio(pool[k % POOL], "chapter_end" if k == ks[-1] else boundaries[k % len(boundaries)],
+                             f"chunk {k}", f"c{c}-{k}", n_phones=90, n_tokens=200) for k in ks]
         chapters.append(ChapterManifest(c + 1, f"Chapter {c + 1}", chunks))
     return chapters
 
