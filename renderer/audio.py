@@ -27,6 +27,7 @@ import soxr
 import torch
 
 from renderer.errors import VoiceError
+from renderer.models.spectrogram import linear_spectrogram  # re-exported: one implementation
 
 __all__ = [
     "load_audio",
@@ -206,44 +207,6 @@ def upstream_peak_normalize(wav: torch.Tensor) -> torch.Tensor:
     if peak > 1.0:
         return wav / min(2.0, peak)
     return wav
-
-
-@lru_cache(maxsize=8)
-def _hann_periodic(n: int) -> torch.Tensor:
-    return torch.hann_window(n, periodic=True, dtype=torch.float32)
-
-
-def linear_spectrogram(
-    wav32k: torch.Tensor, n_fft: int = 2048, hop_samples: int = 640, win_samples: int = 2048
-) -> torch.Tensor:
-    """Magnitude spectrogram as upstream ``spectrogram_torch(..., center=False)``.
-
-    ``wav32k`` [1, N] (or [N]) float → [1, n_fft//2+1, (N + 2*pad - n_fft)//hop + 1] with
-    pad = (n_fft - hop)//2 reflected samples on both sides, periodic Hann window, one-sided STFT and
-    magnitude sqrt(re^2 + im^2 + 1e-8).
-    """
-    wav = wav32k.to(torch.float32)
-    if wav.dim() == 1:
-        wav = wav.unsqueeze(0)
-    if wav.dim() != 2:
-        raise ValueError(f"linear_spectrogram expects [B, N] audio, got shape {tuple(wav32k.shape)}")
-    pad = (n_fft - hop_samples) // 2
-    if wav.shape[-1] <= pad:
-        raise ValueError(f"audio too short for the spectrogram: {wav.shape[-1]} samples, need > {pad}")
-    padded = torch.nn.functional.pad(wav.unsqueeze(1), (pad, pad), mode="reflect").squeeze(1)
-    stft = torch.stft(
-        padded,
-        n_fft,
-        hop_length=hop_samples,
-        win_length=win_samples,
-        window=_hann_periodic(win_samples).to(padded.device),
-        center=False,
-        normalized=False,
-        onesided=True,
-        return_complex=True,
-    )
-    parts = torch.view_as_real(stft)
-    return torch.sqrt(parts.pow(2).sum(-1) + 1e-8)
 
 
 # ------------------------------------------------------------------------------------- Kaldi fbank
