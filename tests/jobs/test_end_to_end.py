@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from jobs.cli import cli
 from jobs.db import sqlite_url
 from jobs.store import Store
+from tests.conftest import SHARED_ASSET_SEED
 from tests.jobs.conftest import write_book
 
 pytestmark = pytest.mark.slow
@@ -30,13 +31,13 @@ Another chapter begins here. It ends quickly.
 
 
 @pytest.fixture(scope="session")
-def tiny_voices_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_voices_dir(tmp_path_factory: pytest.TempPathFactory, random_asset_cache: Path) -> Path:
     voice_random = pytest.importorskip("renderer.voice_random", reason="renderer.voice_random is not available")
     from renderer.voice import VoiceStore
 
     root = tmp_path_factory.mktemp("voices")
-    cache = tmp_path_factory.mktemp("voice-assets")
-    voice_random.make_random_voice("tiny", size="tiny", store=VoiceStore(root), cache_dir=cache)
+    voice_random.make_random_voice("tiny", size="tiny", seed=SHARED_ASSET_SEED, store=VoiceStore(root),
+                                   cache_dir=random_asset_cache)
     return root
 
 

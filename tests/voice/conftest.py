@@ -6,13 +6,13 @@ from pathlib import Path
 
 import pytest
 
-ASSET_SEED = 11
+from tests.conftest import SHARED_ASSET_SEED as ASSET_SEED
 
 
 @pytest.fixture(scope="session")
-def asset_cache(tmp_path_factory) -> Path:
-    """A cache folder laid out like ``make_random_voice``'s, so the CLI test reuses the files."""
-    return tmp_path_factory.mktemp("random cache")
+def asset_cache(random_asset_cache) -> Path:
+    """The session's shared cache, laid out like ``make_random_voice``'s, so the CLI test reuses the files."""
+    return random_asset_cache
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,22 @@
+"""Session-wide test settings and fixtures shared across layers."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Nothing in the suite may reach a model hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+#: Seed of the shared tiny random voice assets (GPT, SoVITS, BERT, HuBERT, reference clip).
+SHARED_ASSET_SEED = 11
+
+
+@pytest.fixture(scope="session")
+def random_asset_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache of random voice assets per test run, laid out like ``make_random_voice``'s cache,
+    so every layer's tests reuse the same generated files instead of writing their own."""
+    return tmp_path_factory.mktemp("random cache")
