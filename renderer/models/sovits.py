@@ -123,6 +123,9 @@ class SoVITSModel(nn.Module):
             self.sv_emb = nn.Linear(SV_DIM, cfg.gin_channels)
             self.ge_to512 = nn.Linear(cfg.gin_channels, MRTE_CHANNELS)
             self.prelu = nn.PReLU(num_parameters=cfg.gin_channels)
+        #: Optional faster generator (same function, no parameters of its own) installed by
+        #: :func:`renderer.models.sovits_fast.prepare_for_inference`; used for CPU tensors only.
+        self.fast_dec: nn.Module | None = None
 
     # ------------------------------------------------------------------ conditioning
     def reference_embedding(self, spec: Tensor, sv_emb: Tensor | None = None) -> Tensor:
@@ -175,7 +178,8 @@ class SoVITSModel(nn.Module):
         noise = noise[:, :, : m_p.shape[2]].to(m_p)
         z_p = m_p + noise * torch.exp(logs_p) * noise_scale
         z = self.flow.reverse(z_p, y_mask, ge)
-        audio = self.dec(z * y_mask, ge, frames)
+        dec = self.fast_dec if (self.fast_dec is not None and z.device.type == "cpu") else self.dec
+        audio = dec(z * y_mask, ge, frames)
         return audio[:, 0], frames * self.cfg.samples_per_frame
 
     @torch.no_grad()

@@ -1,0 +1,226 @@
+"""Fast CPU inference path for the SoVITS generator (the HiFi-GAN-style vocoder, ≈ 40.6 GFLOP per
+audio second for full-size v2, > 95 % of a SoVITS decode).
+
+What it changes, and why (measured in :mod:`renderer.models.sovits_bench`):
+
+- **Channels-last layout**: activations live as ``[B, C, 1, T]`` tensors in ``channels_last`` memory
+  format and the 1-D convolutions run as 2-D oneDNN convolutions with a height-1 kernel. oneDNN's
+  native layout is "channels innermost" (nwc); torch's default ``[B, C, T]`` forces a reorder of every
+  input and output around every convolution.
+- **Fused post-ops**: ``leaky_relu(conv(x))`` and ``conv(x) + residual`` each run as one oneDNN call
+  (``torch.ops.mkldnn._convolution_pointwise``), saving a full pass over the activation per op.
+- **Masks only where there is padding**: the reference generator multiplies every activation by a
+  0/1 mask at every resolution; here only the padded tail of a shorter row is zeroed in place, and a
+  batch without padding (e.g. B=1) does no masking at all. Same values: ``x * 1 == x`` exactly.
+- **bf16** (optional): generator weights and activations in bfloat16 (AVX512-BF16 dot products, half
+  the memory traffic); ``conv_pre``/``cond`` (which add the ``ge`` conditioning), ``conv_post`` and the
+  final ``tanh`` stay float32, as does everything outside the generator (text encoder, flow).
+
+The fast generator holds no parameters or buffers of its own (plain tensor attributes), so the
+model's ``state_dict()`` keeps exactly the checkpoint's keys. It runs on CPU only; on other devices
+:meth:`SoVITSModel.decode` falls back to the reference generator.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from renderer.models.sovits import SoVITSModel
+from renderer.models.sovits_modules import LRELU_SLOPE, Generator, ResBlock1, ResBlock2
+
+__all__ = ["Precision", "FastGenerator", "prepare_for_inference", "cpu_supports_bf16", "fused_ops_available"]
+
+Precision = Literal["fp32", "bf16"]
+_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_supports_bf16() -> bool:
+    """True when this CPU has native bf16 dot products (AVX512-BF16 or AMX) that oneDNN uses."""
+    try:
+        import torch.backends.mkldnn as mkldnn
+        if not mkldnn.is_available():
+            return False
+        flags = _cpu_flags()
+        return bool(flags & {"avx512_bf16", "amx_bf16"})
+    except Exception:  # noqa: BLE001 (a probe: anything odd means "no")
+        return False
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+@functools.lru_cache(maxsize=1)
+def fused_ops_available() -> bool:
+    """Whether torch exposes oneDNN's fused convolution ops (``mkldnn._convolution_pointwise``)."""
+    try:
+        x = torch.zeros(1, 2, 1, 4).contiguous(memory_format=torch.channels_last)
+        w = torch.zeros(2, 2, 1, 1).contiguous(memory_format=torch.channels_last)
+        torch.ops.mkldnn._convolution_pointwise(x, w, None, [0, 0], [1, 1], [1, 1], 1, "none", [], "")
+        return True
+    except Exception:  # noqa: BLE001
+        return False
+
+
+class _Conv:
+    """One 1-D convolution stored as a channels-last height-1 2-D kernel (no nn.Parameter)."""
+
+    def __init__(self, conv: nn.Conv1d, dtype: torch.dtype) -> None:
+        w = conv.weight.detach()
+        self.weight = w.unsqueeze(2).to(dtype).contiguous(memory_format=torch.channels_last)
+        self.bias = None if conv.bias is None else conv.bias.detach().to(dtype).contiguous()
+        self.padding = [0, int(conv.padding[0])]  # type: ignore[index]
+        self.dilation = [1, int(conv.dilation[0])]
+
+    def __call__(self, x: Tensor, attr: str = "none", residual: Tensor | None = None) -> Tensor:
+        """x [B,C,1,T] channels-last -> conv(x) with ``attr`` ('none'|'leaky_relu') or + residual."""
+        if not fused_ops_available():
+            y = F.conv2d(x, self.weight, self.bias, 1, self.padding, self.dilation)
+            if attr == "leaky_relu":
+                y = F.leaky_relu(y, LRELU_SLOPE)
+            return y if residual is None else y + residual
+        if residual is not None:
+            return torch.ops.mkldnn._convolution_pointwise(
+                x, residual, self.weight, self.bias, self.padding, [1, 1], self.dilation, 1, "add", 1.0,
+                None, [], None)
+        scalars = [LRELU_SLOPE] if attr == "leaky_relu" else []
+        return torch.ops.mkldnn._convolution_pointwise(
+            x, self.weight, self.bias, self.padding, [1, 1], self.dilation, 1, attr, scalars, "")
+
+
+class _UpConv:
+    """A ConvTranspose1d as channels-last height-1 conv_transpose2d."""
+
+    def __init__(self, conv: nn.ConvTranspose1d, dtype: torch.dtype) -> None:
+        self.weight = conv.weight.detach().unsqueeze(2).to(dtype).contiguous(memory_format=torch.channels_last)
+        self.bias = None if conv.bias is None else conv.bias.detach().to(dtype).contiguous()
+        self.stride = (1, int(conv.stride[0]))
+        self.padding = (0, int(conv.padding[0]))  # type: ignore[index]
+
+    def __call__(self, x: Tensor) -> Tensor:
+        return F.conv_transpose2d(x, self.weight, self.bias, self.stride, self.padding)
+
+
+def _zero_tails(x: Tensor, lengths: list[int] | None) -> Tensor:
+    """In place: x[i, ..., lengths[i]:] = 0 (the reference's ``x * mask``); None = no padding."""
+    if lengths is not None:
+        t = x.shape[-1]
+        for i, n in enumerate(lengths):
+            if n < t:
+                x[i, ..., n:] = 0
+    return x
+
+
+class FastGenerator(nn.Module):
+    """Same function as :class:`Generator` (B rows, masks from ``lengths``), faster on CPU."""
+
+    def __init__(self, gen: Generator, precision: Precision = "fp32") -> None:
+        super().__init__()
+        if precision not in _DTYPES:
+            raise ValueError(f"precision must be one of {sorted(_DTYPES)}, got {precision!r}")
+        self.precision = precision
+        self.dtype = _DTYPES[precision]
+        self.rates = list(gen.rates)
+        self.num_kernels = gen.num_kernels
+        # conv_pre/cond/conv_post are kept as the reference modules (float32, [B,C,T]).
+        self._ref = [gen]  # a list: not registered as a submodule, so no state_dict entries
+        self.ups = [_UpConv(u, self.dtype) for u in gen.ups]  # type: ignore[arg-type]
+        self.blocks: list[tuple[str, list[tuple[_Conv, _Conv | None]]]] = []
+        for rb in gen.resblocks:
+            if isinstance(rb, ResBlock1):
+                pairs = [(_Conv(c1, self.dtype), _Conv(c2, self.dtype))  # type: ignore[arg-type]
+                         for c1, c2 in zip(rb.convs1, rb.convs2, strict=True)]
+                self.blocks.append(("1", pairs))  # type: ignore[arg-type]
+            elif isinstance(rb, ResBlock2):
+                self.blocks.append(("2", [(_Conv(c, self.dtype), None) for c in rb.convs]))  # type: ignore[arg-type]
+            else:
+                raise TypeError(f"unknown resblock type {type(rb).__name__}")
+
+    def forward(self, x: Tensor, g: Tensor | None, lengths: Tensor | None = None) -> Tensor:
+        """x [B,inter,F] f32, g [B,gin,1], lengths [B] frames (None = all valid) -> [B,1,F*prod(rates)] f32."""
+        gen = self._ref[0]
+        with torch.autocast("cpu", enabled=False):
+            h = gen.conv_pre(x.float())
+            if g is not None and gen.cond is not None:
+                h = h + gen.cond(g.float())
+            frames = _padded_lengths(lengths, h.shape[2])
+            _zero_tails(h, frames)
+            h = h.unsqueeze(2).to(self.dtype).contiguous(memory_format=torch.channels_last)
+            for i, up in enumerate(self.ups):
+                h = up(F.leaky_relu(h, LRELU_SLOPE))
+                frames = None if frames is None else [n * self.rates[i] for n in frames]
+                _zero_tails(h, frames)
+                h = self._stage(h, i, frames)
+            out = h.squeeze(2).float()
+            return torch.tanh(gen.conv_post(F.leaky_relu(out)))
+
+    def _stage(self, x: Tensor, stage: int, lengths: list[int] | None) -> Tensor:
+        """Mean of the stage's resblocks on x [B,C,1,T] (tails zeroed like the reference's masks)."""
+        acc: Tensor | None = None
+        for j in range(self.num_kernels):
+            kind, convs = self.blocks[stage * self.num_kernels + j]
+            r = _resblock1(x, convs, lengths) if kind == "1" else _resblock2(x, convs, lengths)
+            acc = r if acc is None else acc.add_(r)
+        assert acc is not None
+        _zero_tails(acc, lengths)
+        return acc.div_(self.num_kernels)
+
+
+def _resblock1(x: Tensor, convs: list[tuple[_Conv, _Conv | None]], lengths: list[int] | None) -> Tensor:
+    for c1, c2 in convs:
+        xt = _zero_tails(F.leaky_relu(x, LRELU_SLOPE), lengths)
+        xt = _zero_tails(c1(xt, "leaky_relu"), lengths)
+        assert c2 is not None
+        x = c2(xt, residual=x)
+    return x
+
+
+def _resblock2(x: Tensor, convs: list[tuple[_Conv, _Conv | None]], lengths: list[int] | None) -> Tensor:
+    for c, _ in convs:
+        xt = _zero_tails(F.leaky_relu(x, LRELU_SLOPE), lengths)
+        x = c(xt, residual=x)
+    return x
+
+
+def _padded_lengths(lengths: Tensor | None, size: int) -> list[int] | None:
+    """Row lengths as a list, or None when no row is shorter than ``size`` (nothing to mask)."""
+    if lengths is None:
+        return None
+    values = [int(n) for n in lengths.tolist()]
+    return values if any(n < size for n in values) else None
+
+
+def prepare_for_inference(model: SoVITSModel, precision: Precision = "fp32", compile: bool = False) -> SoVITSModel:
+    """Make ``model.decode`` use the fast CPU generator (in place; returns ``model``; idempotent).
+
+    ``precision='bf16'`` runs the generator in bfloat16 (raises ValueError if the CPU lacks native bf16,
+    see :func:`cpu_supports_bf16`). ``compile=True`` additionally wraps the text encoder and flow in
+    ``torch.compile`` (inductor); the generator is not compiled (oneDNN's fused convolutions were faster
+    in the measurements, and compile time grows with every new length).
+    """
+    if precision not in _DTYPES:
+        raise ValueError(f"precision must be one of {sorted(_DTYPES)}, got {precision!r}")
+    if precision == "bf16" and not cpu_supports_bf16():
+        raise ValueError("this CPU has no native bf16 (AVX512-BF16/AMX); use precision='fp32'")
+    model.eval()
+    model.requires_grad_(False)
+    current = getattr(model, "fast_dec", None)
+    if not (isinstance(current, FastGenerator) and current.precision == precision):
+        model.fast_dec = FastGenerator(model.dec, precision)
+    if compile and not getattr(model, "_fast_compiled", False):
+        model.enc_p = torch.compile(model.enc_p, dynamic=True)  # type: ignore[assignment]
+        model._fast_compiled = True
+    return model
