@@ -111,7 +111,7 @@ def machine_peak(quick: bool) -> list[Figure]:
         out.append(figure("gemm_int8", "GOP/s", gemm_rate(torch.int8, n), size=n))
     except RuntimeError:  # pragma: no cover - torch build without CPU _int_mm
         pass
-    out.append(figure("memory_read", "GB/s", memory_read_rate(256 if quick else 1024)))
+    out.append(figure("memory_read", "GB/s", memory_read_rate(256)))
     return out
 
 
