@@ -178,9 +178,14 @@ class SoVITSModel(nn.Module):
         noise = noise[:, :, : m_p.shape[2]].to(m_p)
         z_p = m_p + noise * torch.exp(logs_p) * noise_scale
         z = self.flow.reverse(z_p, y_mask, ge)
-        dec = self.fast_dec if (self.fast_dec is not None and z.device.type == "cpu") else self.dec
+        dec = self.fast_dec if self._use_fast_dec(z) else self.dec
         audio = dec(z * y_mask, ge, frames)
         return audio[:, 0], frames * self.cfg.samples_per_frame
+
+    def _use_fast_dec(self, z: Tensor) -> bool:
+        # oneDNN fused ops are CPU-only and not exportable: tracing/ONNX export uses the reference.
+        exporting = torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()
+        return self.fast_dec is not None and z.device.type == "cpu" and not exporting
 
     @torch.no_grad()
     def extract_latent(self, ssl: Tensor) -> Tensor:
