@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from renderer.backends.onnx_backend import OnnxBackend
@@ -92,3 +93,29 @@ def test_continuous_batching(backend, vectors) -> None:
 
 def test_step_writes_only_new_positions(backend, vectors) -> None:
     check_step_writes_one_position(backend, vectors)
+
+
+def test_onnx_vocoder_matches_torch(voice, tmp_path) -> None:
+    """The exported SoVITS graph (speed 1) gives the torch vocoder's audio; other speeds fall back to torch."""
+    from renderer.backends.base import VocodeItem
+
+    export_voice_onnx(voice, tmp_path)
+    sidecar = read_sidecar(tmp_path)
+    if "sovits_decode" not in sidecar["graphs"]:
+        pytest.fail(f"SoVITS graph was not exported: {sidecar['sovits_decode_error']}")
+    backend = OnnxBackend(tmp_path, voice=voice, threads=1)
+    from renderer.engine.vocoder import TorchVocoder
+
+    assert type(backend.vocoder).__name__ == "OnnxVocoder"
+    torch_vocoder = backend.vocoder.fallback
+    assert isinstance(torch_vocoder, TorchVocoder)
+    rng = np.random.default_rng(0)
+    items = [VocodeItem(f"k{i}", rng.integers(0, 1024, n), rng.integers(1, 732, m))
+             for i, (n, m) in enumerate([(9, 5), (14, 8), (11, 3)])]
+    got = backend.vocode(items, speed=1.0, noise_scale=0.5, seeds=[1, 2, 3])
+    want = torch_vocoder.render(items, speed=1.0, noise_scale=0.5, seeds=[1, 2, 3])
+    for g, w, item in zip(got, want, items, strict=True):
+        assert g.shape == w.shape == (1280 * len(item.tokens),)
+        assert np.abs(g - w).max() <= 1e-3
+    fast = backend.vocode(items[:1], speed=1.25, noise_scale=0.5, seeds=[1])[0]
+    assert len(fast) == (int(2 * 9 / 1.25) + 1) * 640
