@@ -95,3 +95,29 @@ def _torch_backend(voice: Any, device: str, precision: str) -> Any:
     backend.precision = chosen
     backend.precision_report = report
     return backend
+
+
+def backend_status(device: str = "cpu") -> dict[str, str]:
+    """For ``render doctor``: each backend -> 'ok' or the reason it cannot run on ``device``."""
+    import importlib.util
+
+    import torch
+
+    out: dict[str, str] = {}
+    cuda = torch.cuda.is_available()
+    out["torch"] = "ok" if device == "cpu" or cuda else "no CUDA GPU visible to torch"
+    if importlib.util.find_spec("onnxruntime") is None:
+        out["onnx"] = "onnxruntime is not installed"
+    else:
+        import onnxruntime as ort
+
+        providers = ort.get_available_providers()
+        needed = "CPUExecutionProvider" if device == "cpu" else "CUDAExecutionProvider"
+        out["onnx"] = "ok" if needed in providers else f"onnxruntime lacks {needed}"
+    if not cuda:
+        out["tensorrt"] = "needs an NVIDIA GPU"
+    elif importlib.util.find_spec("tensorrt") is None:
+        out["tensorrt"] = "the tensorrt package is not installed"
+    else:
+        out["tensorrt"] = "ok"
+    return out

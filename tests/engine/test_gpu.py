@@ -74,3 +74,13 @@ def test_gpu_backends_fail_clearly_without_gpu(tmp_path) -> None:
         TensorRTBackend(tmp_path, device="cpu")
     with pytest.raises(BackendUnavailableError, match="CUDA"):
         resolve_device("cuda")
+
+
+def test_backend_status_reports_every_backend() -> None:
+    from renderer.backends import backend_status
+
+    status = backend_status("cpu")
+    assert set(status) == {"torch", "onnx", "tensorrt"}
+    assert status["torch"] == "ok" and status["onnx"] == "ok"
+    if not torch.cuda.is_available():
+        assert status["tensorrt"] != "ok"
