@@ -178,6 +178,9 @@ def open_book_store(book: str | None, out_dir: Path | None, db_url: str | None) 
     from jobs.pipeline import default_out_dir, store_url
     from jobs.store import Store
 
+    if db_url is None and out_dir is None and book is not None and (Path(book) / "render.db").is_file():
+        # `render status out/mybook/`: the output folder itself names the store (every book in it).
+        out_dir, book = Path(book), None
     if db_url is None and out_dir is None:
         if book is None:
             raise JobsError("give BOOK, --out DIR or --db URL to say which job store to read")

@@ -55,6 +55,8 @@ def test_run_status_retry_export(md_book: Path, tmp_path: Path, monkeypatch: pyt
     assert len(list(out.glob("*.wav"))) == 2  # the chapter with the failure was not exported
     text_status = invoke("status", str(md_book), "--out", str(out)).output
     assert "FAILED chapter 3" in text_status and "done: 18" in text_status
+    # The output folder alone also names the store.
+    assert "done: 18" in invoke("status", str(out)).output
 
     assert "1 failed chunk(s) queued again" in invoke("retry-failed", str(md_book), "--out", str(out)).output
     monkeypatch.setenv("RENDER_FAKE_ENGINE", "{}")
