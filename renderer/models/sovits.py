@@ -178,7 +178,9 @@ class SoVITSModel(nn.Module):
         noise = noise[:, :, : m_p.shape[2]].to(m_p)
         z_p = m_p + noise * torch.exp(logs_p) * noise_scale
         z = self.flow.reverse(z_p, y_mask, ge)
-        dec = self.fast_dec if self._use_fast_dec(z) else self.dec
+        dec: nn.Module = self.dec
+        if self.fast_dec is not None and self._use_fast_dec(z):
+            dec = self.fast_dec
         audio = dec(z * y_mask, ge, frames)
         return audio[:, 0], frames * self.cfg.samples_per_frame
 

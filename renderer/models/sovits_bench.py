@@ -21,6 +21,7 @@ matmuls (< 1 %) are not counted.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import resource
@@ -177,7 +178,7 @@ def peak_reference(threads: int) -> dict[str, float]:
             if dtype == torch.bfloat16 and not cpu_supports_bf16():
                 continue
             a, b = torch.randn(2048, 2048, dtype=dtype), torch.randn(2048, 2048, dtype=dtype)
-            out[name] = 2 * 2048**3 / timed(lambda a=a, b=b: a @ b, 5) / 1e9
+            out[name] = 2 * 2048**3 / timed(functools.partial(torch.matmul, a, b), 5) / 1e9
         x = torch.randn(1, 128, 1, 20000).contiguous(memory_format=torch.channels_last)
         w = torch.randn(128, 128, 1, 7).contiguous(memory_format=torch.channels_last)
         conv = torch.nn.functional.conv2d
@@ -227,10 +228,8 @@ def build_variants(model: SoVITSModel, compile_: bool, onnx: bool, notes: dict[s
 
 
 def _compiled_variant(model: SoVITSModel, notes: dict[str, str]) -> Variant:
-    import torch._inductor.config as inductor_config
-
-    inductor_config.freezing = True  # constant-folds weights so oneDNN conv + post-op fusion applies
-    compiled = torch.compile(model.dec, dynamic=False)
+    # freezing constant-folds the weights so inductor's oneDNN conv + post-op fusions apply
+    compiled = torch.compile(model.dec, dynamic=False, options={"freezing": True})
     run = _with_dec(model, compiled)  # type: ignore[arg-type]
     first = [True]
 
@@ -286,7 +285,9 @@ def bench_batch(model: SoVITSModel, variants: dict[str, Variant], batch: int, ar
     sers: dict[str, float] = {}
     for name, fn in variants.items():  # warm-up (+ quality on the same inputs and noise)
         sers[name] = ser_db(ref, fn(inputs))
-    for _ in range(args.runs):
+        print(f"batch {batch}: warmed up {name}", file=sys.stderr, flush=True)
+    for run in range(args.runs):
+        print(f"batch {batch}: run {run + 1}/{args.runs}", file=sys.stderr, flush=True)
         for name, fn in variants.items():
             with RssSampler() as mem:
                 start = time.perf_counter()

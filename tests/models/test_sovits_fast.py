@@ -17,7 +17,8 @@ FP32_TOL = 1e-4
 #: noise driven) and below the coding noise of the MP3/AAC export that follows.
 BF16_MIN_SER_DB = 30.0
 CASES = [("decode", ["sovits_ref_spec"], ["sovits_sv_emb"], 0.5, 1.0),
-         ("decode_2refs_speed", ["sovits_ref_spec", "sovits_ref2_spec"], ["sovits_sv_emb", "sovits_sv_emb2"], 0.5, 1.25)]
+         ("decode_2refs_speed", ["sovits_ref_spec", "sovits_ref2_spec"], ["sovits_sv_emb", "sovits_sv_emb2"], 0.5,
+          1.25)]
 FILES = {"v2": "sovits_v2.pth", "v2pp": "sovits_v2pp.pth"}
 
 
