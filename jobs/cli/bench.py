@@ -102,8 +102,8 @@ def format_table(doc: dict[str, Any]) -> str:
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="fp32", show_default=True,
               help="auto = bf16/fp16 where supported and within tolerance of fp32.")
 @click.option("--threads", type=int, default=None, help="CPU threads (default: all cores).")
-@click.option("--batch-sizes", default=None, help="Comma-separated GPT batch sizes (default 1,8,32,64; quick 1,8).")
-@click.option("--tokens", type=int, default=None, help="Generated tokens per chunk (default 100; quick 16).")
+@click.option("--batch-sizes", default=None, help="Comma-separated GPT batch sizes (default 1,8,32,64; quick 1,4).")
+@click.option("--tokens", type=int, default=None, help="Generated tokens per chunk (default 100; quick 8).")
 @click.option("--runs", type=int, default=3, show_default=True, help="Timed runs per figure (>= 3).")
 @click.option("--stages", default=",".join(STAGES), show_default=True,
               help="Comma-separated subset of the stages to run.")
@@ -113,9 +113,9 @@ def bench(quick: bool, as_json: bool, out_dir: Path | None, backend: str, device
           threads: int | None,
           batch_sizes: str | None, tokens: int | None, runs: int, stages: str, cache_dir: Path | None) -> None:
     """Measure GEMM peak, GPT prefill/decode tokens/s, SoVITS and end-to-end real-time factors."""
-    batches = _batches(batch_sizes or ("1,8" if quick else "1,8,32,64"))
+    batches = _batches(batch_sizes or ("1,4" if quick else "1,8,32,64"))
     n_threads = threads or os.cpu_count() or 1
-    n_tokens = tokens or (16 if quick else 100)
+    n_tokens = tokens or (8 if quick else 100)
 
     def log(msg: str) -> None:
         click.echo(msg, err=True)
