@@ -14,12 +14,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from export.assemble import assemble_chapter
+from export.assemble import Assembly, assemble_chapter
 from export.encode import ChapterMark, ffmpeg_path, write_m4b, write_soundfile
 from export.errors import ExportError
 from export.filenames import book_filename, chapter_filename
 from export.loudness import SILENCE_DB
-from export.master import Mastered, master_chapter
+from export.master import RMS_GUARD_MARGIN_DB, Mastered, master_chapter
 from export.model import BookInfo, ChapterManifest
 from export.options import ExportOptions
 from export.report import ChapterReport, ExportReport, FileReport, check_coverage
@@ -37,6 +37,29 @@ def _loudness_error(measured: float, target: float | None) -> float:
     if target is None or measured <= SILENCE_DB:
         return 0.0
     return measured - target
+
+
+def _rms_in_window(rms_db: float, window: tuple[float, float] | None) -> bool:
+    """Whether a decoded file's RMS meets the preset's window (True when the preset has none).
+
+    A miss is codec drift (MP3's low-pass takes energy from bright material): the chapter is mastered
+    again with the measured drift in the RMS prediction, so the guard engages or corrects its shift.
+    """
+    if window is None or rms_db <= SILENCE_DB:
+        return True
+    return window[0] <= rms_db <= window[1]
+
+
+def _rms_guard_notes(mastered: Mastered, options: ExportOptions) -> list[str]:
+    """The report's explanation when the RMS guard moved the loudness target (empty when it did not)."""
+    window = options.rules.get("rms_db")
+    if mastered.rms_shift_db == 0.0 or window is None or options.target_lufs is None:
+        return []
+    target = options.target_lufs
+    return [f"loudness target moved {mastered.rms_shift_db:+.2f} dB (from {target:.1f} to "
+            f"{target + mastered.rms_shift_db:.1f} LUFS) for the {options.preset.upper()} RMS rule: at {target:.1f} "
+            f"LUFS this chapter's RMS would be {mastered.rms_at_target_db:.1f} dB, outside {window[0]}..{window[1]} "
+            f"dB less a {RMS_GUARD_MARGIN_DB} dB margin ({options.preset.upper()} has no loudness rule)"]
 
 
 @dataclass
@@ -82,9 +105,11 @@ def _export_chapter(book: BookInfo, chapter: ChapterManifest, track: int, total:
     ceiling = float(options.true_peak_dbtp if options.true_peak_dbtp is not None else -1.0)
     # Start from what the codec did to the previous chapter (its errors are systematic), not from scratch.
     margin, offset = learned.get("margin_db", _CODEC_MARGIN_DB[options.format]), learned.get("offset_db", 0.0)
+    rms_offset = learned.get("rms_offset_db", 0.0)
     measurement: Measurement | None = None
     for attempt in range(1, _MAX_ENCODE_ATTEMPTS + 1):
-        mastered = master_chapter(assembly, tmp / f"{track:05d}.master.f32", options, ceiling - margin, track, offset)
+        mastered = master_chapter(assembly, tmp / f"{track:05d}.master.f32", options, ceiling - margin, track, offset,
+                                  rms_offset)
         if not per_chapter_file:
             break
         path = out_dir / name
@@ -93,31 +118,49 @@ def _export_chapter(book: BookInfo, chapter: ChapterManifest, track: int, total:
         tag_file(path, options.format, book, chapter.title or f"Chapter {track}", track, total)
         _, measurement = measure_file(path, options.format)
         peak_over = measurement.true_peak_dbtp - ceiling
-        loudness_error = 0.0 if assembly.loudness_lufs <= SILENCE_DB else _loudness_error(
-            measurement.loudness_lufs, options.target_lufs)  # a silent chapter has no loudness to fix
-        settled = peak_over <= 0 and abs(loudness_error) <= _ENCODED_LOUDNESS_TOLERANCE_LU
+        # The target includes the RMS guard's shift. A silent chapter has no level to fix (room tone only).
+        silent = assembly.loudness_lufs <= SILENCE_DB or options.target_lufs is None
+        target = None if options.target_lufs is None or silent else options.target_lufs + mastered.rms_shift_db
+        loudness_error = _loudness_error(measurement.loudness_lufs, target)
+        rms_ok = silent or _rms_in_window(measurement.rms_db, options.rules.get("rms_db"))
+        # When the RMS guard set the level, loudness is not what the file is judged by: RMS is.
+        loudness_ok = mastered.rms_shift_db != 0.0 or abs(loudness_error) <= _ENCODED_LOUDNESS_TOLERANCE_LU
+        settled = peak_over <= 0 and loudness_ok and rms_ok
         if settled or attempt == _MAX_ENCODE_ATTEMPTS:
             report.files.append(FileReport(name, "chapter", measurement,
                                            check_compliance(measurement, options.preset, options.rules), attempt))
             learned["margin_db"], learned["offset_db"] = margin, offset - 0.5 * loudness_error
+            learned["rms_offset_db"] = rms_offset
             break
         # The codec moved the figures (peak overshoot, low-pass taking high-frequency energy): re-master
-        # with the measured error folded into the limiter ceiling and the loudness target.
+        # with the measured error folded into the limiter ceiling, the loudness target and the RMS guess.
         if peak_over > 0:
             margin += peak_over + _EXTRA_MARGIN_DB
         offset -= loudness_error
+        if not rms_ok:
+            rms_offset = measurement.rms_db - mastered.rms_after_post_gain
     assembly.path.unlink(missing_ok=True)
-    mastering = {"assembled_lufs": assembly.loudness_lufs, "gain_db": mastered.gain_db,
-                 "mastered_lufs": mastered.loudness_lufs, "mastered_true_peak_dbtp": mastered.true_peak_dbtp,
-                 "limiter_reduction_db": mastered.limiter_reduction_db, "limiter_ceiling_dbtp": ceiling - margin,
-                 "post_gain_db": mastered.post_gain_db, "target_offset_db": offset, "passes": float(mastered.passes)}
-    if measurement is None:  # M4B: figures are filled from the book file later
-        measurement = Measurement(mastered.n_samples / mastered.sample_rate, mastered.sample_rate, 1,
-                                  mastered.loudness_lufs, 0.0, 0.0, mastered.true_peak_dbtp, 0.0, 0.0, 0.0, 0.0)
-    chapter_report = ChapterReport(chapter.index, chapter.title, name, 0.0, measurement, mastering, assembly.chunks)
+    chapter_report = _chapter_report(chapter, name, assembly, mastered, measurement, options,
+                                     {"limiter_ceiling_dbtp": ceiling - margin, "target_offset_db": offset})
     if per_chapter_file and not options.single_file:
         mastered.path.unlink(missing_ok=True)
     return _Done(chapter, name, mastered, chapter_report)
+
+
+def _chapter_report(chapter: ChapterManifest, name: str, assembly: Assembly, mastered: Mastered,
+                    measurement: Measurement | None, options: ExportOptions, extra: dict[str, float]) -> ChapterReport:
+    mastering = {"assembled_lufs": assembly.loudness_lufs, "gain_db": mastered.gain_db,
+                 "mastered_lufs": mastered.loudness_lufs, "mastered_true_peak_dbtp": mastered.true_peak_dbtp,
+                 "limiter_reduction_db": mastered.limiter_reduction_db, "post_gain_db": mastered.post_gain_db,
+                 "passes": float(mastered.passes), "rms_shift_db": mastered.rms_shift_db, **extra}
+    notes = _rms_guard_notes(mastered, options)
+    if notes:
+        mastering["rms_at_target_db"] = mastered.rms_at_target_db
+    if measurement is None:  # M4B: figures are filled from the book file later
+        measurement = Measurement(mastered.n_samples / mastered.sample_rate, mastered.sample_rate, 1,
+                                  mastered.loudness_lufs, mastered.rms_after_post_gain, 0.0, mastered.true_peak_dbtp,
+                                  0.0, 0.0, 0.0, 0.0)
+    return ChapterReport(chapter.index, chapter.title, name, 0.0, measurement, mastering, assembly.chunks, notes)
 
 
 def _export_single(book: BookInfo, done: list[_Done], out_dir: Path, tmp: Path, options: ExportOptions,

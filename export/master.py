@@ -3,6 +3,13 @@
 Streams the pass-1 temp file block by block into a second raw float32 temp at the output rate. The limiter
 takes a little loudness off peaky material, so the pass is repeated with a corrected gain until the
 *limited* output is within the tolerance of the target (usually one or two runs).
+
+RMS guard: a preset with an RMS window (ACX) judges the file by its whole-file RMS, not by its loudness.
+-19 LUFS lands speech inside ACX's window, but material with another spectrum (noise-like audio from an
+untrained voice, bright or bass-heavy voices, chapters with long pauses) can read outside it at the same
+loudness. After the first render, the RMS the file will have at the loudness target is known (both scale
+with the gain); if it falls outside the window less a safety margin, the target is moved by the smallest
+amount that brings it inside, and ``Mastered.rms_shift_db`` says by how much (the report explains it).
 """
 
 from __future__ import annotations
@@ -16,12 +23,13 @@ import soxr
 
 from export.assemble import Assembly
 from export.limiter import TruePeakLimiter
-from export.loudness import SILENCE_DB, LoudnessMeter, TruePeakMeter
+from export.loudness import SILENCE_DB, LoudnessMeter, TruePeakMeter, power_db
 from export.options import ExportOptions
 from export.rawfile import RawWriter, read_blocks
 
 _MAX_PASSES = 4
 _MAX_GAIN_DB = 40.0  # a near-silent chapter is not blown up into pure noise
+RMS_GUARD_MARGIN_DB = 0.5  # aim this far inside the preset's RMS window (codec and limiter drift)
 _ROOM_TONE_POLE = 0.9  # one-pole low-pass: a soft, dark hiss like a quiet booth rather than white noise
 
 
@@ -53,10 +61,35 @@ class Mastered:
     limiter_reduction_db: float
     passes: int
     post_gain_db: float = 0.0  # exact correction the encoder applies (see master_chapter)
+    rms_db: float = SILENCE_DB  # whole-file RMS of the rendered signal (before post_gain_db)
+    rms_shift_db: float = 0.0  # how far the loudness target was moved to satisfy the preset's RMS window
+    rms_at_target_db: float = SILENCE_DB  # predicted RMS had the target not been moved (for the report)
 
     @property
     def loudness_after_post_gain(self) -> float:
         return self.loudness_lufs + self.post_gain_db
+
+    @property
+    def rms_after_post_gain(self) -> float:
+        return self.rms_db + self.post_gain_db
+
+
+def rms_shift_db(predicted_rms_db: float, window_db: tuple[float, float] | None,
+                 margin_db: float = RMS_GUARD_MARGIN_DB) -> float:
+    """Smallest gain change (dB) that brings ``predicted_rms_db`` inside ``window_db`` shrunk by the margin.
+
+    0 when there is no window, the signal is silent, or the prediction is already inside.
+    """
+    if window_db is None or predicted_rms_db <= SILENCE_DB:
+        return 0.0
+    lo, hi = window_db[0] + margin_db, window_db[1] - margin_db
+    if lo > hi:  # a window narrower than twice the margin: aim at its middle
+        lo = hi = 0.5 * (window_db[0] + window_db[1])
+    if predicted_rms_db > hi:
+        return hi - predicted_rms_db
+    if predicted_rms_db < lo:
+        return lo - predicted_rms_db
+    return 0.0
 
 
 def _render(assembly: Assembly, out_path: Path, out_rate: int, gain_db: float, ceiling_dbtp: float,
@@ -68,6 +101,7 @@ def _render(assembly: Assembly, out_path: Path, out_rate: int, gain_db: float, c
     limiter = TruePeakLimiter(out_rate, ceiling_dbtp)
     tone = RoomTone(options.room_tone_dbfs, seed=options.seed * 100003 + chapter_seed)
     meter, peak = LoudnessMeter(out_rate), TruePeakMeter()
+    energy = [0.0]  # sum of squares of everything written: the whole-file RMS ACX measures
 
     with RawWriter(out_path) as writer:
         def emit(y: np.ndarray) -> None:
@@ -76,6 +110,7 @@ def _render(assembly: Assembly, out_path: Path, out_rate: int, gain_db: float, c
                 writer.write(y)
                 meter.add(y)
                 peak.add(y)
+                energy[0] += float(np.dot(y.astype(np.float64), y.astype(np.float64)))
 
         for block in read_blocks(assembly.path):
             x = block * np.float32(gain)
@@ -87,13 +122,17 @@ def _render(assembly: Assembly, out_path: Path, out_rate: int, gain_db: float, c
         emit(limiter.flush())
         n = writer.n_samples
     peak.flush()
-    return Mastered(out_path, out_rate, n, gain_db, meter.integrated(), peak.peak_db, limiter.gain_reduction_db, 1)
+    rms = power_db(energy[0] / n) if n else SILENCE_DB
+    return Mastered(out_path, out_rate, n, gain_db, meter.integrated(), peak.peak_db, limiter.gain_reduction_db, 1,
+                    rms_db=rms)
 
 
 def master_chapter(assembly: Assembly, out_path: Path, options: ExportOptions, ceiling_dbtp: float,
-                   chapter_seed: int, target_offset_db: float = 0.0) -> Mastered:
+                   chapter_seed: int, target_offset_db: float = 0.0, rms_offset_db: float = 0.0) -> Mastered:
     """Normalise ``assembly`` to the target loudness (+ ``target_offset_db``) under ``ceiling_dbtp``.
 
+    When the preset has an RMS window, the target is moved if the RMS at the target (+ ``rms_offset_db``,
+    what the codec is known to do to RMS) would leave it (see the module docstring).
     When the limiter did not act, loudness is linear in gain: a small correction is then returned as
     ``post_gain_db`` (applied by the encoder) instead of rendering again, if the peak has room for it.
     """
@@ -107,6 +146,12 @@ def master_chapter(assembly: Assembly, out_path: Path, options: ExportOptions, c
     passes = 1
     if assembly.loudness_lufs <= SILENCE_DB:
         target = None  # nothing but room tone: never amplify it to programme level
+    shift_db, rms_at_target = 0.0, SILENCE_DB
+    if target is not None and result.loudness_lufs > SILENCE_DB:
+        # Loudness and RMS both move dB for dB with the gain: predict the RMS at the loudness target.
+        rms_at_target = result.rms_db + rms_offset_db + (target - result.loudness_lufs)
+        shift_db = rms_shift_db(rms_at_target, options.rules.get("rms_db"))
+        target += shift_db
     while (target is not None and result.loudness_lufs > SILENCE_DB and passes < _MAX_PASSES
            and abs(result.loudness_lufs - target) > options.loudness_tolerance_lu
            and abs(gain_db) < _MAX_GAIN_DB):
@@ -117,5 +162,5 @@ def master_chapter(assembly: Assembly, out_path: Path, options: ExportOptions, c
         gain_db = float(np.clip(gain_db + correction, -_MAX_GAIN_DB, _MAX_GAIN_DB))
         result = _render(assembly, out_path, out_rate, gain_db, ceiling_dbtp, options, chapter_seed)
         passes += 1
-    result.passes = passes
+    result.passes, result.rms_shift_db, result.rms_at_target_db = passes, shift_db, rms_at_target
     return result

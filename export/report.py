@@ -49,6 +49,7 @@ class ChapterReport:
     measurement: Measurement
     mastering: dict[str, float]
     chunks: list[ChunkPlacement] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # why a figure differs from the preset's target, etc.
 
     def to_dict(self) -> dict[str, Any]:
         chunks = [{"key": c.key, "start_s": round(c.start_s, 4), "end_s": round(c.end_s, 4),
@@ -59,7 +60,8 @@ class ChapterReport:
                    "silent": c.silent} for c in self.chunks]
         return {"index": self.index, "title": self.title, "file": self.file,
                 "book_offset_s": round(self.book_offset_s, 3), "measurement": self.measurement.to_dict(),
-                "mastering": {k: round(v, 3) for k, v in self.mastering.items()}, "chunks": chunks}
+                "mastering": {k: round(v, 3) for k, v in self.mastering.items()}, "notes": list(self.notes),
+                "chunks": chunks}
 
 
 @dataclass
@@ -124,6 +126,7 @@ class ExportReport:
             lines.append(f"{label:<44} {_clock(ch.book_offset_s):>8} {_clock(cm.duration_s):>8} "
                          f"{cm.loudness_lufs:6.1f} {cm.true_peak_dbtp:6.1f} {ch.mastering.get('gain_db', 0.0):6.1f} "
                          f"{len(ch.chunks):6d}")
+            lines += [f"    note: {n}" for n in ch.notes]
         cov = self.coverage
         lines += ["", f"Coverage: {cov.n_placed}/{cov.n_chunks} chunks placed, each in one interval: "
                       f"{'yes' if cov.complete else 'NO'}"]
