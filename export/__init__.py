@@ -8,7 +8,8 @@ No torch and no database here: the input is a chapter manifest of audio files::
     report.passed, report.files[0].compliance.failed_rules, report.coverage.suspicious
 
 Pipeline per chapter (all streaming, bounded memory): ``assemble`` (pass 1: trim, gain-match, pauses,
-equal-power fades) → ``master`` (pass 2: BS.1770 loudness, soxr resampling, true-peak limiter, room tone)
+equal-power fades) → ``master`` (pass 2: BS.1770 loudness — moved when a preset's RMS window (ACX) would be missed —
+soxr resampling, true-peak limiter, room tone)
 → ``encode`` + ``tags`` → ``verify`` (decode again, measure, check the preset) → ``report``.
 """
 

@@ -130,7 +130,8 @@ def _export_chapter(book: BookInfo, chapter: ChapterManifest, track: int, total:
             report.files.append(FileReport(name, "chapter", measurement,
                                            check_compliance(measurement, options.preset, options.rules), attempt))
             learned["margin_db"], learned["offset_db"] = margin, offset - 0.5 * loudness_error
-            learned["rms_offset_db"] = rms_offset
+            if not silent:  # what the codec does to RMS is systematic too: predict the next chapter with it
+                learned["rms_offset_db"] = measurement.rms_db - mastered.rms_after_post_gain
             break
         # The codec moved the figures (peak overshoot, low-pass taking high-frequency energy): re-master
         # with the measured error folded into the limiter ceiling, the loudness target and the RMS guess.

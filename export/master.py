@@ -127,6 +127,16 @@ def _render(assembly: Assembly, out_path: Path, out_rate: int, gain_db: float, c
                     rms_db=rms)
 
 
+def _rms_guard(result: Mastered, target: float | None, rms_offset_db: float,
+               window: tuple[float, float] | None) -> tuple[float, float]:
+    """(shift of the loudness target for the RMS window, predicted RMS at the unshifted target)."""
+    if target is None or window is None or result.loudness_lufs <= SILENCE_DB:
+        return 0.0, SILENCE_DB
+    # Loudness and RMS both move dB for dB with the gain: predict the RMS at the loudness target.
+    rms_at_target = result.rms_db + rms_offset_db + (target - result.loudness_lufs)
+    return rms_shift_db(rms_at_target, window), rms_at_target
+
+
 def master_chapter(assembly: Assembly, out_path: Path, options: ExportOptions, ceiling_dbtp: float,
                    chapter_seed: int, target_offset_db: float = 0.0, rms_offset_db: float = 0.0) -> Mastered:
     """Normalise ``assembly`` to the target loudness (+ ``target_offset_db``) under ``ceiling_dbtp``.
@@ -146,12 +156,9 @@ def master_chapter(assembly: Assembly, out_path: Path, options: ExportOptions, c
     passes = 1
     if assembly.loudness_lufs <= SILENCE_DB:
         target = None  # nothing but room tone: never amplify it to programme level
-    shift_db, rms_at_target = 0.0, SILENCE_DB
-    if target is not None and result.loudness_lufs > SILENCE_DB:
-        # Loudness and RMS both move dB for dB with the gain: predict the RMS at the loudness target.
-        rms_at_target = result.rms_db + rms_offset_db + (target - result.loudness_lufs)
-        shift_db = rms_shift_db(rms_at_target, options.rules.get("rms_db"))
-        target += shift_db
+    base, window = target, options.rules.get("rms_db")
+    shift_db, rms_at_target = _rms_guard(result, base, rms_offset_db, window)
+    target = None if base is None else base + shift_db
     while (target is not None and result.loudness_lufs > SILENCE_DB and passes < _MAX_PASSES
            and abs(result.loudness_lufs - target) > options.loudness_tolerance_lu
            and abs(gain_db) < _MAX_GAIN_DB):
@@ -162,5 +169,8 @@ def master_chapter(assembly: Assembly, out_path: Path, options: ExportOptions, c
         gain_db = float(np.clip(gain_db + correction, -_MAX_GAIN_DB, _MAX_GAIN_DB))
         result = _render(assembly, out_path, out_rate, gain_db, ceiling_dbtp, options, chapter_seed)
         passes += 1
+        if shift_db != 0.0:  # limiting changes how RMS relates to loudness: predict again from this render
+            shift_db, rms_at_target = _rms_guard(result, base, rms_offset_db, window)
+            target = None if base is None else base + shift_db
     result.passes, result.rms_shift_db, result.rms_at_target_db = passes, shift_db, rms_at_target
     return result
