@@ -106,7 +106,7 @@ def sampling_options(sampling: dict[str, Any], kind: str) -> Any:
         return dict(sampling)
     from renderer.engine.options import SamplingOptions
 
-    return SamplingOptions.from_dict(dict(sampling))
+    return SamplingOptions.from_dict({k: v for k, v in sampling.items() if k != "precision"})
 
 
 class SetupFactory:
@@ -127,7 +127,7 @@ class SetupFactory:
         self.device = device
         self.threads = threads
         self._voices: dict[str, VoiceRef] = {}
-        self._setups: dict[tuple[str, int], RenderSetup] = {}
+        self._setups: dict[tuple[str, int, str], RenderSetup] = {}
         self._frontend: Any = None
 
     @property
@@ -147,24 +147,26 @@ class SetupFactory:
                 f"voice {voice_name!r} here differs from the one the book was planned with "
                 "(other files); install the same voice on this machine or re-run `render BOOK --voice ...`"
             )
-        key = (voice_id, batch_size)
+        precision = str(sampling.get("precision", "fp32"))
+        key = (voice_id, batch_size, precision)
         if key not in self._setups:
             for old in [k for k in self._setups if k[0] == voice_id]:
                 del self._setups[old]  # free the larger engine before building a smaller one (OOM)
             self._setups[key] = RenderSetup(
-                engine=self._engine(ref, batch_size),
+                engine=self._engine(ref, batch_size, precision),
                 frontend=self._get_frontend(ref),
                 options=sampling_options(sampling, self.kind),
                 batch_size=batch_size,
             )
         return self._setups[key]
 
-    def _engine(self, ref: VoiceRef, batch_size: int) -> Any:
+    def _engine(self, ref: VoiceRef, batch_size: int, precision: str = "fp32") -> Any:
         if self.kind == "fake":
             return FakeEngine(ref.voice, backend=self.backend, device=self.device, batch_size=batch_size)
         from renderer.engine.api import Engine
 
-        return Engine(ref.voice, backend=self.backend, device=self.device, batch_size=batch_size, threads=self.threads)
+        return Engine(ref.voice, backend=self.backend, device=self.device, batch_size=batch_size, threads=self.threads,
+                      precision=precision)
 
     def _get_frontend(self, ref: VoiceRef) -> Any:
         if self._frontend is None:

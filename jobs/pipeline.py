@@ -132,6 +132,10 @@ def chunker_for(kind: str) -> Chunker:
     return default_chunker
 
 
+#: Engine precision when the command line does not choose one (see `render run --precision`).
+DEFAULT_PRECISION = "auto"
+
+
 def resolve_sampling(voice: Any, overrides: dict[str, Any], kind: str) -> dict[str, Any]:
     """Full sampling options: defaults < the voice's sampling defaults < command-line overrides.
 
@@ -141,13 +145,17 @@ def resolve_sampling(voice: Any, overrides: dict[str, Any], kind: str) -> dict[s
         return {"seed": 0, **overrides}
     from dataclasses import fields as dc_fields
 
+    overrides = dict(overrides)
+    precision = overrides.pop("precision", None) or DEFAULT_PRECISION
+
     from renderer.engine.options import SamplingOptions
 
     known = {f.name for f in dc_fields(SamplingOptions)}
     defaults = getattr(voice, "sampling_defaults", None) or {}
     merged = {k: v for k, v in defaults.items() if k in known}
     merged.update(overrides)
-    return SamplingOptions.from_dict(merged).to_dict()
+    # The engine's precision changes the audio, so it travels with the options into the render key.
+    return {**SamplingOptions.from_dict(merged).to_dict(), "precision": precision}
 
 
 def make_plan(

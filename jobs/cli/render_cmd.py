@@ -67,9 +67,9 @@ def _read_options(func: Any) -> Any:
 
 
 def _sampling(seed: int | None, temperature: float | None, top_k: int | None, top_p: float | None,
-              speed: float | None, max_tokens: int | None = None) -> dict[str, Any]:
+              speed: float | None, max_tokens: int | None = None, precision: str | None = None) -> dict[str, Any]:
     given = {"seed": seed, "temperature": temperature, "top_k": top_k, "top_p": top_p, "speed": speed,
-             "max_tokens": max_tokens}
+             "max_tokens": max_tokens, "precision": precision}
     return {k: v for k, v in given.items() if v is not None}
 
 
@@ -91,13 +91,16 @@ def _sampling(seed: int | None, temperature: float | None, top_k: int | None, to
 @click.option("--top-p", type=float, help="Sampling top-p.")
 @click.option("--speed", type=float, help="Speaking rate factor.")
 @click.option("--max-tokens", type=int, help="Cap on semantic tokens per chunk (25 per second of audio).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
+              help="Engine arithmetic [default: auto = bf16 (CPU) / fp16 (CUDA) only where the hardware has it "
+                   "and a tolerance check against fp32 passed, else fp32]. Part of each chunk's render key.")
 @_read_options
 def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, audio_dir: Path | None,
         chapters: str | None, workers: int, batch_size: int, backend: str, device: str, threads: int | None,
         voices_dir: Path | None, lease_s: float, max_attempts: int, engine: str, export_format: str, preset: str,
         single_file: bool, seed: int | None, temperature: float | None, top_k: int | None,
-        top_p: float | None, speed: float | None, max_tokens: int | None, include_front: bool, include_back: bool,
-        read_notes: bool) -> None:
+        top_p: float | None, speed: float | None, max_tokens: int | None, precision: str | None,
+        include_front: bool, include_back: bool, read_notes: bool) -> None:
     """Plan, synthesize and export BOOK (.epub, .txt, .md); resumes whatever exists.
 
     Run it again after a crash, a full disk or Ctrl-C: finished chunks are kept and only the rest
@@ -109,7 +112,7 @@ def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, a
     settings = RenderSettings(
         book=book, voice=voice_name, out_dir=out, db_url=db_url, audio_dir=audio_dir, chapters=chapters,
         batch_size=batch_size, workers=workers, backend=backend, device=device, threads=threads, engine=engine,
-        voices_dir=voices_dir, sampling=_sampling(seed, temperature, top_k, top_p, speed, max_tokens),
+        voices_dir=voices_dir, sampling=_sampling(seed, temperature, top_k, top_p, speed, max_tokens, precision),
         read=ReadSettings(include_front, include_back, read_notes), export_format=export_format, preset=preset,
         single_file=single_file, lease_s=lease_s, max_attempts=max_attempts,
     )
