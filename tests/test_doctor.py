@@ -16,3 +16,9 @@ def test_doctor_json_lists_core_checks() -> None:
     assert checks["torch (cpu)"]["ok"] is True
     assert "onnxruntime" in checks
     assert checks["mp3 encoder (libsndfile)"]["ok"] is True
+    assert checks["--backend torch --device cpu"]["ok"] is True
+    assert checks["--backend onnx --device cpu"]["ok"] is True
+    # TensorRT needs a GPU: where there is none, the reason is given instead of a crash.
+    if not checks["torch (cuda)"]["ok"]:
+        assert checks["--backend tensorrt --device cuda"]["ok"] is False
+        assert checks["--backend tensorrt --device cuda"]["detail"]

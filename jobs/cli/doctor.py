@@ -98,12 +98,26 @@ def _tool_checks() -> list[Check]:
     return checks
 
 
+def _engine_backend_checks() -> list[Check]:
+    """What `--backend torch|onnx|tensorrt` would do with `--device cpu` and `--device cuda`."""
+    try:
+        from renderer.backends import backend_status
+    except Exception as exc:  # noqa: BLE001
+        return [Check("engine backends", False, f"cannot import the engine: {exc}")]
+    checks = []
+    for device in ("cpu", "cuda"):
+        for backend, state in backend_status(device).items():
+            checks.append(Check(f"--backend {backend} --device {device}", state == "ok", state))
+    return checks
+
+
 def collect_checks() -> list[Check]:
     """Run every check; never raises."""
     checks = [Check("python", True, f"{platform.python_version()} on {platform.machine()}, "
                                     f"{os.cpu_count()} logical CPUs")]
     checks += _torch_checks()
     checks += _onnx_checks()
+    checks += _engine_backend_checks()
     checks += _tool_checks()
     try:
         from renderer.voice import voices_dir
