@@ -90,7 +90,7 @@ def _torch_backend(voice: Any, device: str, precision: str) -> Any:
     if chosen in dtypes:
         gpt.cast_linears(dtypes[chosen])
         if vocoder is not None:
-            vocoder.autocast_dtype = dtypes[chosen]
+            vocoder.set_precision(dtypes[chosen])
     backend = TorchBackend(gpt, vocoder=vocoder, device=device)
     backend.precision = chosen
     backend.precision_report = report

@@ -152,16 +152,16 @@ def choose_precision(voice: Any, device: str, requested: str, gpt_fp32: Any, mak
 
 
 def check_vocoder_precision(vocoder: Any, dtype: torch.dtype) -> float:
-    """SER (dB) of the vocoder under autocast ``dtype`` vs float32 on random tokens, same noise."""
+    """SER (dB) of the vocoder in ``dtype`` vs float32 on random tokens, same noise."""
     from renderer.backends.base import VocodeItem
 
     rng = np.random.default_rng(0)
     items = [VocodeItem("check", rng.integers(0, 1024, 40), rng.integers(1, 732, 20))]
     ref = vocoder.render(items, seeds=[1])[0]
-    previous = vocoder.autocast_dtype
-    vocoder.autocast_dtype = dtype
+    previous = vocoder.precision_dtype
+    vocoder.set_precision(dtype)
     try:
         low = vocoder.render(items, seeds=[1])[0]
     finally:
-        vocoder.autocast_dtype = previous
+        vocoder.set_precision(previous)
     return signal_to_error_db(ref, low)

@@ -35,14 +35,34 @@ class TorchVocoder:
     """Wraps the models helper's ``SoVITSModel.decode`` (batched, masked) with a fixed voice ``ge``."""
 
     def __init__(self, model: torch.nn.Module, ge: Tensor | np.ndarray, device: str = "cpu",
-                 max_batch: int = 8, autocast_dtype: torch.dtype | None = None) -> None:
+                 max_batch: int | None = None, autocast_dtype: torch.dtype | None = None) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.ge = torch.as_tensor(np.asarray(ge, dtype=np.float32)).reshape(1, -1, 1).to(self.device)
-        self.max_batch = max_batch
-        #: reduced-precision autocast (bf16 on CPU, fp16 on CUDA) for the convolutions; None = float32
-        self.autocast_dtype = autocast_dtype
+        # On CPU a batch of one is fastest per audio second (measured: padding and larger working sets
+        # make batch 4 slower, see BENCHMARKS.md); the GPU gains from batching.
+        self.max_batch = max_batch if max_batch is not None else (1 if self.device.type == "cpu" else 8)
+        #: reduced-precision autocast (fp16 on CUDA) for the convolutions; None = float32
+        self.autocast_dtype: torch.dtype | None = None
+        #: the precision asked for with :meth:`set_precision` (None = float32)
+        self.precision_dtype: torch.dtype | None = None
         self.inter_channels = int(getattr(model, "cfg").inter_channels)  # noqa: B009 (untyped nn.Module attr)
+        self.set_precision(autocast_dtype)
+
+    def set_precision(self, dtype: torch.dtype | None) -> None:
+        """float32 (None), bfloat16 or float16 for the generator.
+
+        On CPU the fast channels-last generator (``renderer.models.sovits_fast``) is installed and runs
+        bf16 natively; autocast would leave it in fp32. Elsewhere autocast covers the convolutions.
+        """
+        self.precision_dtype = dtype
+        if self.device.type == "cpu":
+            from renderer.models.sovits_fast import prepare_for_inference
+
+            prepare_for_inference(self.model, "bf16" if dtype == torch.bfloat16 else "fp32")  # type: ignore[arg-type]
+            self.autocast_dtype = None
+        else:
+            self.autocast_dtype = dtype
 
     @torch.inference_mode()
     def render(self, items: list[VocodeItem], speed: float = 1.0, noise_scale: float = 0.5,
