@@ -32,6 +32,12 @@ from torch import Tensor, nn
 from renderer.checkpoints import load_gpt_checkpoint
 from renderer.errors import CheckpointError
 
+# Module shells that give the checkpoint's key names (ar_*_embedding.word_embeddings, ar_*_position.alpha,
+# self_attn.in_proj_*): shared with the reference model so both load the same files the same way.
+from renderer.models.gpt import _Alpha as _Position
+from renderer.models.gpt import _SelfAttention
+from renderer.models.gpt import _WordEmbedding as _Embedding
+
 #: Longest supported position (text or semantic side).
 MAX_POSITIONS = 4096
 
@@ -79,26 +85,6 @@ def lin(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     if weight.dtype == x.dtype:
         return F.linear(x, weight, bias)
     return F.linear(x.to(weight.dtype), weight, bias).to(x.dtype)
-
-
-class _Embedding(nn.Module):
-    def __init__(self, n: int, d: int) -> None:
-        super().__init__()
-        self.word_embeddings = nn.Embedding(n, d)
-
-
-class _Position(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.alpha = nn.Parameter(torch.ones(1))
-
-
-class _SelfAttention(nn.Module):
-    def __init__(self, d: int) -> None:
-        super().__init__()
-        self.in_proj_weight = nn.Parameter(torch.empty(3 * d, d))
-        self.in_proj_bias = nn.Parameter(torch.empty(3 * d))
-        self.out_proj = nn.Linear(d, d)
 
 
 class _Layer(nn.Module):
