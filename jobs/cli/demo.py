@@ -22,10 +22,9 @@ def sample_book() -> Path:
 
 def ensure_sample_voice(ctx: click.Context, voices_dir: Path | None) -> None:
     """Create the tiny random sample voice with `render voice make-random` unless it exists."""
+    from renderer.errors import VoiceError
     from renderer.voice import VoiceStore
     from renderer.voice import voices_dir as default_voices_dir
-
-    from renderer.errors import VoiceError
 
     store = VoiceStore(default_voices_dir(voices_dir))
     try:
