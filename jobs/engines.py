@@ -18,6 +18,7 @@ from jobs.errors import JobsError
 from jobs.fake_engine import FAKE_ENGINE_VERSION, FakeEngine, FakeFrontend
 from jobs.planner import VoiceRef
 from renderer.errors import VoiceError
+from renderer.files import sha256_file
 
 ENGINE_KINDS = ("real", "fake")
 
@@ -50,21 +51,13 @@ def engine_version(kind: str) -> str:
     return str(version)
 
 
-def _sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def voice_identity(folder: Path, name: str) -> str:
     """sha256 over the voice's name and every file that shapes its audio."""
     digest = hashlib.sha256(name.encode("utf-8"))
     for filename in ("voice.json", "prompt.npz", "gpt.ckpt", "sovits.pth"):
         path = folder / filename
         digest.update(filename.encode())
-        digest.update(_sha256_file(path).encode() if path.is_file() else b"-")
+        digest.update(sha256_file(path).encode() if path.is_file() else b"-")
     return digest.hexdigest()
 
 
@@ -73,20 +66,10 @@ def resolve_voice(name: str, voices_dir: str | Path | None, kind: str) -> VoiceR
     heavy is imported, so fake-engine test processes start fast)."""
     if kind == "fake":
         return VoiceRef(name=name, voice_id=hashlib.sha256(f"fake:{name}".encode()).hexdigest())
-    try:
-        from renderer.voice import VoiceStore
-        from renderer.voice import voices_dir as default_voices_dir
-    except ImportError:
-        if kind == "fake":
-            return VoiceRef(name=name, voice_id=hashlib.sha256(f"fake:{name}".encode()).hexdigest())
-        raise VoiceError("voices are not available in this installation (renderer.voice is missing)") from None
-    store = VoiceStore(default_voices_dir(voices_dir))
-    try:
-        voice = store.get(name)
-    except VoiceError:
-        if kind == "fake":
-            return VoiceRef(name=name, voice_id=hashlib.sha256(f"fake:{name}".encode()).hexdigest())
-        raise
+    from renderer.voice import VoiceStore
+    from renderer.voice import voices_dir as default_voices_dir
+
+    voice = VoiceStore(default_voices_dir(voices_dir)).get(name)
     return VoiceRef(name=name, voice_id=voice_identity(Path(voice.folder), name), voice=voice)
 
 

@@ -17,7 +17,6 @@ it usable; the sidecar also records each file's SHA-256 so a backend refuses sta
 
 from __future__ import annotations
 
-import hashlib
 import json
 import warnings
 from dataclasses import dataclass
@@ -30,6 +29,7 @@ from torch import Tensor, nn
 
 from renderer.engine.gpt import BatchedGPT
 from renderer.errors import BackendUnavailableError, RendererError
+from renderer.files import sha256_file
 
 #: Fixed ONNX opset of every exported graph.
 OPSET = 17
@@ -201,14 +201,6 @@ def verify_graph(module: nn.Module, path: Path, spec: GraphSpec, args: tuple[Ten
         elif name != "top_indices":
             worst = max(worst, float(np.abs(g - w_np).max()) if g.size else 0.0)
     return worst
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _export_one(name: str, module: nn.Module, args: tuple[Tensor, ...], spec: GraphSpec, out_dir: Path,

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from renderer.errors import RendererError, VoiceError
+from renderer.files import sha256_file
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -69,14 +70,6 @@ def validate_voice_name(name: str) -> str:
             f"invalid voice name {name!r}: use 1-64 letters, digits, '_', '-', '.' or spaces, "
             "starting with a letter or digit")
     return name
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _source_entry(path: Path) -> dict[str, Any]:

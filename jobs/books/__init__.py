@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from lxml import etree
 
 from jobs.books.model import Block, Book, BookMetadata, Chapter, ReadOptions, TocEntry
 from jobs.errors import BookError
+from renderer.files import sha256_file
 
 __all__ = ["Block", "Book", "BookError", "BookMetadata", "Chapter", "ReadOptions", "TocEntry", "read_book"]
 
 SUFFIXES = (".epub", ".txt", ".md", ".markdown")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def read_book(path: str | Path, options: ReadOptions = ReadOptions()) -> Book:
@@ -50,7 +42,7 @@ def read_book(path: str | Path, options: ReadOptions = ReadOptions()) -> Book:
             metadata, chapters = reader(path, options, warnings)
             toc = [TocEntry(0, c.title, c.href, c.index, True) for c in chapters]
             fmt = suffix.lstrip(".")
-        source_hash = _sha256(path)
+        source_hash = sha256_file(path)
     except BookError:
         raise
     except (OSError, RecursionError, MemoryError, ValueError, KeyError, LookupError, etree.LxmlError) as exc:
