@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from renderer.checkpoints import load_gpt_checkpoint
+from renderer.engine.step_attention import step_attention
 from renderer.errors import CheckpointError
 
 # Module shells that give the checkpoint's key names (ar_*_embedding.word_embeddings, ar_*_position.alpha,
@@ -271,12 +272,8 @@ class BatchedGPT(nn.Module):
             attn = layer.self_attn
             q, k, v = lin(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
             q, k, v = self._heads(q), self._heads(k), self._heads(v)  # [B, H, 1, hd]
-            kd = past_keys[i].dtype  # float32, or bfloat16 for the reduced-precision cache
-            s_cache = torch.matmul(q.to(kd), past_keys[i]).to(x.dtype) * scale + mask  # [B, H, 1, cap]
-            s_new = (q * k).sum(dim=-1, keepdim=True) * scale  # [B, H, 1, 1]
-            # one softmax over [cache | new]: only the scores are concatenated, never the cache
-            p = torch.softmax(torch.cat([s_cache, s_new], dim=-1), dim=-1)
-            out = torch.matmul(p[..., :cap].to(kd), past_values[i]).to(x.dtype) + p[..., cap:] * v  # [B,H,1,hd]
+            # cache + new token in one softmax; a fused CPU kernel where available (see step_attention)
+            out = step_attention(q, k, v, past_keys[i], past_values[i], cache_lens, mask, scale)  # [B,H,1,hd]
             x = layer.norm1(x + lin(self._merge(out), attn.out_proj.weight, attn.out_proj.bias))
             x = layer.ffn_block(x)
             new_keys.append(k.squeeze(2))
