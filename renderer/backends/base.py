@@ -89,6 +89,9 @@ class Backend(Protocol):
         """Resize the cache (contents kept) so ``needed`` positions fit; shrink only when allowed (the
         caller guarantees no live row is longer than ``needed``)."""
 
+    def compact(self, keep: np.ndarray) -> None:
+        """Keep only cache rows ``keep`` [k] int64 (in that order), which become rows 0..k-1."""
+
     def prefill(self, slots: np.ndarray, batch: PrefillBatch, return_logits: bool = False) -> Candidates:
         """First pass of ``batch`` written into cache rows ``slots``."""
 

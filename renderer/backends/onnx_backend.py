@@ -93,6 +93,9 @@ class OnnxBackend:
     def ensure_capacity(self, needed: int, allow_shrink: bool = False) -> None:
         self.cache.grow(needed, allow_shrink)
 
+    def compact(self, keep: np.ndarray) -> None:
+        self.cache.compact(torch.from_numpy(keep.astype(np.int64)).to(self.torch_device))
+
     # ------------------------------------------------------------------ binding helpers
     def _bind_in(self, binding: Any, name: str, tensor: Tensor) -> None:
         binding.bind_input(name, self._ort_device, self._device_id, _NP_TYPES[tensor.dtype], list(tensor.shape),

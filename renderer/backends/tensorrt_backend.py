@@ -152,6 +152,9 @@ class TensorRTBackend:
             raise BackendUnavailableError(f"sequence of {needed} positions exceeds the TensorRT profile")
         self.cache.grow(needed, allow_shrink)
 
+    def compact(self, keep: np.ndarray) -> None:
+        self.cache.compact(torch.from_numpy(keep.astype(np.int64)).to(self.torch_device))
+
     def _t(self, array: np.ndarray) -> Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.torch_device)
 

@@ -72,6 +72,15 @@ class TorchKVCache:
             self.values[i][:, :, :keep].copy_(old_v[i][:, :, :keep])
         return True
 
+    def compact(self, keep: Tensor) -> None:
+        """Keep only rows ``keep`` [k] int64 (in that order) as the new rows 0..k-1.
+
+        Used when the batch drains: a step costs in proportion to the rows it holds, dead or alive.
+        """
+        self.keys = [k.index_select(0, keep) for k in self.keys]
+        self.values = [v.index_select(0, keep) for v in self.values]
+        self.slots = int(keep.shape[0])
+
     def write_rows(self, slots: Tensor, keys: list[Tensor], values: list[Tensor]) -> None:
         """keys[l] [b,H,hd,T], values[l] [b,H,T,hd] into rows ``slots`` at positions 0..T-1."""
         t = keys[0].shape[3]
@@ -113,6 +122,9 @@ class TorchBackend:
 
     def ensure_capacity(self, needed: int, allow_shrink: bool = False) -> None:
         self.cache.grow(needed, allow_shrink)
+
+    def compact(self, keep: np.ndarray) -> None:
+        self.cache.compact(self._t(keep.astype(np.int64)))
 
     def _t(self, array: np.ndarray) -> Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.torch_device)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ import torch
 from renderer.backends.base import Backend, VocodeItem
 from renderer.engine.decode import BatchDecoder, DecodeStats, PreparedRow, RowResult
 from renderer.engine.options import SamplingOptions, row_seed
+from renderer.engine.overlap import BackgroundStage, ThreadBudget
 from renderer.errors import OptionsError
 
 #: Output sample rate of every supported SoVITS model (Hz).
@@ -88,7 +90,8 @@ class Engine:
 
     def __init__(self, voice: VoiceLike, *, backend: str = "auto", device: str = "cpu", batch_size: int = 8,
                  threads: int | None = None, onnx_dir: str | Path | None = None,
-                 backend_instance: Backend | None = None, precision: str = "auto") -> None:
+                 backend_instance: Backend | None = None, precision: str = "auto",
+                 overlap: bool | None = None) -> None:
         if batch_size < 1:
             raise OptionsError(f"batch_size must be >= 1, got {batch_size}")
         if threads is not None:
@@ -106,6 +109,8 @@ class Engine:
                                               onnx_dir=onnx_dir, precision=precision)
         self.backend: Backend = backend_instance
         self.last_stats = DecodeStats()
+        #: vocoder runs on a background thread while the GPT decodes (None = automatic, see ``overlaps``)
+        self.overlap = overlap
 
     @classmethod
     def from_parts(cls, gpt_path: str | Path, sovits_path: str | Path | None, prompt_semantic: np.ndarray,
@@ -149,12 +154,21 @@ class Engine:
         yield from decoder.run(rows)
 
     def synthesize(self, requests: Iterable[SynthesisRequest], options: SamplingOptions) -> Iterator[SynthesisResult]:
-        """Tokens and audio per chunk; SoVITS runs on groups of finished chunks of similar length."""
+        """Tokens and audio per chunk, in completion order.
+
+        With pipeline overlap (:attr:`overlaps`) the vocoder renders finished chunks on a background
+        thread while the GPT decodes the rest, the two sharing the torch threads (see
+        :mod:`renderer.engine.overlap`); otherwise SoVITS runs between decode steps on groups of
+        finished chunks. Either way a chunk's audio is the same: it depends only on the chunk.
+        """
         listed = list(requests)
         reqs = {r.key: r for r in listed}
         if len(reqs) != len(listed):
             raise OptionsError("synthesis requests must have distinct keys")
         if not reqs:
+            return
+        if self.overlaps:
+            yield from self._synthesize_overlapped(reqs, options)
             return
         pending: list[RowResult] = []
         for result in self.generate_tokens(reqs.values(), options):
@@ -164,6 +178,44 @@ class Engine:
                 pending = []
         if pending:
             yield from self._vocode(pending, reqs, options)
+
+    @property
+    def overlaps(self) -> bool:
+        """Whether ``synthesize`` overlaps vocoding with decoding: as asked, else whenever the backend
+        has a vocoder and (on CPU) at least two threads to share."""
+        if self.overlap is not None:
+            return self.overlap
+        if getattr(self.backend, "vocoder", None) is None:
+            return False
+        return self.backend.device != "cpu" or torch.get_num_threads() >= 2
+
+    def _synthesize_overlapped(self, reqs: dict[str, SynthesisRequest],
+                               options: SamplingOptions) -> Iterator[SynthesisResult]:
+        budget = ThreadBudget(torch.get_num_threads()) if self.backend.device == "cpu" else None
+        group = int(getattr(getattr(self.backend, "vocoder", None), "max_batch", self.batch_size) or 1)
+
+        def render(rows: list[RowResult]) -> list[SynthesisResult]:
+            return list(self._vocode(rows, reqs, options))
+
+        stage: BackgroundStage[list[RowResult], list[SynthesisResult]] = BackgroundStage(render, budget, "vocoder")
+        pending: list[RowResult] = []
+        try:
+            with budget.busy() if budget is not None else nullcontext():
+                for result in self.generate_tokens(reqs.values(), options):
+                    pending.append(result)
+                    if len(pending) >= group:
+                        stage.submit(pending)
+                        pending = []
+                    for done in stage.ready():
+                        yield from done
+            if pending:
+                stage.submit(pending)
+            for done in stage.finish():
+                yield from done
+        finally:
+            stage.close()
+            if budget is not None:
+                budget.restore()
 
     def _vocode(self, rows: list[RowResult], reqs: dict[str, SynthesisRequest],
                 options: SamplingOptions) -> Iterator[SynthesisResult]:

@@ -3,7 +3,10 @@
 The backend's cache has ``slots`` rows. Each iteration (1) prefills waiting chunks into free slots
 (chunks are taken in length order, so a prefill batch has little padding) and samples their first
 token, then (2) runs one step for all slots and samples one token per live row. A row that stops frees
-its slot for the next waiting chunk, so the batch stays full while work remains.
+its slot for the next waiting chunk, so the batch stays full while work remains. A step costs in
+proportion to the slots the cache holds, so there are never more slots than chunks, and once nothing
+waits and at most half the slots are live the cache is compacted to the live rows (a drained batch of 64
+rows with 5 left steps 5 rows, not 64).
 
 Sampling is per row with the row's own generator (seeded from the chunk key), so a chunk's tokens do
 not depend on its neighbours: the graphs are row-independent and every random draw is the row's own.
@@ -64,6 +67,7 @@ class DecodeStats:
     prefills: int = 0
     row_steps: int = 0
     max_live: int = 0
+    compactions: int = 0
     step_seconds: float = 0.0
     prefill_seconds: float = 0.0
 
@@ -90,24 +94,31 @@ class BatchDecoder:
         self.n_slots = max(1, int(slots))
         self.record = record
         self.stats = DecodeStats()
-        v = backend.vocab_size
-        self.rows: list[_Row | None] = [None] * self.n_slots
-        self.presence = np.zeros((self.n_slots, v), dtype=np.float32)
-        self.tokens = np.zeros(self.n_slots, dtype=np.int64)
-        self.positions = np.zeros(self.n_slots, dtype=np.int64)
-        self.cache_lens = np.zeros(self.n_slots, dtype=np.int64)
-        self.penalty = np.full(self.n_slots, options.repetition_penalty, dtype=np.float32)
-        self.eos_block = np.ones(self.n_slots, dtype=np.float32)
-        self._prompt_presence = np.zeros(v, dtype=np.float32)
+        self._prompt_presence = np.zeros(backend.vocab_size, dtype=np.float32)
         self._prompt_presence[self.prompt] = 1.0
+        self._allocate_state(self.n_slots)
+
+    def _allocate_state(self, slots: int) -> None:
+        """Per-slot host state for ``slots`` rows (all free)."""
+        v = self.backend.vocab_size
+        self.rows: list[_Row | None] = [None] * slots
+        self.presence = np.zeros((slots, v), dtype=np.float32)
+        self.tokens = np.zeros(slots, dtype=np.int64)
+        self.positions = np.zeros(slots, dtype=np.int64)
+        self.cache_lens = np.zeros(slots, dtype=np.int64)
+        self.penalty = np.full(slots, self.options.repetition_penalty, dtype=np.float32)
+        self.eos_block = np.ones(slots, dtype=np.float32)
 
     def run(self, rows: Iterable[PreparedRow]) -> Iterator[RowResult]:
         """Yield one :class:`RowResult` per input row, in completion order."""
         waiting = sorted(rows, key=lambda r: len(r.phone_ids))
         if not waiting:
             return
-        first = max(len(r.phone_ids) for r in waiting[: self.n_slots]) + len(self.prompt)
-        self.backend.start(self.n_slots, _round_up(first + 1, 64))
+        # never more slots than rows: a step costs in proportion to the rows the cache holds
+        slots = min(self.n_slots, len(waiting))
+        self._allocate_state(slots)
+        first = max(len(r.phone_ids) for r in waiting[:slots]) + len(self.prompt)
+        self.backend.start(slots, _round_up(first + 1, 64))
         while waiting or any(r is not None for r in self.rows):
             free = [s for s, r in enumerate(self.rows) if r is None]
             if free and waiting:
@@ -115,11 +126,29 @@ class BatchDecoder:
                 # bounded prefill batches: the transient K/V and attention scores grow with rows x length^2
                 for start in range(0, len(take), PREFILL_MAX_ROWS):
                     part = take[start: start + PREFILL_MAX_ROWS]
-                    slots = np.asarray(free[start: start + len(part)], dtype=np.int64)
-                    yield from self._prefill(slots, part)
+                    slots_now = np.asarray(free[start: start + len(part)], dtype=np.int64)
+                    yield from self._prefill(slots_now, part)
             if any(r is not None for r in self.rows):
                 self.backend.ensure_capacity(int(self.cache_lens.max()) + 1, allow_shrink=True)
                 yield from self._step()
+                if not waiting:
+                    self._compact_if_drained()
+
+    def _compact_if_drained(self) -> None:
+        """Once nothing waits and at most half the slots are live, keep only the live rows."""
+        live = [s for s, r in enumerate(self.rows) if r is not None]
+        if not live or len(live) > len(self.rows) // 2:
+            return
+        keep = np.asarray(live, dtype=np.int64)
+        self.backend.compact(keep)
+        self.rows = [self.rows[s] for s in live]
+        self.presence = self.presence[keep]
+        self.tokens = self.tokens[keep]
+        self.positions = self.positions[keep]
+        self.cache_lens = self.cache_lens[keep]
+        self.penalty = self.penalty[keep]
+        self.eos_block = self.eos_block[keep]
+        self.stats.compactions += 1
 
     # ------------------------------------------------------------------ prefill
     def _prefill(self, slots: np.ndarray, take: list[PreparedRow]) -> Iterator[RowResult]:

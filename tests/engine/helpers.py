@@ -71,7 +71,8 @@ def check_step_writes_one_position(backend, vectors) -> None:
     from renderer.backends.base import StepInputs
 
     rows = make_rows(vectors, {"a": (vectors["gpt_target_phones"][:5], vectors["gpt_target_bert"][:, :5]),
-                               "b": (vectors["gpt_target_phones"], vectors["gpt_target_bert"])})
+                               "b": (vectors["gpt_target_phones"], vectors["gpt_target_bert"]),
+                               "c": (vectors["gpt_target_phones"][:9], vectors["gpt_target_bert"][:, :9])})
     decoder = BatchDecoder(backend, vectors["gpt_prompt_semantic"], SamplingOptions(max_tokens=2), slots=3)
     list(decoder.run(rows))  # allocates and fills the cache
     ptrs = [t.data_ptr() for t in backend.cache.keys + backend.cache.values]

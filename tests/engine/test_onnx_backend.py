@@ -16,6 +16,7 @@ from tests.engine.helpers import check_step_writes_one_position
 from tests.engine.test_torch_backend import (
     check_conformance,
     check_continuous_batching,
+    check_drain_compaction,
     check_independence,
     check_teacher_forced,
 )
@@ -119,3 +120,7 @@ def test_onnx_vocoder_matches_torch(voice, tmp_path) -> None:
         assert np.abs(g - w).max() <= 1e-3
     fast = backend.vocode(items[:1], speed=1.25, noise_scale=0.5, seeds=[1])[0]
     assert len(fast) == (int(2 * 9 / 1.25) + 1) * 640
+
+
+def test_onnx_drained_batch_is_compacted(backend, vectors) -> None:
+    check_drain_compaction(backend, vectors)

@@ -127,6 +127,31 @@ def test_continuous_batching_refills_slots(backend, vectors) -> None:
     check_continuous_batching(backend, vectors)
 
 
+def check_drain_compaction(backend, vectors) -> None:
+    """Rows of different lengths in one batch: as the batch drains the cache is compacted to the live
+    rows, and every row's logits still equal the row decoded alone."""
+    rng = np.random.default_rng(9)
+    rows = make_rows(vectors, mixed_chunks(8, 6), seed=9)
+    for i, row in enumerate(rows):
+        row.forced = rng.integers(0, 1024, 3 + 6 * i)
+    options = SamplingOptions(top_k=15, max_tokens=100, seed=9)
+    batched, decoder = run_backend(backend, vectors, rows, options, slots=8, record=True)
+    assert decoder.stats.max_live == 6  # never more slots than rows
+    assert decoder.stats.compactions >= 2
+    for row in rows:
+        alone, _ = run_backend(backend, vectors, [row], options, slots=1, record=True)
+        got, want = batched[row.key], alone[row.key]
+        assert got.steps == want.steps == len(row.forced)
+        assert got.candidates is not None and want.candidates is not None
+        for (g_vals, _, g_lse), (w_vals, _, w_lse) in zip(got.candidates, want.candidates, strict=True):
+            np.testing.assert_allclose(g_vals, w_vals, atol=2e-4, rtol=1e-4)
+            assert abs(g_lse - w_lse) < 2e-4
+
+
+def test_drained_batch_is_compacted(backend, vectors) -> None:
+    check_drain_compaction(backend, vectors)
+
+
 def test_cache_growth_keeps_results(batched_gpt, reference_gpt, vectors) -> None:
     """A row longer than the initial cache capacity: the cache doubles and tokens stay exact."""
     options = SamplingOptions(top_k=1, repetition_penalty=1.0, max_tokens=200)
