@@ -139,16 +139,18 @@ class SetupFactory:
                 engine=self._engine(ref, batch_size, precision),
                 frontend=self._get_frontend(ref),
                 options=sampling_options(sampling, self.kind),
-                batch_size=batch_size,
+                batch_size=0,
             )
+            self._setups[key].batch_size = int(self._setups[key].engine.batch_size)
         return self._setups[key]
 
     def _engine(self, ref: VoiceRef, batch_size: int, precision: str = "fp32") -> Any:
         if self.kind == "fake":
-            return FakeEngine(ref.voice, backend=self.backend, device=self.device, batch_size=batch_size)
+            return FakeEngine(ref.voice, backend=self.backend, device=self.device, batch_size=batch_size or 8)
         from renderer.engine.api import Engine
 
-        return Engine(ref.voice, backend=self.backend, device=self.device, batch_size=batch_size, threads=self.threads,
+        return Engine(ref.voice, backend=self.backend, device=self.device, batch_size=batch_size or None,
+                      threads=self.threads,
                       precision=precision)
 
     def _get_frontend(self, ref: VoiceRef) -> Any:

@@ -50,7 +50,7 @@ class RenderSettings:
     db_url: str | None = None
     audio_dir: Path | None = None
     chapters: str | None = None
-    batch_size: int = 8
+    batch_size: int = 0  # 0 = automatic (the engine's memory-budgeted choice)
     workers: int = 1
     backend: str = "auto"
     device: str = "cpu"
@@ -68,8 +68,8 @@ class RenderSettings:
     def __post_init__(self) -> None:
         if self.workers < 1:
             raise JobsError(f"--workers must be >= 1, got {self.workers}")
-        if self.batch_size < 1:
-            raise JobsError(f"--batch-size must be >= 1, got {self.batch_size}")
+        if self.batch_size < 0:
+            raise JobsError(f"--batch-size must be 'auto' or >= 1, got {self.batch_size}")
 
 
 @dataclass

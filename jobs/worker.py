@@ -50,15 +50,19 @@ class AudioWriteError(WorkerError):
     """Chunk audio could not be written (disk full, I/O error)."""
 
 
+#: Rows the first claim plans for when the batch size is automatic (the engine reports its own after).
+AUTO_FIRST_CLAIM_ROWS = 32
+
 @dataclass(frozen=True)
 class WorkerOptions:
-    """batch_size: rows the engine decodes at once; a claim takes ``claim_factor`` times as many
-    chunks so continuous batching can refill finished rows. lease_s: lease length (renewed every third).
+    """batch_size: rows the engine decodes at once (0 = the engine's automatic choice); a claim takes
+    ``claim_factor`` times as many chunks so continuous batching can refill finished rows.
+    lease_s: lease length (renewed every third).
     max_attempts: claims after which a chunk that keeps killing workers is failed. follow: wait for
     new work forever. book_id: only this book. wait_for_others: when nothing is pending, wait while
     other workers still hold chunks (``render run`` does, to export a complete book)."""
 
-    batch_size: int = 8
+    batch_size: int = 0
     claim_factor: int = 2
     lease_s: float = 120.0
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
@@ -69,8 +73,8 @@ class WorkerOptions:
     handle_signals: bool = True
 
     def __post_init__(self) -> None:
-        if self.batch_size < 1:
-            raise JobsError(f"batch size must be >= 1, got {self.batch_size}")
+        if self.batch_size < 0:
+            raise JobsError(f"batch size must be 0 (automatic) or >= 1, got {self.batch_size}")
         if self.claim_factor < 1:
             raise JobsError(f"claim factor must be >= 1, got {self.claim_factor}")
         if self.lease_s < 1:
@@ -171,7 +175,8 @@ class Worker:
         self.options = options
         self.on_batch = on_batch
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.batch_size = options.batch_size
+        self.batch_size = options.batch_size  # 0 = automatic: the engine's choice, known once it is built
+        self._engine_rows = options.batch_size or AUTO_FIRST_CLAIM_ROWS
         self.report = WorkerReport(worker_id=self.id)
         self._stop_requested = False
         self._request = request_class(factory.kind)
@@ -215,7 +220,7 @@ class Worker:
             self.store.requeue_expired(self.options.max_attempts)
             batch = self.store.claim_batch(
                 self.id,
-                self.batch_size * self.options.claim_factor,
+                self._engine_rows * self.options.claim_factor,
                 self.options.lease_s,
                 exclude_books=list(self.report.skipped_books),
                 book_id=self.options.book_id,
@@ -283,7 +288,9 @@ class Worker:
 
     def _setup(self, book: BookInfoRow) -> RenderSetup:
         sampling = dict(book.options.get("sampling", {}))
-        return self.factory.setup(book.voice_name, book.voice_id, sampling, self.batch_size)
+        setup = self.factory.setup(book.voice_name, book.voice_id, sampling, self.batch_size)
+        self._engine_rows = setup.batch_size
+        return setup
 
     def _process(self, batch: list[ClaimedChunk]) -> None:
         book = self._book(batch[0].book_id)
@@ -407,7 +414,7 @@ class Worker:
         oom = is_out_of_memory(exc)
         if len(requests) > 1:
             if oom:
-                self.batch_size = max(1, min(self.batch_size, len(requests)) // 2)
+                self.batch_size = max(1, min(self._engine_rows, len(requests)) // 2)
                 log.warning("out of memory; retrying with batch size %d", self.batch_size)
             half = max(1, len(requests) // 2) if oom else 1
             for start in range(0, len(requests), half):

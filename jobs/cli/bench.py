@@ -25,7 +25,7 @@ def _batches(value: str) -> list[int]:
 
 def run_bench(quick: bool, backend: str, device: str, threads: int, batches: list[int], tokens: int, runs: int,
               cache_dir: Path | None, log: Any, precision: str = "fp32",
-              stages: tuple[str, ...] = STAGES) -> dict[str, Any]:
+              stages: tuple[str, ...] = STAGES, overlap: str = "auto") -> dict[str, Any]:
     """Every stage; returns the JSON document."""
     import torch
 
@@ -59,8 +59,10 @@ def run_bench(quick: bool, backend: str, device: str, threads: int, batches: lis
         log("SoVITS ...")
         figures += sovits_figures(engine, 25 if quick else 150, 2 if quick else 4, runs)
     if "chapter" in stages:
-        log("chapter ...")
-        engine.batch_size = 8
+        # as `render run` does by default: the memory-budgeted batch, vocoder overlapped with the GPT
+        engine.batch_size = engine._auto_batch_size()
+        engine.overlap = {"auto": None, "on": True, "off": False}[overlap]
+        log(f"chapter (batch {engine.batch_size}, overlap {'on' if engine.overlaps else 'off'}) ...")
         figures.append(chapter_figure(engine, quick, runs))
     rss_mb = peak_rss_mb()  # before the machine-peak stage, whose large arrays are not the engine's
     if "peak" in stages:
@@ -109,9 +111,12 @@ def format_table(doc: dict[str, Any]) -> str:
               help="Comma-separated subset of the stages to run.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the generated full-size random voice is kept.")
+@click.option("--overlap", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
+              help="Chapter stage: run the vocoder while the GPT decodes (auto: with >= 2 threads or a GPU).")
 def bench(quick: bool, as_json: bool, out_dir: Path | None, backend: str, device: str, precision: str,
           threads: int | None,
-          batch_sizes: str | None, tokens: int | None, runs: int, stages: str, cache_dir: Path | None) -> None:
+          batch_sizes: str | None, tokens: int | None, runs: int, stages: str, cache_dir: Path | None,
+          overlap: str) -> None:
     """Measure GEMM peak, GPT prefill/decode tokens/s, SoVITS and end-to-end real-time factors."""
     batches = _batches(batch_sizes or ("1,4" if quick else "1,8,32,64"))
     n_threads = threads or os.cpu_count() or 1
@@ -125,7 +130,7 @@ def bench(quick: bool, as_json: bool, out_dir: Path | None, backend: str, device
     if unknown:
         raise click.BadParameter(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
     doc = run_bench(quick, backend, device, n_threads, batches, n_tokens, max(3, runs), cache_dir, log, precision,
-                    chosen)
+                    chosen, overlap)
     table = format_table(doc)
     click.echo(json.dumps(doc, indent=2) if as_json else table)
     if out_dir is not None:

@@ -7,6 +7,8 @@ from pathlib import Path
 import click
 import numpy as np
 
+from jobs.cli.params import BATCH_SIZE
+
 #: Silence between chunks of one preview (seconds).
 PAUSE_SECONDS = 0.35
 
@@ -43,7 +45,8 @@ def join_chunks(audios: list[np.ndarray], sample_rate: int, pause_seconds: float
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="auto = bf16/fp16 only where supported and checked against fp32.")
 @click.option("--threads", type=int, default=None, help="CPU threads (default: torch's choice).")
-@click.option("--batch-size", type=int, default=8, show_default=True, help="Chunks decoded together.")
+@click.option("--batch-size", type=BATCH_SIZE, default="auto", show_default=True,
+              help="Chunks decoded together ('auto': as many as the KV-cache memory budget allows).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--top-k", type=int, default=None)
 @click.option("--top-p", type=float, default=None)
@@ -69,7 +72,7 @@ def say(text: str, voice_name: str, out_path: Path, language: str | None, backen
     options = SamplingOptions.from_dict({k: v for k, v in settings.items() if k in known})
     lang = str(language or getattr(voice, "language", None) or "en")
     requests = requests_from_text(TextFrontend(bert_dir=bert_dir), "say", text, lang)
-    engine = Engine(voice, backend=backend, device=device, batch_size=batch_size, threads=threads,
+    engine = Engine(voice, backend=backend, device=device, batch_size=batch_size or None, threads=threads,
                     precision=precision)
     results = {r.key: r for r in engine.synthesize(requests, options)}
     ordered = [results[r.key] for r in requests]

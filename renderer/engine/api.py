@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from renderer.backends.base import Backend, VocodeItem
+from renderer.engine.batching import auto_batch_size
 from renderer.engine.decode import BatchDecoder, DecodeStats, PreparedRow, RowResult
 from renderer.engine.options import SamplingOptions, row_seed
 from renderer.engine.overlap import BackgroundStage, ThreadBudget
@@ -25,6 +26,8 @@ from renderer.errors import OptionsError
 
 #: Output sample rate of every supported SoVITS model (Hz).
 SAMPLE_RATE = 32000
+#: Batch size of a backend whose cache size the engine cannot see.
+DEFAULT_BATCH_SIZE = 8
 #: Width of the BERT features the GPT expects per phone.
 BERT_DIM = 1024
 
@@ -88,19 +91,18 @@ class Engine:
     tolerance check against fp32 passed for this voice (cached); 'fp32' is bit-for-bit the reference path.
     """
 
-    def __init__(self, voice: VoiceLike, *, backend: str = "auto", device: str = "cpu", batch_size: int = 8,
+    def __init__(self, voice: VoiceLike, *, backend: str = "auto", device: str = "cpu", batch_size: int | None = None,
                  threads: int | None = None, onnx_dir: str | Path | None = None,
                  backend_instance: Backend | None = None, precision: str = "auto",
                  overlap: bool | None = None) -> None:
-        if batch_size < 1:
-            raise OptionsError(f"batch_size must be >= 1, got {batch_size}")
+        if batch_size is not None and batch_size < 1:
+            raise OptionsError(f"batch_size must be >= 1 (or None for automatic), got {batch_size}")
         if threads is not None:
             if threads < 1:
                 raise OptionsError(f"threads must be >= 1, got {threads}")
             torch.set_num_threads(threads)
             os.environ.setdefault("OMP_NUM_THREADS", str(threads))
         self.voice = voice
-        self.batch_size = batch_size
         self.threads = threads
         if backend_instance is None:
             from renderer.backends import create_backend
@@ -108,9 +110,17 @@ class Engine:
             backend_instance = create_backend(voice, kind=backend, device=device, threads=threads,
                                               onnx_dir=onnx_dir, precision=precision)
         self.backend: Backend = backend_instance
+        #: GPT rows decoded at once; automatic: as many as the KV-cache budget allows (renderer.engine.batching)
+        self.batch_size = batch_size if batch_size is not None else self._auto_batch_size()
         self.last_stats = DecodeStats()
         #: vocoder runs on a background thread while the GPT decodes (None = automatic, see ``overlaps``)
         self.overlap = overlap
+
+    def _auto_batch_size(self) -> int:
+        cache = getattr(self.backend, "cache", None)
+        if cache is None:
+            return DEFAULT_BATCH_SIZE
+        return auto_batch_size(cache.n_layer, cache.n_head * cache.head_dim, cache.dtype, self.backend.device)
 
     @classmethod
     def from_parts(cls, gpt_path: str | Path, sovits_path: str | Path | None, prompt_semantic: np.ndarray,

@@ -95,3 +95,13 @@ def test_overlapped_pipeline_stops_cleanly_when_abandoned(engine) -> None:
         engine.overlap = None
     assert first.audio.size > 0
     assert not [t for t in threading.enumerate() if t.name == "vocoder"]
+
+
+def test_automatic_batch_size_comes_from_the_cache(vectors, gpt_path, sovits_path, voice_ge) -> None:
+    from renderer.engine.batching import auto_batch_size
+
+    engine = Engine.from_parts(gpt_path, None, vectors["gpt_prompt_semantic"], vectors["gpt_prompt_phones"],
+                               vectors["gpt_prompt_bert"], None, backend="torch", precision="fp32")
+    cache = engine.backend.cache  # type: ignore[attr-defined]
+    assert engine.batch_size == auto_batch_size(cache.n_layer, cache.n_head * cache.head_dim, cache.dtype, "cpu")
+    assert engine.batch_size >= 8

@@ -154,7 +154,8 @@ def test_worker_options_are_validated() -> None:
     from jobs.errors import JobsError
 
     with pytest.raises(JobsError):
-        WorkerOptions(batch_size=0)
+        WorkerOptions(batch_size=-1)
+    assert WorkerOptions().batch_size == 0  # automatic: the engine's memory-budgeted choice
     with pytest.raises(JobsError):
         WorkerOptions(lease_s=0)
 
