@@ -26,6 +26,7 @@ from the on-disk cache in ``$NUMBA_CACHE_DIR`` or ``~/.cache/audiobook-renderer/
 
 from __future__ import annotations
 
+import ctypes
 import os
 import threading
 from pathlib import Path
@@ -42,7 +43,7 @@ MODES = ("auto", "numba", "torch")
 _KERNEL_DTYPES = (torch.float32, torch.bfloat16)
 
 _lock = threading.Lock()
-_kernel: Any = None  # the compiled dispatcher, once built
+_kernel: _Runner | None = None  # the compiled kernel's runner, once built
 _kernel_error: str | None = None  # why it could not be built (numba missing, ...)
 
 
@@ -131,20 +132,56 @@ def _as_numpy(t: Tensor) -> np.ndarray:
 
 def _kernel_attention(q: Tensor, k_new: Tensor, v_new: Tensor, past_keys: Tensor, past_values: Tensor,
                       cache_lens: Tensor, scale: float) -> Tensor:
-    """Run the compiled kernel with numba's thread count following torch's at call time."""
+    """Run the compiled kernel on ``torch.get_num_threads()`` threads; returns [B, H, 1, hd] float32."""
+    runner = _get_kernel()
+    if runner is None:
+        raise BackendUnavailableError(f"step-attention kernel unavailable: {_kernel_error}")
     b, h, _, hd = q.shape
-    qs = q.detach().reshape(b, h, hd).contiguous()
-    ks = k_new.detach().reshape(b, h, hd).to(torch.float32).contiguous()
-    vs = v_new.detach().reshape(b, h, hd).to(torch.float32).contiguous()
-    lens = cache_lens.detach().to(torch.int64).contiguous()
+    arrays = [(q.detach() * scale).reshape(b, h, hd).contiguous(),  # the kernel takes q pre-scaled
+              k_new.detach().reshape(b, h, hd).to(torch.float32).contiguous(),
+              v_new.detach().reshape(b, h, hd).to(torch.float32).contiguous(),
+              past_keys.detach(), past_values.detach(), cache_lens.detach().to(torch.int64).contiguous()]
     out = torch.empty(b, h, 1, hd, dtype=torch.float32)
-    _set_threads(torch.get_num_threads())
-    _kernel(qs.numpy(), ks.numpy(), vs.numpy(), _as_numpy(past_keys.detach()),
-            _as_numpy(past_values.detach()), lens.numpy(), np.float32(scale), out.view(b, h, hd).numpy())
+    runner.run([_as_numpy(t) for t in arrays], out.view(b, h, hd).numpy(), torch.get_num_threads())
     return out
 
 
-def _set_threads(n: int) -> None:
+# --------------------------------------------------------------------------------------- kernel
+class _Runner:
+    """Runs the kernel's items on torch's own OpenMP pool when it can find it, else on numba's pool.
+
+    Sharing torch's pool matters on small machines: torch's OpenMP workers keep spinning for a while
+    after each matmul, so a second pool's threads would fight them for the same cores.
+    """
+
+    def __init__(self, kernels: Any, gomp_parallel: Any) -> None:
+        self.k = kernels
+        self.gomp_parallel = gomp_parallel  # ctypes GOMP_parallel of torch's OpenMP runtime, or None
+        self.use_torch_pool = gomp_parallel is not None
+        self._block = np.zeros(kernels.N_SLOTS, dtype=np.int64)
+
+    def run(self, arrays: list[np.ndarray], out: np.ndarray, threads: int) -> None:
+        """arrays = q, k_new, v_new, keys, values, lens, shaped as for
+        :func:`renderer.engine.step_attention_kernel.attend_range`; fills out [B, H, hd]."""
+        q, k_new, v_new, keys, values, lens = arrays
+        b, h, hd = q.shape
+        threads = max(1, threads)
+        chunk = max(1, min(16, b * h // (8 * threads)))  # a few items per grab; small enough to balance
+        if not self.use_torch_pool:
+            _set_numba_threads(threads)
+            self.k.attend_parallel(q, k_new, v_new, keys, values, lens, out, chunk)
+            return
+        k = self.k
+        block = self._block.copy()  # per call: the counter is mutated by the workers
+        block[[k.SLOT_CHUNK, k.SLOT_B, k.SLOT_H, k.SLOT_HD, k.SLOT_CAP]] = chunk, b, h, hd, keys.shape[3]
+        for slot, array in ((k.SLOT_Q, q), (k.SLOT_KNEW, k_new), (k.SLOT_VNEW, v_new), (k.SLOT_KEYS, keys),
+                            (k.SLOT_VALUES, values), (k.SLOT_LENS, lens), (k.SLOT_OUT, out)):
+            block[slot] = array.ctypes.data
+        body = k.omp_body_bf16 if keys.dtype == np.uint16 else k.omp_body_f32
+        self.gomp_parallel(body.address, block.ctypes.data, threads, 0)
+
+
+def _set_numba_threads(n: int) -> None:
     """numba's pool size is fixed at its first use (NUMBA_NUM_THREADS); per-call counts may only shrink it."""
     import numba
 
@@ -154,134 +191,51 @@ def _set_threads(n: int) -> None:
         numba.set_num_threads(n)
 
 
-# --------------------------------------------------------------------------------------- kernel
-def _get_kernel() -> Any:
-    """Build (once) the njit dispatcher; None with ``_kernel_error`` set when numba is unusable."""
+def _torch_gomp_parallel() -> Any:
+    """``GOMP_parallel`` of the OpenMP runtime loaded by torch (Linux), or None where there is none."""
+    if not torch.backends.openmp.is_available() or not Path("/proc/self/maps").exists():
+        return None
+    torch_dir = str(Path(torch.__file__).resolve().parent)
+    loaded = {line.split()[-1] for line in Path("/proc/self/maps").read_text().splitlines()
+              if "/lib" in line and ("libgomp" in line or "libiomp" in line)}
+    # torch's own copy first; a system one only when it is the only runtime loaded
+    candidates = sorted(p for p in loaded if p.startswith(torch_dir)) or (sorted(loaded) if len(loaded) == 1 else [])
+    for path in candidates:
+        try:
+            fn = ctypes.CDLL(path).GOMP_parallel
+        except (OSError, AttributeError):
+            continue
+        fn.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint, ctypes.c_uint]
+        fn.restype = None
+        return fn
+    return None
+
+
+def _get_kernel() -> _Runner | None:
+    """Build (once) the runner; None with ``_kernel_error`` set when numba is unusable."""
     global _kernel, _kernel_error
     if _kernel is not None or _kernel_error is not None:
         return _kernel
     with _lock:
         if _kernel is None and _kernel_error is None:
             try:
-                _kernel = _build_kernel()
+                _kernel = _Runner(_import_kernels(), _torch_gomp_parallel())
             except Exception as exc:  # numba missing or broken: the torch path still works
                 _kernel_error = f"{type(exc).__name__}: {exc}"
     return _kernel
 
 
-def _build_kernel() -> Any:
-    """njit the kernel with its on-disk cache in :func:`cache_dir` (compiles lazily, per dtype)."""
+def _import_kernels() -> Any:
+    """Import the numba module with its on-disk cache in :func:`cache_dir` (loads or compiles)."""
     import numba
 
-    global _widen, _exp2i, _expf, _prange
-    _widen, _exp2i = _make_intrinsics()
-    _prange = numba.prange
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     config: Any = numba.config
     saved = config.CACHE_DIR
-    config.CACHE_DIR = str(folder)  # read when the cache locator is picked, i.e. at decoration
+    config.CACHE_DIR = str(folder)  # read when each function's cache locator is picked, i.e. at decoration
     try:
-        _expf = numba.njit(inline="always", fastmath=True, cache=True)(_fast_exp)
-        return numba.njit(parallel=True, fastmath=True, cache=True, nogil=True)(_attend_rows)
+        from renderer.engine import step_attention_kernel
     finally:
         config.CACHE_DIR = saved
-
-
-def _make_intrinsics() -> tuple[Any, Any]:
-    """``widen``: float32 or bfloat16 bits (uint16) -> float32. ``exp``: vectorisable float32 exp."""
-    from llvmlite import ir
-    from numba import types
-    from numba.extending import intrinsic
-
-    i32 = ir.IntType(32)
-
-    @intrinsic
-    def widen(typingctx: Any, x: Any) -> Any:
-        if isinstance(x, types.Float):
-            def cast(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-                return context.cast(builder, args[0], x, types.float32)
-            return types.float32(x), cast
-        if isinstance(x, types.Integer) and getattr(x, "bitwidth", 0) == 16:
-            def bits(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-                wide = builder.shl(builder.zext(args[0], i32), ir.Constant(i32, 16))
-                return builder.bitcast(wide, ir.FloatType())
-            return types.float32(x), bits
-        return None
-
-    @intrinsic
-    def exp2i(typingctx: Any, n: Any) -> Any:
-        """2**n for an int32 n in [-126, 127], built from the exponent bits."""
-        def build(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-            biased = builder.add(args[0], ir.Constant(i32, 127))
-            return builder.bitcast(builder.shl(biased, ir.Constant(i32, 23)), ir.FloatType())
-        return types.float32(types.int32), build
-
-    return widen, exp2i
-
-
-# Globals of the compiled functions, set by _build_kernel before numba resolves them.
-_widen: Any = None
-_exp2i: Any = None
-_expf: Any = None
-_prange: Any = range
-
-
-def _fast_exp(x: Any) -> Any:  # pragma: no cover - compiled by numba
-    """exp(x) for x <= 0 to ~2 ulp: 2**round(x log2 e) times a degree-6 polynomial (Cephes expf)."""
-    x = max(x, np.float32(-87.0))
-    n = np.floor(x * np.float32(1.44269504) + np.float32(0.5))
-    r = x - n * np.float32(0.693359375) + n * np.float32(2.12194440e-4)
-    p = np.float32(1.9875691500e-4)
-    p = p * r + np.float32(1.3981999507e-3)
-    p = p * r + np.float32(8.3334519073e-3)
-    p = p * r + np.float32(4.1665795894e-2)
-    p = p * r + np.float32(1.6666665459e-1)
-    p = p * r + np.float32(5.0000001201e-1)
-    p = p * r * r + r + np.float32(1.0)
-    return p * _exp2i(np.int32(n))
-
-
-def _attend_rows(q: Any, k_new: Any, v_new: Any, keys: Any, values: Any, lens: Any, scale: Any,
-                 out: Any) -> None:  # pragma: no cover - compiled by numba
-    """One (row, head) per parallel iteration: scores, softmax with the new token, P @ V.
-
-    q, k_new, v_new, out [B, H, hd] float32; keys [B, H, hd, cap], values [B, H, cap, hd] float32 or
-    uint16 (bfloat16 bits); lens [B] int64.
-    """
-    nb, nh, hd = q.shape
-    cap = keys.shape[3]
-    for bh in _prange(nb * nh):
-        b = bh // nh
-        h = bh - b * nh
-        n = min(max(lens[b], 0), cap)
-        kt = keys[b, h]
-        vv = values[b, h]
-        qv = q[b, h]
-        s = np.zeros(n, dtype=np.float32)
-        s_new = np.float32(0.0)
-        for d in range(hd):
-            qd = qv[d] * scale
-            s_new += qd * k_new[b, h, d]
-            row = kt[d]
-            for j in range(n):
-                s[j] += qd * _widen(row[j])
-        m = s_new
-        for j in range(n):
-            m = max(m, s[j])
-        p_new = _expf(s_new - m)
-        total = p_new
-        for j in range(n):
-            e = _expf(s[j] - m)
-            s[j] = e
-            total += e
-        acc = np.zeros(hd, dtype=np.float32)
-        for j in range(n):
-            pj = s[j]
-            vrow = vv[j]
-            for d in range(hd):
-                acc[d] += pj * _widen(vrow[d])
-        inv = np.float32(1.0) / total
-        for d in range(hd):
-            out[b, h, d] = (acc[d] + p_new * v_new[b, h, d]) * inv
-
+    return step_attention_kernel

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -47,10 +48,17 @@ def _dispatch(x: dict[str, torch.Tensor]) -> torch.Tensor:
                              x["mask"], SCALE)
 
 
-@pytest.fixture(scope="module")
-def kernel() -> None:
+@pytest.fixture(scope="module", params=["torch-pool", "numba-pool"])
+def kernel(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The kernel on torch's OpenMP pool (where found) and on numba's own pool."""
     pytest.importorskip("numba", reason="the step-attention kernel needs numba")
-    assert sa.kernel_available(), sa._kernel_error
+    runner = sa._get_kernel()
+    assert runner is not None, sa._kernel_error
+    if request.param == "torch-pool" and runner.gomp_parallel is None:
+        pytest.skip("torch's OpenMP runtime not found (not Linux/libgomp)")
+    runner.use_torch_pool = request.param == "torch-pool"
+    yield request.param
+    runner.use_torch_pool = runner.gomp_parallel is not None
 
 
 CASES = {"B=1": ([37], 64), "B=1 full": ([64], 64), "ragged": ([0, 1, 50, 64, 17], 64),
@@ -58,7 +66,7 @@ CASES = {"B=1": ([37], 64), "B=1 full": ([64], 64), "ragged": ([0, 1, 50, 64, 17
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_fp32_kernel_matches_torch(kernel: None, case: str) -> None:
+def test_fp32_kernel_matches_torch(kernel: str, case: str) -> None:
     lens, cap = CASES[case]
     x = _inputs(lens, cap, torch.float32)
     got, want = _kernel(x), _torch(x)
@@ -67,7 +75,7 @@ def test_fp32_kernel_matches_torch(kernel: None, case: str) -> None:
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_bf16_kernel_matches_fp32_math_on_the_same_bits(kernel: None, case: str) -> None:
+def test_bf16_kernel_matches_fp32_math_on_the_same_bits(kernel: str, case: str) -> None:
     """The kernel widens bf16 exactly and accumulates in fp32: equal to fp32 math on the upcast cache,
     and within bf16 rounding of torch's bf16 matmuls."""
     lens, cap = CASES[case]
@@ -77,7 +85,7 @@ def test_bf16_kernel_matches_fp32_math_on_the_same_bits(kernel: None, case: str)
     torch.testing.assert_close(got, _torch(x), rtol=2e-2, atol=2e-2)
 
 
-def test_garbage_past_the_length_is_never_read(kernel: None) -> None:
+def test_garbage_past_the_length_is_never_read(kernel: str) -> None:
     x = _inputs([5, 20], 32, torch.float32)
     before = _kernel(x)
     x["past_keys"][0, :, :, 5:] = float("nan")  # [B, H, hd, cap]
@@ -85,7 +93,7 @@ def test_garbage_past_the_length_is_never_read(kernel: None) -> None:
     assert torch.equal(_kernel(x), before)
 
 
-def test_env_var_selects_the_path(kernel: None, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_env_var_selects_the_path(kernel: str, monkeypatch: pytest.MonkeyPatch) -> None:
     x = _inputs([10, 3], 16, torch.float32)
     calls: list[int] = []
     real = sa._kernel_attention
@@ -130,23 +138,37 @@ def test_fallback_when_unusable(monkeypatch: pytest.MonkeyPatch) -> None:
         fn(x["q"])
 
 
-def test_numba_threads_follow_torch(kernel: None) -> None:
+def test_threads_follow_torch(kernel: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each call runs on torch.get_num_threads() threads, whichever pool runs it."""
     import numba
 
-    config: Any = numba.config
+    runner = sa._get_kernel()
+    assert runner is not None
+    seen: list[int] = []
+    if kernel == "torch-pool":
+        real = runner.gomp_parallel
+
+        def recording(fn: Any, data: Any, threads: int, flags: int) -> None:
+            seen.append(threads)
+            real(fn, data, threads, flags)
+        monkeypatch.setattr(runner, "gomp_parallel", recording)
     x = _inputs([9, 9], 16, torch.float32)
     before = torch.get_num_threads()
+    config: Any = numba.config
+    counts = sorted({1, min(2, config.NUMBA_NUM_THREADS)})
     try:
-        for n in sorted({1, min(2, config.NUMBA_NUM_THREADS)}):
+        for n in counts:
             torch.set_num_threads(n)
-            _kernel(x)
-            assert numba.get_num_threads() == n
+            torch.testing.assert_close(_kernel(x), _torch(x), rtol=1e-5, atol=1e-5)
+            if kernel == "numba-pool":
+                seen.append(numba.get_num_threads())
     finally:
         torch.set_num_threads(before)
+    assert seen == counts
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_gpt_step_same_with_kernel_and_torch(kernel: None, batched_gpt, dtype: torch.dtype,
+def test_gpt_step_same_with_kernel_and_torch(kernel: str, batched_gpt, dtype: torch.dtype,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """A whole BatchedGPT.step gives the same logits through either attention path."""
     d = batched_gpt.dims
