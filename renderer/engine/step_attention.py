@@ -29,6 +29,8 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -159,6 +161,7 @@ class _Runner:
         self.gomp_parallel = gomp_parallel  # ctypes GOMP_parallel of torch's OpenMP runtime, or None
         self.use_torch_pool = gomp_parallel is not None
         self._block = np.zeros(kernels.N_SLOTS, dtype=np.int64)
+        self._bodies: dict[str, int] = {}
 
     def run(self, arrays: list[np.ndarray], out: np.ndarray, threads: int) -> None:
         """arrays = q, k_new, v_new, keys, values, lens, shaped as for
@@ -177,8 +180,14 @@ class _Runner:
         for slot, array in ((k.SLOT_Q, q), (k.SLOT_KNEW, k_new), (k.SLOT_VNEW, v_new), (k.SLOT_KEYS, keys),
                             (k.SLOT_VALUES, values), (k.SLOT_LENS, lens), (k.SLOT_OUT, out)):
             block[slot] = array.ctypes.data
-        body = k.omp_body_bf16 if keys.dtype == np.uint16 else k.omp_body_f32
-        self.gomp_parallel(body.address, block.ctypes.data, threads, 0)
+        self.gomp_parallel(self._body(keys.dtype.name), block.ctypes.data, threads, 0)
+
+    def _body(self, kind: str) -> int:
+        """Address of the C callback for this cache dtype, compiled (or loaded) on first use."""
+        if kind not in self._bodies:
+            with _numba_cache_dir():
+                self._bodies[kind] = self.k.omp_body(kind).address
+        return self._bodies[kind]
 
 
 def _set_numba_threads(n: int) -> None:
@@ -226,16 +235,23 @@ def _get_kernel() -> _Runner | None:
 
 
 def _import_kernels() -> Any:
-    """Import the numba module with its on-disk cache in :func:`cache_dir` (loads or compiles)."""
+    """Import the numba module (its functions compile lazily, per dtype, into :func:`cache_dir`)."""
+    with _numba_cache_dir():
+        from renderer.engine import step_attention_kernel
+    return step_attention_kernel
+
+
+@contextmanager
+def _numba_cache_dir() -> Iterator[None]:
+    """numba picks a function's cache folder when it is decorated: point it at :func:`cache_dir` meanwhile."""
     import numba
 
     folder = cache_dir()
     folder.mkdir(parents=True, exist_ok=True)
     config: Any = numba.config
     saved = config.CACHE_DIR
-    config.CACHE_DIR = str(folder)  # read when each function's cache locator is picked, i.e. at decoration
+    config.CACHE_DIR = str(folder)
     try:
-        from renderer.engine import step_attention_kernel
+        yield
     finally:
         config.CACHE_DIR = saved
-    return step_attention_kernel

@@ -16,7 +16,7 @@ which is exact, so every product and sum is float32.
 
 Two ways to run the items on several threads:
 * ``attend_parallel``: numba's own ``prange`` (its threading layer; a second thread pool next to torch's).
-* ``omp_body_f32`` / ``omp_body_bf16``: C callbacks for ``GOMP_parallel`` of the OpenMP runtime torch
+* ``omp_body(kind)``: C callbacks for ``GOMP_parallel`` of the OpenMP runtime torch
   already uses, so the step's matmuls and this kernel share one pool of already-spinning threads. Items
   are handed out by an atomic counter in the argument block (layout: the ``SLOT_*`` constants).
 """
@@ -229,17 +229,26 @@ def _omp_loop(data: Any, blk: Any, keys: Any, values: Any) -> None:
         attend_range(q, k_new, v_new, keys, values, lens, out, start, min(total, start + chunk))
 
 
-@cfunc(types.void(types.voidptr), cache=True)
-def omp_body_f32(data: Any) -> None:
+def _omp_body_f32(data: Any) -> None:
     blk = carray(i64_ptr(data), (N_SLOTS,))
     b, h, hd, cap = blk[SLOT_B], blk[SLOT_H], blk[SLOT_HD], blk[SLOT_CAP]
     _omp_loop(data, blk, carray(f32_ptr(blk[SLOT_KEYS]), (b, h, hd, cap)),
               carray(f32_ptr(blk[SLOT_VALUES]), (b, h, cap, hd)))
 
 
-@cfunc(types.void(types.voidptr), cache=True)
-def omp_body_bf16(data: Any) -> None:
+def _omp_body_bf16(data: Any) -> None:
     blk = carray(i64_ptr(data), (N_SLOTS,))
     b, h, hd, cap = blk[SLOT_B], blk[SLOT_H], blk[SLOT_HD], blk[SLOT_CAP]
     _omp_loop(data, blk, carray(u16_ptr(blk[SLOT_KEYS]), (b, h, hd, cap)),
               carray(u16_ptr(blk[SLOT_VALUES]), (b, h, cap, hd)))
+
+
+_OMP_BODIES = {"float32": _omp_body_f32, "uint16": _omp_body_bf16}
+
+
+def omp_body(kind: str) -> Any:
+    """The ``void(void*)`` C callback for a cache of numpy dtype name ``kind`` (float32 | uint16).
+
+    ``cfunc`` compiles when applied, so each is built on first request (numba's cache folder must be
+    set by the caller, as for the import of this module)."""
+    return cfunc(types.void(types.voidptr), cache=True)(_OMP_BODIES[kind])
