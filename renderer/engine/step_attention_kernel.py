@@ -127,21 +127,17 @@ def fast_exp(x: Any) -> Any:
 
 @njit(**_JIT)
 def scores(qv: Any, kt: Any, n: int, s: Any) -> None:
-    """s[:n] = qv @ kt[:, :n]; kt [hd, cap]. Four key dims per pass, so s is re-read hd/4 times."""
+    """s[:n] = qv @ kt[:, :n]; kt [hd, cap]. One key row per pass: the rows are read in memory order, one
+    long stream for the hardware prefetcher (interleaving 4 rows, to re-read s less, measured ~10 % slower
+    once the cache no longer fits in L2)."""
     hd = qv.shape[0]
-    d4 = hd - hd % 4
     for j in range(n):
         s[j] = np.float32(0.0)
-    for d in range(0, d4, 4):
-        q0, q1, q2, q3 = qv[d], qv[d + 1], qv[d + 2], qv[d + 3]
-        r0, r1, r2, r3 = kt[d], kt[d + 1], kt[d + 2], kt[d + 3]
-        for j in range(n):
-            s[j] += q0 * widen(r0[j]) + q1 * widen(r1[j]) + q2 * widen(r2[j]) + q3 * widen(r3[j])
-    for d in range(d4, hd):
+    for d in range(hd):
         qd = qv[d]
-        r0 = kt[d]
+        row = kt[d]
         for j in range(n):
-            s[j] += qd * widen(r0[j])
+            s[j] += qd * widen(row[j])
 
 
 @njit(**_JIT)
