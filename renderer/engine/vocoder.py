@@ -11,6 +11,7 @@ import torch
 from torch import Tensor
 
 from renderer.backends.base import VocodeItem
+from renderer.memory import release_free_memory
 
 
 def frames_for(n_tokens: int, speed: float) -> int:
@@ -74,6 +75,8 @@ class TorchVocoder:
             audios = self._render_group([items[i] for i in group], speed, noise_scale, [seeds[i] for i in group])
             for i, audio in zip(group, audios, strict=True):
                 out[i] = audio
+            if self.device.type == "cpu":
+                release_free_memory()  # each chunk length leaves differently sized free blocks behind
         return out
 
     def _render_group(self, items: list[VocodeItem], speed: float, noise_scale: float,
