@@ -18,10 +18,16 @@ was kernel-bound. The numba kernel streams each (row, head)'s keys once for the 
 once for the output, skips the unused tail of the cache, widens bfloat16 bits to float32 in registers
 (bf16 is the top half of a float32) and accumulates in float32.
 
+Threads: the kernel runs on ``torch.get_num_threads()`` threads of torch's own OpenMP pool (it calls
+``GOMP_parallel`` of the libgomp torch loaded), so the step's matmuls and its attention share one set of
+threads; a second pool (numba's ``omp``/``workqueue`` layers) would fight torch's still-spinning workers
+for the same cores. Where torch's OpenMP runtime is not found the kernel uses numba's pool instead.
+
 The kernel is used only for CPU tensors, outside tracing/ONNX export/``torch.compile`` and autograd, and
 when numba imports; ``RENDER_STEP_ATTENTION=torch`` forces the torch path (``numba`` requires the
-kernel, ``auto`` is the default). Nothing is compiled at import: the first call compiles (or loads
-from the on-disk cache in ``$NUMBA_CACHE_DIR`` or ``~/.cache/audiobook-renderer/numba``).
+kernel, ``auto`` is the default). Nothing is compiled at import: the first call compiles (≈ 3 s per
+cache dtype, once per machine) or loads from the on-disk cache in ``$NUMBA_CACHE_DIR`` or
+``$XDG_CACHE_HOME/audiobook-renderer/numba`` (default ``~/.cache/...``).
 """
 
 from __future__ import annotations
