@@ -344,8 +344,33 @@ class Store:
             hooks.pause_point("claim")
         return sorted((claimed_from_row(r) for r in rows), key=lambda c: (c.chapter_position, c.idx))
 
+    def peek_pending(
+        self, limit: int, *, exclude_books: Sequence[int] = (), book_id: int | None = None
+    ) -> list[ClaimedChunk]:
+        """The chunks the next ``claim_batch`` would most likely take, without leasing them (read-only;
+        another worker may claim them first). Used to prepare their text while the engine is busy."""
+        ids = self._claimable(limit, exclude_books, book_id, lock=False).subquery()
+        stmt = (
+            select(
+                ChunkRow.id,
+                ChunkRow.book_id,
+                ChunkRow.chapter_id,
+                ChunkRow.chapter_position,
+                ChunkRow.idx,
+                ChunkRow.render_key,
+                ChunkRow.text,
+                ChunkRow.normalized,
+                ChunkRow.language,
+                ChunkRow.attempts,
+            )
+            .where(ChunkRow.id.in_(select(ids.c.id)))
+            .order_by(ChunkRow.chapter_position, ChunkRow.idx)
+        )
+        with self._tx() as s:
+            return [claimed_from_row(r) for r in s.execute(stmt).all()]
+
     @staticmethod
-    def _claimable(limit: int, exclude_books: Sequence[int], book_id: int | None) -> Any:
+    def _claimable(limit: int, exclude_books: Sequence[int], book_id: int | None, lock: bool = True) -> Any:
         """SELECT of the ids to claim: pending chunks of selected chapters of the first book that has any."""
 
         def pending(chunk: Any, chapter: Any) -> Any:
@@ -366,14 +391,14 @@ class Store:
             .scalar_subquery()
         )
         chunk_b, chapter_b = aliased(ChunkRow), aliased(ChapterRow)
-        return (
+        query = (
             select(chunk_b.id)
             .join(chapter_b, chapter_b.id == chunk_b.chapter_id)
             .where(pending(chunk_b, chapter_b), chunk_b.book_id == first_book)
             .order_by(chunk_b.chapter_position, chunk_b.idx)
             .limit(max(1, int(limit)))
-            .with_for_update(skip_locked=True, of=chunk_b)
         )
+        return query.with_for_update(skip_locked=True, of=chunk_b) if lock else query
 
     def renew_leases(self, worker_id: str, lease_s: float) -> int:
         """Push the expiry of every chunk this worker holds; also its heartbeat. Returns chunks renewed."""

@@ -34,6 +34,7 @@ from jobs import hooks
 from jobs.audio_files import chunk_relpath, write_chunk_audio
 from jobs.engines import RenderSetup, SetupFactory, request_class
 from jobs.errors import JobsError
+from jobs.prefetch import FrontendPrefetch
 from jobs.store import DEFAULT_MAX_ATTEMPTS, BookInfoRow, ClaimedChunk, Store
 from renderer.errors import RendererError, TextError
 
@@ -180,6 +181,7 @@ class Worker:
         self.report = WorkerReport(worker_id=self.id)
         self._stop_requested = False
         self._request = request_class(factory.kind)
+        self._prefetch = FrontendPrefetch()
 
     def request_stop(self) -> None:
         """Finish the chunk in hand, release the rest, stop (what the first SIGINT/SIGTERM does)."""
@@ -208,6 +210,7 @@ class Worker:
             self._release_all(refund=False, error=f"worker error: {type(exc).__name__}: {exc}")
             raise
         finally:
+            self._prefetch.close()
             heartbeat.stop()
             restore()
             try:
@@ -308,6 +311,7 @@ class Worker:
         for chunk in batch:
             groups.setdefault(chunk.render_key, []).append(chunk)
         requests, n_phones = self._frontend(setup, groups, figures)
+        self._prefetch_next(setup)
         self._synthesize(book, requests, groups, n_phones, figures)
         finished = time.time()
         self.store.record_batch(
@@ -329,10 +333,16 @@ class Worker:
     def _frontend(
         self, setup: RenderSetup, groups: dict[str, list[ClaimedChunk]], figures: BatchFigures
     ) -> tuple[list[Any], dict[str, int]]:
-        """Phonemes and BERT features per distinct render key; unspeakable text fails its chunks."""
+        """Phonemes and BERT features per distinct render key (prepared in the background while the
+        previous batch rendered, where possible); unspeakable text fails its chunks."""
         started = time.perf_counter()
         phonemes: dict[str, Any] = {}
+        berts: dict[str, Any] = {}
         for key, chunks in groups.items():
+            prepared = self._prefetch.take(key)
+            if prepared is not None:
+                phonemes[key], berts[key] = prepared.phonemes, prepared.bert
+                continue
             try:
                 phonemes[key] = setup.frontend.phonemize(chunks[0].normalized, chunks[0].language)
                 if not list(phonemes[key].phone_ids):
@@ -340,10 +350,10 @@ class Worker:
             except TextError as exc:
                 phonemes.pop(key, None)
                 self._fail(chunks, f"text error: {exc}")
-        keys = list(phonemes)
-        berts = self._bert(setup, [phonemes[k] for k in keys], keys, groups)
+        todo = [k for k in phonemes if k not in berts]
+        berts.update(self._bert(setup, [phonemes[k] for k in todo], todo, groups))
         requests = []
-        for key in keys:
+        for key in phonemes:
             if key not in berts:
                 continue
             ph = phonemes[key]
@@ -356,7 +366,22 @@ class Worker:
                 )
             )
         figures.frontend_s += time.perf_counter() - started
-        return requests, {k: len(phonemes[k].phone_ids) for k in keys}
+        return requests, {k: len(phonemes[k].phone_ids) for k in phonemes}
+
+    def _prefetch_next(self, setup: RenderSetup) -> None:
+        """Start preparing the text of the chunks the next claim will most likely take."""
+        if self._stop_requested:
+            return
+        try:
+            upcoming = self.store.peek_pending(
+                self._engine_rows * self.options.claim_factor,
+                exclude_books=list(self.report.skipped_books),
+                book_id=self.options.book_id,
+            )
+        except JobsError as exc:  # only an optimisation: the next claim prepares its own text
+            log.warning("could not look ahead at the next chunks: %s", exc)
+            return
+        self._prefetch.start(setup.frontend, upcoming)
 
     def _bert(
         self, setup: RenderSetup, items: list[Any], keys: list[str], groups: dict[str, list[ClaimedChunk]]

@@ -21,7 +21,7 @@ from renderer.backends.base import Backend, VocodeItem
 from renderer.engine.batching import auto_batch_size
 from renderer.engine.decode import BatchDecoder, DecodeStats, PreparedRow, RowResult
 from renderer.engine.options import SamplingOptions, row_seed
-from renderer.engine.overlap import BackgroundStage, ThreadBudget
+from renderer.engine.overlap import BackgroundStage, shared_budget
 from renderer.errors import OptionsError
 
 #: Output sample rate of every supported SoVITS model (Hz).
@@ -201,7 +201,7 @@ class Engine:
 
     def _synthesize_overlapped(self, reqs: dict[str, SynthesisRequest],
                                options: SamplingOptions) -> Iterator[SynthesisResult]:
-        budget = ThreadBudget(torch.get_num_threads()) if self.backend.device == "cpu" else None
+        budget = shared_budget() if self.backend.device == "cpu" else None
         group = int(getattr(getattr(self.backend, "vocoder", None), "max_batch", self.batch_size) or 1)
 
         def render(rows: list[RowResult]) -> list[SynthesisResult]:

@@ -25,10 +25,15 @@ Out = TypeVar("Out")
 
 
 class ThreadBudget:
-    """Splits ``total`` torch threads evenly between the stages that are busy right now."""
+    """Splits ``total`` torch threads evenly between the stages that are busy right now.
 
-    def __init__(self, total: int) -> None:
-        self.total = max(1, int(total))
+    ``total=None`` follows the process: whenever no stage is busy it re-reads ``torch.get_num_threads()``
+    (so a later ``torch.set_num_threads`` by the application is respected).
+    """
+
+    def __init__(self, total: int | None = None) -> None:
+        self._follow = total is None
+        self.total = max(1, int(total if total is not None else torch.get_num_threads()))
         self._busy = 0
         self._lock = threading.Lock()
         self.resizes = 0
@@ -44,6 +49,8 @@ class ThreadBudget:
 
     def _change(self, delta: int) -> None:
         with self._lock:
+            if self._follow and self._busy == 0:
+                self.total = max(1, torch.get_num_threads())
             self._busy += delta
             want = max(1, self.total // max(1, self._busy))
             if torch.get_num_threads() != want:
@@ -51,10 +58,24 @@ class ThreadBudget:
                 self.resizes += 1
 
     def restore(self) -> None:
-        """Give the whole budget back (after both stages are done)."""
+        """Give the whole budget back once no stage is busy (a no-op while another still is)."""
         with self._lock:
-            if torch.get_num_threads() != self.total:
+            if self._busy == 0 and torch.get_num_threads() != self.total:
                 torch.set_num_threads(self.total)
+
+
+_SHARED: ThreadBudget | None = None
+_SHARED_LOCK = threading.Lock()
+
+
+def shared_budget() -> ThreadBudget:
+    """The process's one budget: every stage that runs torch work concurrently (GPT decode, vocoder,
+    the jobs worker's frontend prefetch) must share it, or the cores are oversubscribed."""
+    global _SHARED
+    with _SHARED_LOCK:
+        if _SHARED is None:
+            _SHARED = ThreadBudget()
+        return _SHARED
 
 
 @dataclass

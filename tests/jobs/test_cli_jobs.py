@@ -100,8 +100,11 @@ def test_sigint_releases_the_batch_and_rerun_resumes(md_book: Path, tmp_path: Pa
     proc = subprocess.Popen(render_cmd(str(md_book), "--out", str(out), *ARGS), env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
-    while not claims.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    # signal once the first chunk is written: "finish the chunk in hand" then has one to finish
+    # (a signal between the claim and the first chunk correctly leaves nothing done)
+    while not list((out / "chunks").rglob("*.wav")) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert claims.exists()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "run the same command again" in err

@@ -134,3 +134,13 @@ def test_bad_store_url_is_a_store_error(tmp_path: Path) -> None:
         Store("nosuchdb://x/y")
     with pytest.raises(StoreError):
         Store("postgresql://nobody@127.0.0.1:1/none").counts()
+
+
+def test_peek_pending_is_what_the_next_claim_takes_and_leases_nothing(store_and_book) -> None:
+    store, _book_id = store_and_book
+    peeked = store.peek_pending(3)
+    assert len(peeked) == 3 and store.counts()["leased"] == 0
+    claimed = store.claim_batch("w1", 3, 60.0)
+    assert [c.id for c in claimed] == [c.id for c in peeked]
+    assert [c.render_key for c in claimed] == [c.render_key for c in peeked]
+    assert [c.id for c in store.peek_pending(2)] == [c.id for c in store.claim_batch("w1", 2, 60.0)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -196,3 +197,29 @@ def test_worker_without_the_books_voice_skips_that_book(store: Store, tmp_path: 
     counts = store.counts()
     assert counts["pending"] == len(store.chunk_rows()) and counts["leased"] == 0
     assert all(r["attempts"] == 0 for r in store.chunk_rows())
+
+
+def test_next_claims_text_is_prepared_while_the_engine_renders(store: Store, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The frontend runs once per chunk: batches after the first take their phonemes from the prefetch."""
+    from jobs.fake_engine import FakeFrontend
+
+    calls: list[str] = []
+    original = FakeFrontend.phonemize
+
+    def counting(self: FakeFrontend, text: str, language: str) -> Any:
+        calls.append(text)
+        return original(self, text, language)
+
+    monkeypatch.setattr(FakeFrontend, "phonemize", counting)
+    worker = Worker(store, tmp_path / "chunks", SetupFactory("fake"), WorkerOptions(batch_size=2, handle_signals=False))
+    report = worker.run()
+    rows = store.chunk_rows()
+    assert report.done == len(rows) and report.batches > 2
+    assert worker._prefetch.hits >= len(rows) - 2 * 2  # every chunk after the first claim of 4
+    assert len(calls) == len({r["render_key"] for r in rows})  # nothing phonemised twice
+    for r in rows:  # and the audio is what the synchronous frontend gives
+        audio, _ = sf.read(tmp_path / "chunks" / r["audio_path"], dtype="float32")
+        assert np.array_equal(audio, fake_audio(r["normalized"], r["render_key"], 0.03))
+    assert not [t for t in threading.enumerate() if t.name == "frontend-prefetch"]
+
