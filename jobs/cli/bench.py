@@ -84,12 +84,14 @@ def format_table(doc: dict[str, Any]) -> str:
     lines = [f"render bench  backend={doc['backend']} precision={doc.get('precision', 'fp32')} "
              f"device={doc['device']} threads={doc['threads']} "
              f"quick={doc['quick']}  load={doc['machine']['load_average']}",
-             f"{'figure':<22}{'median':>12}{'min':>12}{'max':>12}  {'unit':<9}{'GFLOP/s':>9}{'of peak':>9}"]
+             f"{'figure':<22}{'median':>12}{'min':>12}{'max':>12}  {'unit':<9}{'GFLOP/s':>9}{'of peak':>9}"
+             f"{'RSS MB':>9}"]
     for f in doc["figures"]:
         gf = f"{f['gflops']:.1f}" if "gflops" in f else ""
         frac = f"{100 * f['fraction_of_fp32_peak']:.0f}%" if "fraction_of_fp32_peak" in f else ""
+        rss = f"{f['peak_rss_mb']:.0f}" if "peak_rss_mb" in f else ""
         lines.append(f"{f['name']:<22}{f['median']:>12.3f}{f['min']:>12.3f}{f['max']:>12.3f}  {f['unit']:<9}"
-                     f"{gf:>9}{frac:>9}")
+                     f"{gf:>9}{frac:>9}{rss:>9}")
     lines.append(f"peak RSS {doc['peak_rss_mb']:.0f} MB; {doc['seconds']:.0f} s in total")
     return "\n".join(lines)
 

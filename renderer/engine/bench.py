@@ -22,6 +22,7 @@ import os
 import platform
 import resource
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -67,6 +68,36 @@ def peak_rss_mb() -> float:
     """Peak resident set size of this process (MB)."""
     kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return kb / 1024.0
+
+
+class RssPeak:
+    """Peak resident memory (MB) of this process while the block runs, sampled every 10 ms
+    (``ru_maxrss`` cannot be reset, so it cannot give one stage's peak)."""
+
+    def __init__(self, interval_s: float = 0.01) -> None:
+        self.interval_s = interval_s
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> RssPeak:
+        import psutil
+
+        process = psutil.Process()
+
+        def sample() -> None:
+            while not self._stop.is_set():
+                self.peak_mb = max(self.peak_mb, process.memory_info().rss / 2**20)
+                self._stop.wait(self.interval_s)
+
+        self._thread = threading.Thread(target=sample, name="rss-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 # ------------------------------------------------------------------------------------------ machine

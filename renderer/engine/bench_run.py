@@ -16,6 +16,7 @@ from renderer.engine.api import Engine, VoiceParts
 from renderer.engine.bench import (
     ConvFlopCounter,
     Figure,
+    RssPeak,
     figure,
     fixed_length_options,
     gpt_flops_per_token,
@@ -140,9 +141,11 @@ def gpt_figures(engine: Engine, batches: list[int], n_tokens: int, runs: int) ->
             return sink[-1].decode_tokens_per_s
 
         gpt_run(engine, batch, min(n_tokens, 4), gpt_dims)  # warm-up (allocations, kernel selection)
-        dec = figure(f"gpt_decode_b{batch}", "tok/s", decode_once, runs=runs, warmup=0, batch=batch,
-                     tokens_per_chunk=n_tokens)
+        with RssPeak() as rss:
+            dec = figure(f"gpt_decode_b{batch}", "tok/s", decode_once, runs=runs, warmup=0, batch=batch,
+                         tokens_per_chunk=n_tokens)
         dec.extra["gflops"] = float(np.median([r.decode_gflops for r in results]))
+        dec.extra["peak_rss_mb"] = rss.peak_mb
         pre = [r.prefill_positions_per_s for r in results]
         out.append(Figure(f"gpt_prefill_b{batch}", "pos/s", float(np.median(pre)), min(pre), max(pre), len(pre),
                           {"batch": batch, "positions_per_row": REF_PHONES + TARGET_PHONES + PROMPT_TOKENS,
@@ -232,9 +235,11 @@ def chapter_figure(engine: Engine, quick: bool, runs: int) -> Figure:
 
     engine.prepare = prepare_forced  # type: ignore[method-assign,assignment]
     try:
-        fig = figure("chapter_rtf", "RTF", once, runs=runs, warmup=0 if quick else 1)
+        with RssPeak() as rss:
+            fig = figure("chapter_rtf", "RTF", once, runs=runs, warmup=0 if quick else 1)
     finally:
         engine.prepare = prepare  # type: ignore[method-assign]
+    fig.extra["peak_rss_mb"] = rss.peak_mb
     fig.extra["audio_seconds"] = float(np.median(audio_s))
     fig.extra["batch_size"] = engine.batch_size
     fig.extra["overlap"] = engine.overlaps

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import torch
 from click.testing import CliRunner
 
@@ -45,3 +47,17 @@ def test_bench_and_say_have_help() -> None:
     for command in ("bench", "say"):
         result = CliRunner().invoke(cli, [command, "--help"])
         assert result.exit_code == 0 and "--" in result.output
+
+
+def test_rss_peak_sees_a_short_allocation() -> None:
+    import numpy as np
+
+    from renderer.engine.bench import RssPeak
+
+    with RssPeak() as idle:
+        time.sleep(0.05)
+    with RssPeak() as busy:
+        block = np.ones(200 * 2**20 // 8)  # 200 MB, touched
+        time.sleep(0.1)
+        del block
+    assert busy.peak_mb > idle.peak_mb + 150
