@@ -114,7 +114,7 @@ def format_table(doc: dict[str, Any]) -> str:
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the generated full-size random voice is kept.")
 @click.option("--overlap", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
-              help="Chapter stage: run the vocoder while the GPT decodes (auto: with >= 2 threads or a GPU).")
+              help="Chapter stage: run the vocoder while the GPT decodes (auto: as RENDER_OVERLAP says, default off).")
 def bench(quick: bool, as_json: bool, out_dir: Path | None, backend: str, device: str, precision: str,
           threads: int | None,
           batch_sizes: str | None, tokens: int | None, runs: int, stages: str, cache_dir: Path | None,

@@ -191,13 +191,15 @@ class Engine:
 
     @property
     def overlaps(self) -> bool:
-        """Whether ``synthesize`` overlaps vocoding with decoding: as asked, else whenever the backend
-        has a vocoder and (on CPU) at least two threads to share."""
+        """Whether ``synthesize`` overlaps vocoding with decoding: as asked (``overlap``), else as the
+        ``RENDER_OVERLAP`` environment variable says (``1``/``0``), else off. Off by default because on a
+        2-core CPU it was measured slower: the GPT step and the vocoder each ran ~2x slower on one thread
+        than on two, so the split gained nothing and cost the contention (BENCHMARKS.md)."""
         if self.overlap is not None:
             return self.overlap
         if getattr(self.backend, "vocoder", None) is None:
             return False
-        return self.backend.device != "cpu" or torch.get_num_threads() >= 2
+        return os.environ.get("RENDER_OVERLAP", "0").strip().lower() in ("1", "true", "yes", "on")
 
     def _synthesize_overlapped(self, reqs: dict[str, SynthesisRequest],
                                options: SamplingOptions) -> Iterator[SynthesisResult]:

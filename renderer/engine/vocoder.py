@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from renderer.backends.base import VocodeItem
-from renderer.memory import release_free_memory
+from renderer.memory import release_if_grown
 
 
 def frames_for(n_tokens: int, speed: float) -> int:
@@ -76,7 +76,7 @@ class TorchVocoder:
             for i, audio in zip(group, audios, strict=True):
                 out[i] = audio
             if self.device.type == "cpu":
-                release_free_memory()  # each chunk length leaves differently sized free blocks behind
+                release_if_grown()  # each chunk length leaves differently sized free blocks behind
         return out
 
     def _render_group(self, items: list[VocodeItem], speed: float, noise_scale: float,

@@ -26,3 +26,17 @@ def test_trim_returns_freed_heap_pages() -> None:
     assert release_free_memory() is True
     assert proc.memory_info().rss < kept - 60 * MB  # ~90 MB of holes returned
     assert len(blocks) == 30
+
+
+def test_trim_only_after_growth(monkeypatch: pytest.MonkeyPatch) -> None:
+    import renderer.memory as memory
+
+    trims: list[int] = []
+    monkeypatch.setattr(memory, "release_free_memory", lambda: trims.append(1) or True)
+    monkeypatch.setattr(memory, "_baseline", [])
+    assert memory.release_if_grown(50 * MB) is False  # first call: sets the baseline
+    assert memory.release_if_grown(50 * MB) is False and not trims
+    block = np.ones(120 * MB // 8)
+    assert memory.release_if_grown(50 * MB) is True and trims == [1]
+    assert memory.release_if_grown(50 * MB) is False  # the baseline moved up
+    assert block.sum() > 0
