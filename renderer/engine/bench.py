@@ -83,6 +83,9 @@ class RssPeak:
     def __enter__(self) -> RssPeak:
         import psutil
 
+        from renderer.memory import release_free_memory
+
+        release_free_memory()  # free pages an earlier stage left in the heap are not this stage's
         process = psutil.Process()
 
         def sample() -> None:
