@@ -7,7 +7,8 @@ grew by ~500 MB per chunk of a new length (4.8 GB after 8 chunks) although the l
 ``malloc_trim(0)`` returns those pages, but the next chunk then page-faults its buffers in afresh: trimming
 after every chunk made the vocoder ~10 % slower (RTF 0.354-0.399 vs 0.316-0.328 over 14 chunks of
 2.4-8 s), so :func:`release_if_grown` trims only once resident memory has grown by
-:data:`TRIM_GROWTH_BYTES` since the last trim (RTF 0.340-0.348, peak 2.2 GB instead of 3.9 GB and rising).
+:data:`TRIM_GROWTH_BYTES` since the last trim (with 1 GB: RTF 0.340-0.348 and a 2.2 GB peak instead of
+3.9 GB and rising; 512 MB keeps a 32-row fp32 worker under 3 GB).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import psutil
 
 #: Trim once resident memory has grown this much since the last trim.
-TRIM_GROWTH_BYTES = 1024 * 2**20
+TRIM_GROWTH_BYTES = 512 * 2**20
 
 _lock = threading.Lock()
 _baseline: list[int] = []

@@ -92,6 +92,9 @@ class Backend(Protocol):
     def compact(self, keep: np.ndarray) -> None:
         """Keep only cache rows ``keep`` [k] int64 (in that order), which become rows 0..k-1."""
 
+    def release(self) -> None:
+        """Free the cache between runs (``start`` allocates a new one)."""
+
     def prefill(self, slots: np.ndarray, batch: PrefillBatch, return_logits: bool = False) -> Candidates:
         """First pass of ``batch`` written into cache rows ``slots``."""
 

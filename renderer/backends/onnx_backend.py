@@ -96,6 +96,9 @@ class OnnxBackend:
     def compact(self, keep: np.ndarray) -> None:
         self.cache.compact(torch.from_numpy(keep.astype(np.int64)).to(self.torch_device))
 
+    def release(self) -> None:
+        self.cache.free()
+
     # ------------------------------------------------------------------ binding helpers
     def _bind_in(self, binding: Any, name: str, tensor: Tensor) -> None:
         binding.bind_input(name, self._ort_device, self._device_id, _NP_TYPES[tensor.dtype], list(tensor.shape),

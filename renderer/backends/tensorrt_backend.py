@@ -155,6 +155,9 @@ class TensorRTBackend:
     def compact(self, keep: np.ndarray) -> None:
         self.cache.compact(torch.from_numpy(keep.astype(np.int64)).to(self.torch_device))
 
+    def release(self) -> None:
+        self.cache.free()
+
     def _t(self, array: np.ndarray) -> Tensor:
         return torch.from_numpy(np.ascontiguousarray(array)).to(self.torch_device)
 

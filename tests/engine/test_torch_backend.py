@@ -183,3 +183,25 @@ def test_cache_resize_keeps_contents() -> None:
     cache.keys[1][..., :10] = 1.5
     assert cache.grow(20, allow_shrink=True) and cache.capacity == CAPACITY_STEP
     assert bool((cache.keys[1][..., :10] == 1.5).all()) and bool((cache.keys[1][..., 10:] == 0).all())
+
+
+def test_cache_grows_and_compacts_layer_by_layer_and_frees() -> None:
+    import torch
+
+    from renderer.backends.torch_backend import CAPACITY_STEP, TorchKVCache
+
+    cache = TorchKVCache(3, 2, 4, torch.device("cpu"))
+    cache.allocate(4, CAPACITY_STEP)
+    for i in range(3):
+        cache.keys[i][..., :5] = torch.arange(4.0).view(4, 1, 1, 1) + 10 * i
+        cache.values[i][:, :, :5] = torch.arange(4.0).view(4, 1, 1, 1) - 10 * i
+    assert cache.grow(CAPACITY_STEP + 3)
+    assert all(k.shape[3] == 2 * CAPACITY_STEP for k in cache.keys) and cache.capacity == 2 * CAPACITY_STEP
+    cache.compact(torch.tensor([3, 1]))
+    assert cache.slots == 2 and all(k.shape[0] == 2 for k in cache.keys + cache.values)
+    for i in range(3):
+        assert cache.keys[i][:, 0, 0, 0].tolist() == [3 + 10 * i, 1 + 10 * i]
+        assert cache.values[i][:, 0, 0, 0].tolist() == [3 - 10 * i, 1 - 10 * i]
+        assert bool((cache.keys[i][..., 5:] == 0).all())
+    cache.free()
+    assert cache.keys == [] and cache.slots == 0 and cache.capacity == 0
