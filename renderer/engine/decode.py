@@ -24,7 +24,6 @@ import torch
 from renderer.backends.base import Backend, PrefillBatch, StepInputs
 from renderer.engine.options import SamplingOptions
 from renderer.engine.sampling import MIN_STEPS_BEFORE_EOS, sample_candidates
-from renderer.memory import release_if_grown
 
 #: Rows per prefill call (more rows are prefilled in several calls).
 PREFILL_MAX_ROWS = 8
@@ -134,7 +133,6 @@ class BatchDecoder:
                 yield from self._step()
                 if not waiting:
                     self._compact_if_drained()
-        release_if_grown()  # the cache and prefill buffers of this run had sizes the next will not
 
     def _compact_if_drained(self) -> None:
         """Once nothing waits and at most half the slots are live, keep only the live rows."""
