@@ -135,13 +135,13 @@ class SetupFactory:
         if key not in self._setups:
             for old in [k for k in self._setups if k[0] == voice_id]:
                 del self._setups[old]  # free the larger engine before building a smaller one (OOM)
+            engine = self._engine(ref, batch_size, precision)
             self._setups[key] = RenderSetup(
-                engine=self._engine(ref, batch_size, precision),
+                engine=engine,
                 frontend=self._get_frontend(ref),
                 options=sampling_options(sampling, self.kind),
-                batch_size=0,
+                batch_size=int(engine.batch_size),
             )
-            self._setups[key].batch_size = int(self._setups[key].engine.batch_size)
         return self._setups[key]
 
     def _engine(self, ref: VoiceRef, batch_size: int, precision: str = "fp32") -> Any:
@@ -150,8 +150,7 @@ class SetupFactory:
         from renderer.engine.api import Engine
 
         return Engine(ref.voice, backend=self.backend, device=self.device, batch_size=batch_size or None,
-                      threads=self.threads,
-                      precision=precision)
+                      threads=self.threads, precision=precision)
 
     def _get_frontend(self, ref: VoiceRef) -> Any:
         if self._frontend is None:

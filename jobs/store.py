@@ -70,6 +70,12 @@ __all__ = [
 DEFAULT_MAX_ATTEMPTS = 3
 
 
+def _claimed_columns() -> tuple[Any, ...]:
+    """The chunk columns a :class:`ClaimedChunk` is built from (``claimed_from_row``)."""
+    return (ChunkRow.id, ChunkRow.book_id, ChunkRow.chapter_id, ChunkRow.chapter_position, ChunkRow.idx,
+            ChunkRow.render_key, ChunkRow.text, ChunkRow.normalized, ChunkRow.language, ChunkRow.attempts)
+
+
 class Store:
     """The job store behind one URL (``sqlite:///…/render.db`` or ``postgresql+psycopg://…``)."""
 
@@ -325,18 +331,7 @@ class Store:
                 attempts=ChunkRow.attempts + 1,
                 last_error=None,
             )
-            .returning(
-                ChunkRow.id,
-                ChunkRow.book_id,
-                ChunkRow.chapter_id,
-                ChunkRow.chapter_position,
-                ChunkRow.idx,
-                ChunkRow.render_key,
-                ChunkRow.text,
-                ChunkRow.normalized,
-                ChunkRow.language,
-                ChunkRow.attempts,
-            )
+            .returning(*_claimed_columns())
             .execution_options(synchronize_session=False)
         )
         with self._tx() as s:
@@ -351,18 +346,7 @@ class Store:
         another worker may claim them first). Used to prepare their text while the engine is busy."""
         ids = self._claimable(limit, exclude_books, book_id, lock=False).subquery()
         stmt = (
-            select(
-                ChunkRow.id,
-                ChunkRow.book_id,
-                ChunkRow.chapter_id,
-                ChunkRow.chapter_position,
-                ChunkRow.idx,
-                ChunkRow.render_key,
-                ChunkRow.text,
-                ChunkRow.normalized,
-                ChunkRow.language,
-                ChunkRow.attempts,
-            )
+            select(*_claimed_columns())
             .where(ChunkRow.id.in_(select(ids.c.id)))
             .order_by(ChunkRow.chapter_position, ChunkRow.idx)
         )

@@ -54,6 +54,7 @@ class AudioWriteError(WorkerError):
 #: Rows the first claim plans for when the batch size is automatic (the engine reports its own after).
 AUTO_FIRST_CLAIM_ROWS = 32
 
+
 @dataclass(frozen=True)
 class WorkerOptions:
     """batch_size: rows the engine decodes at once (0 = the engine's automatic choice); a claim takes
@@ -223,7 +224,7 @@ class Worker:
             self.store.requeue_expired(self.options.max_attempts)
             batch = self.store.claim_batch(
                 self.id,
-                self._engine_rows * self.options.claim_factor,
+                self._claim_size,
                 self.options.lease_s,
                 exclude_books=list(self.report.skipped_books),
                 book_id=self.options.book_id,
@@ -239,6 +240,11 @@ class Worker:
             self.report.batches += 1
             if self.on_batch is not None:
                 self.on_batch(self.report)
+
+    @property
+    def _claim_size(self) -> int:
+        """Chunks per claim: ``claim_factor`` engine batches, so finished rows can be refilled."""
+        return self._engine_rows * self.options.claim_factor
 
     def _isolate_suspects(self, batch: list[ClaimedChunk]) -> list[ClaimedChunk]:
         """A chunk claimed before by a worker that died may be what killed it: render it alone,
@@ -374,7 +380,7 @@ class Worker:
             return
         try:
             upcoming = self.store.peek_pending(
-                self._engine_rows * self.options.claim_factor,
+                self._claim_size,
                 exclude_books=list(self.report.skipped_books),
                 book_id=self.options.book_id,
             )

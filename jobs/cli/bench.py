@@ -60,7 +60,7 @@ def run_bench(quick: bool, backend: str, device: str, threads: int, batches: lis
         figures += sovits_figures(engine, 25 if quick else 150, 2 if quick else 4, runs)
     if "chapter" in stages:
         # as `render run` does by default: the memory-budgeted batch, vocoder overlapped with the GPT
-        engine.batch_size = engine._auto_batch_size()
+        engine.batch_size = engine.automatic_batch_size()
         engine.overlap = {"auto": None, "on": True, "off": False}[overlap]
         log(f"chapter (batch {engine.batch_size}, overlap {'on' if engine.overlaps else 'off'}) ...")
         figures.append(chapter_figure(engine, quick, runs))

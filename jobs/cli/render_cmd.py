@@ -61,7 +61,6 @@ def _engine_options(func: Any) -> Any:
     return func
 
 
-
 def _read_options(func: Any) -> Any:
     func = click.option("--read-notes", is_flag=True, help="Read footnotes/endnotes at the end of their chapter.")(func)
     func = click.option("--include-back", is_flag=True, help="Read back matter (colophon, ...).")(func)

@@ -112,12 +112,13 @@ class Engine:
                                               onnx_dir=onnx_dir, precision=precision)
         self.backend: Backend = backend_instance
         #: GPT rows decoded at once; automatic: as many as the KV-cache budget allows (renderer.engine.batching)
-        self.batch_size = batch_size if batch_size is not None else self._auto_batch_size()
+        self.batch_size = batch_size if batch_size is not None else self.automatic_batch_size()
         self.last_stats = DecodeStats()
         #: vocoder runs on a background thread while the GPT decodes (None = automatic, see ``overlaps``)
         self.overlap = overlap
 
-    def _auto_batch_size(self) -> int:
+    def automatic_batch_size(self) -> int:
+        """As many rows as the KV-cache memory budget allows (:mod:`renderer.engine.batching`)."""
         cache = getattr(self.backend, "cache", None)
         if cache is None:
             return DEFAULT_BATCH_SIZE
@@ -232,8 +233,6 @@ class Engine:
                 yield from done
         finally:
             stage.close()
-            if budget is not None:
-                budget.restore()
 
     def _vocode(self, rows: list[RowResult], reqs: dict[str, SynthesisRequest],
                 options: SamplingOptions) -> Iterator[SynthesisResult]:

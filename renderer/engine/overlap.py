@@ -57,12 +57,6 @@ class ThreadBudget:
                 torch.set_num_threads(want)
                 self.resizes += 1
 
-    def restore(self) -> None:
-        """Give the whole budget back once no stage is busy (a no-op while another still is)."""
-        with self._lock:
-            if self._busy == 0 and torch.get_num_threads() != self.total:
-                torch.set_num_threads(self.total)
-
 
 _SHARED: ThreadBudget | None = None
 _SHARED_LOCK = threading.Lock()
