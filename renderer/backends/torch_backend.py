@@ -118,6 +118,9 @@ class TorchBackend:
         self.torch_device = resolve_device(device)
         self.device = str(self.torch_device)
         self.gpt = gpt.to(self.torch_device).eval()
+        if self.torch_device.type == "cpu":
+            # oneDNN's blocked weights: 1.3-1.7x faster decode steps than MKL on plain ones (packed_linear)
+            gpt.pack_linears()
         self.vocoder = vocoder
         self.top_k_out = gpt.top_k_out
         self.vocab_size = gpt.dims.vocab_size

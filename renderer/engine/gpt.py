@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from renderer.checkpoints import load_gpt_checkpoint
+from renderer.engine import packed_linear
 from renderer.engine.step_attention import step_attention
 from renderer.errors import CheckpointError
 
@@ -80,12 +80,11 @@ def sine_table(n_positions: int, d_model: int) -> Tensor:
     return pe
 
 
-def lin(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    """``F.linear`` that also runs reduced-precision weights: activations are cast to the weight's dtype
-    for the product and the result back, so LayerNorm, softmax and residuals stay float32."""
-    if weight.dtype == x.dtype:
-        return F.linear(x, weight, bias)
-    return F.linear(x.to(weight.dtype), weight, bias).to(x.dtype)
+def lin(x: Tensor, weight: Tensor, bias: Tensor | None, relu: bool = False) -> Tensor:
+    """``F.linear`` that also runs reduced-precision weights (activations cast to the weight's dtype for
+    the product and the result back, so LayerNorm, softmax and residuals stay float32), on prepacked
+    oneDNN weights in CPU inference once :meth:`BatchedGPT.pack_linears` ran (see packed_linear)."""
+    return packed_linear.linear(x, weight, bias, relu)
 
 
 class _Layer(nn.Module):
@@ -99,7 +98,7 @@ class _Layer(nn.Module):
 
     def ffn_block(self, x: Tensor) -> Tensor:
         """Post-norm feed-forward half: LN2(x + W2 relu(W1 x))."""
-        hidden = F.relu(lin(x, self.linear1.weight, self.linear1.bias))
+        hidden = lin(x, self.linear1.weight, self.linear1.bias, relu=True)
         return self.norm2(x + lin(hidden, self.linear2.weight, self.linear2.bias))
 
 
@@ -139,8 +138,23 @@ class BatchedGPT(nn.Module):
             raise CheckpointError(path, problem)
         return model.eval()
 
+    def linear_weights(self) -> list[Tensor]:
+        """The weight of every linear layer (what :meth:`cast_linears` casts and :meth:`pack_linears` packs)."""
+        weights = [self.bert_proj.weight, self.ar_predict_layer.weight]
+        for layer in self.layers():
+            weights += [layer.self_attn.in_proj_weight, layer.self_attn.out_proj.weight,
+                        layer.linear1.weight, layer.linear2.weight]
+        return weights
+
+    def pack_linears(self) -> int:
+        """Prepack the linear weights for oneDNN (CPU inference; one extra copy of them in memory).
+        Returns how many were packed (0 when unavailable or ``RENDER_PACKED_LINEAR=0``)."""
+        return packed_linear.pack_weights(self.linear_weights())
+
     def cast_linears(self, dtype: torch.dtype) -> BatchedGPT:
-        """Store every linear layer's weights in ``dtype`` (e.g. bfloat16); norms/embeddings stay float32."""
+        """Store every linear layer's weights in ``dtype`` (e.g. bfloat16); norms/embeddings stay float32.
+        Packed copies are dropped (pack again after casting)."""
+        packed_linear.unpack_weights(self.linear_weights())
         for module in [self.bert_proj, self.ar_predict_layer]:
             module.to(dtype)
         for layer in self.layers():

@@ -51,6 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     gpt = gpt_module.BatchedGPT.from_checkpoint(voice.gpt_path)
     if dtype != torch.float32:
         gpt.cast_linears(dtype)
+    gpt.pack_linears()  # as the torch backend does on CPU (RENDER_PACKED_LINEAR=0: plain weights)
     d, b = gpt.dims, args.batch
     cap = -(-(args.positions + 1) // 64) * 64
     gen = torch.Generator().manual_seed(0)

@@ -1,0 +1,102 @@
+"""Linear layers on prepacked oneDNN weights against ``F.linear`` (renderer.engine.packed_linear)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from renderer.engine import packed_linear as pl
+from renderer.engine.gpt import BatchedGPT
+
+pytestmark = pytest.mark.skipif(not pl.packing_available(), reason="this torch build has no oneDNN packed linear")
+
+
+def _layer(n_in: int = 48, n_out: int = 80, seed: int = 0) -> nn.Linear:
+    torch.manual_seed(seed)
+    return nn.Linear(n_in, n_out).eval().requires_grad_(False)
+
+
+def test_packed_matches_plain_linear_and_fused_relu() -> None:
+    layer = _layer()
+    x = torch.randn(5, 7, 48)
+    plain = F.linear(x, layer.weight, layer.bias)
+    assert pl.pack_weights([layer.weight]) == 1
+    assert pl.packed_weight(layer.weight) is not None
+    torch.testing.assert_close(pl.linear(x, layer.weight, layer.bias), plain, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(pl.linear(x, layer.weight, layer.bias, relu=True), F.relu(plain), atol=1e-5, rtol=1e-5)
+    # a non-contiguous input (the GPT feeds transposed BERT features) gives the same result
+    xt = x.transpose(1, 2).contiguous().transpose(1, 2)
+    torch.testing.assert_close(pl.linear(xt, layer.weight, layer.bias), plain, atol=1e-5, rtol=1e-5)
+
+
+def test_bf16_weights_keep_float32_activations() -> None:
+    layer = _layer().to(torch.bfloat16)
+    x = torch.randn(6, 48)
+    expected = F.linear(x.bfloat16(), layer.weight, layer.bias).float()
+    pl.pack_weights([layer.weight])
+    out = pl.linear(x, layer.weight, layer.bias)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, expected, atol=1e-2, rtol=1e-2)
+
+
+def test_a_row_does_not_depend_on_the_batch_beside_it() -> None:
+    layer = _layer(512, 1024)
+    pl.pack_weights([layer.weight])
+    x = torch.randn(64, 512)
+    full = pl.linear(x, layer.weight, layer.bias)
+    for rows in (1, 3, 8, 17, 33):
+        assert torch.equal(pl.linear(x[:rows], layer.weight, layer.bias), full[:rows]), rows
+
+
+def test_stale_packed_copy_is_never_used() -> None:
+    layer = _layer()
+    pl.pack_weights([layer.weight])
+    with torch.no_grad():
+        layer.weight.mul_(2.0)  # in place: the version counter moves
+    assert pl.packed_weight(layer.weight) is None
+    x = torch.randn(3, 48)
+    torch.testing.assert_close(pl.linear(x, layer.weight, layer.bias), F.linear(x, layer.weight, layer.bias))
+    layer.load_state_dict({"weight": torch.zeros(80, 48), "bias": torch.ones(80)})
+    assert torch.equal(pl.linear(x, layer.weight, layer.bias), torch.ones(3, 80))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.trace` is deprecated")
+def test_autograd_and_tracing_take_the_plain_path() -> None:
+    layer = _layer()
+    pl.pack_weights([layer.weight])
+    x = torch.randn(2, 48, requires_grad=True)
+    pl.linear(x, layer.weight, layer.bias).sum().backward()
+    assert x.grad is not None and torch.allclose(x.grad, layer.weight.sum(0).expand(2, -1))
+
+    traced = torch.jit.trace(lambda t: pl.linear(t, layer.weight, layer.bias), torch.randn(2, 48))
+    assert "mkldnn" not in str(traced.graph)
+    probe = torch.randn(4, 48)
+    torch.testing.assert_close(traced(probe), F.linear(probe, layer.weight, layer.bias))
+
+
+def test_turned_off_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(pl.ENV_VAR, "0")
+    layer = _layer()
+    assert pl.pack_weights([layer.weight]) == 0
+    assert pl.packed_weight(layer.weight) is None
+
+
+def test_gpt_step_logits_packed_vs_plain(gpt_path) -> None:
+    gpt = BatchedGPT.from_checkpoint(gpt_path)
+    d = gpt.dims
+    b, cap, n = 3, 16, 11
+    g = torch.Generator().manual_seed(0)
+    keys = [torch.randn(b, d.n_head, d.head_dim, cap, generator=g) for _ in range(d.n_layer)]
+    values = [torch.randn(b, d.n_head, cap, d.head_dim, generator=g) for _ in range(d.n_layer)]
+    args = (torch.tensor([5, 9, 700]), torch.tensor([3, 4, 5]), torch.tensor([n, n - 2, n - 5]),
+            torch.zeros(b, d.vocab_size), torch.full((b,), 1.35), torch.zeros(b), keys, values, True)
+    with torch.inference_mode():
+        plain = gpt.step(*args)[-1]
+        assert gpt.pack_linears() == 2 + 4 * d.n_layer
+        packed = gpt.step(*args)[-1]
+        gpt.cast_linears(torch.float32)  # casting drops the packed copies
+        assert all(pl.packed_weight(w) is None for w in gpt.linear_weights())
+    assert plain is not None and packed is not None
+    torch.testing.assert_close(packed, plain, atol=1e-4, rtol=1e-4)
