@@ -43,3 +43,26 @@ def test_bf16_vocoder_stays_within_tolerance_and_switches_back(sovits_path) -> N
     vocoder.set_precision(None)
     again = vocoder.render(_items(), seeds=[1, 2])
     assert all(np.array_equal(a, b) for a, b in zip(fp32, again, strict=True))
+
+
+def test_lengths_are_bucketed_without_changing_the_audio(sovits_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, _cfg, _ckpt = load_sovits(sovits_path)
+    ge = np.random.default_rng(0).standard_normal((1, model.cfg.gin_channels, 1)).astype(np.float32)
+    vocoder = TorchVocoder(model, ge)
+    shapes: list[tuple[int, int]] = []
+    decode = model.decode
+
+    def recording_decode(codes, code_lengths, phones, *args, **kwargs):  # type: ignore[no-untyped-def]
+        shapes.append((codes.shape[1], phones.shape[1]))
+        return decode(codes, code_lengths, phones, *args, **kwargs)
+
+    monkeypatch.setattr(model, "decode", recording_decode)
+    items = _items()  # 9 and 14 tokens, 12 phones each
+    for speed in (1.0, 1.25):
+        monkeypatch.setenv("RENDER_VOCODER_BUCKET", "0")
+        exact = vocoder.render(items, speed=speed, seeds=[1, 2])
+        monkeypatch.setenv("RENDER_VOCODER_BUCKET", "8")
+        bucketed = vocoder.render(items, speed=speed, seeds=[1, 2])
+        for a, b in zip(exact, bucketed, strict=True):
+            assert a.shape == b.shape and float(np.abs(a - b).max()) <= 1e-4
+    assert shapes[:4] == [(9, 12), (14, 12), (16, 16), (16, 16)]  # exact shapes, then one shared padded one
