@@ -16,6 +16,7 @@ from torch import Tensor
 from renderer.backends.base import Candidates, PrefillBatch, StepInputs, VocodeItem
 from renderer.engine.gpt import BatchedGPT
 from renderer.errors import BackendUnavailableError
+from renderer.memory import advise_huge_pages
 
 
 def resolve_device(device: str) -> torch.device:
@@ -46,11 +47,22 @@ class TorchKVCache:
         self.slots = 0
         self.capacity = 0
 
+    def _zeros(self, *shape: int) -> Tensor:
+        """A zeroed buffer (see :meth:`_empty`)."""
+        return self._empty(*shape).zero_()
+
+    def _empty(self, *shape: int) -> Tensor:
+        """An uninitialised buffer; on CPU backed by huge pages where the kernel offers them: the step's
+        attention reads the whole cache every step, 17-23 % faster on huge pages (renderer.memory)."""
+        buffer = torch.empty(shape, device=self.device, dtype=self.dtype)
+        advise_huge_pages(buffer)  # before the first touch, so the pages are faulted in as huge pages
+        return buffer
+
     def allocate(self, slots: int, capacity: int) -> None:
         shape_k = (slots, self.n_head, self.head_dim, capacity)
         shape_v = (slots, self.n_head, capacity, self.head_dim)
-        self.keys = [torch.zeros(shape_k, device=self.device, dtype=self.dtype) for _ in range(self.n_layer)]
-        self.values = [torch.zeros(shape_v, device=self.device, dtype=self.dtype) for _ in range(self.n_layer)]
+        self.keys = [self._zeros(*shape_k) for _ in range(self.n_layer)]
+        self.values = [self._zeros(*shape_v) for _ in range(self.n_layer)]
         self.slots, self.capacity = slots, capacity
 
     def grow(self, needed: int, allow_shrink: bool = False) -> bool:
@@ -68,11 +80,10 @@ class TorchKVCache:
         # layer by layer, so only one layer exists twice at a time (a whole second cache would double the
         # peak: 1.6 GB more for 32 fp32 rows)
         for i in range(self.n_layer):
-            key = torch.zeros((self.slots, self.n_head, self.head_dim, target), device=self.device, dtype=self.dtype)
+            key = self._zeros(self.slots, self.n_head, self.head_dim, target)
             key[..., :keep].copy_(self.keys[i][..., :keep])
             self.keys[i] = key
-            value = torch.zeros((self.slots, self.n_head, target, self.head_dim), device=self.device,
-                                dtype=self.dtype)
+            value = self._zeros(self.slots, self.n_head, target, self.head_dim)
             value[:, :, :keep].copy_(self.values[i][:, :, :keep])
             self.values[i] = value
         self.capacity = target
@@ -83,9 +94,12 @@ class TorchKVCache:
 
         Used when the batch drains: a step costs in proportion to the rows it holds, dead or alive.
         """
+        rows = int(keep.shape[0])
         for i in range(self.n_layer):  # layer by layer: one layer twice at a time, not the whole cache
-            self.keys[i] = self.keys[i].index_select(0, keep)
-            self.values[i] = self.values[i].index_select(0, keep)
+            key = self._empty(rows, *self.keys[i].shape[1:])
+            self.keys[i] = torch.index_select(self.keys[i], 0, keep, out=key)
+            value = self._empty(rows, *self.values[i].shape[1:])
+            self.values[i] = torch.index_select(self.values[i], 0, keep, out=value)
         self.slots = int(keep.shape[0])
 
     def free(self) -> None:

@@ -1,4 +1,4 @@
-"""Freed heap pages go back to the OS between chunks of different lengths."""
+"""Freed heap pages go back to the OS between chunks of different lengths; the KV cache asks for huge pages."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import platform
 import numpy as np
 import psutil
 import pytest
+import torch
 
-from renderer.memory import release_free_memory
+from renderer.backends.torch_backend import TorchKVCache
+from renderer.memory import advise_huge_pages, huge_pages_possible, release_free_memory
 
 MB = 2**20
 
@@ -40,3 +42,31 @@ def test_trim_only_after_growth(monkeypatch: pytest.MonkeyPatch) -> None:
     assert memory.release_if_grown(50 * MB) is True and trims == [1]
     assert memory.release_if_grown(50 * MB) is False  # the baseline moved up
     assert block.sum() > 0
+
+
+def _anon_huge_kb() -> int:
+    with open("/proc/self/smaps_rollup", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("AnonHugePages:"):
+                return int(line.split()[1])
+    return 0
+
+
+@pytest.mark.skipif(not huge_pages_possible(), reason="the kernel offers no transparent huge pages (THP 'never')")
+def test_kv_cache_asks_for_huge_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert advise_huge_pages(torch.empty(1024)) is False  # smaller than one huge page: nothing to advise
+    monkeypatch.setenv("RENDER_HUGE_PAGES", "0")
+    assert advise_huge_pages(torch.empty(8 * MB // 4)) is False
+    monkeypatch.delenv("RENDER_HUGE_PAGES")
+    cache = TorchKVCache(2, 4, 8, torch.device("cpu"))
+    before = _anon_huge_kb()
+    cache.allocate(64, 1024)  # 2 x 2 layers x 8 MB
+    assert advise_huge_pages(cache.keys[0]) is True
+    grown = _anon_huge_kb() - before
+    # the kernel may be short of free huge pages; when it grants them, they back the cache
+    assert grown == 0 or grown >= 2 * 1024
+    cache.keys[1][3, 2, 1, 5] = 7.0
+    cache.grow(1100)
+    cache.compact(torch.tensor([3, 0]))
+    assert cache.keys[1].shape == (2, 4, 8, 1152) and float(cache.keys[1][0, 2, 1, 5]) == 7.0
+    assert float(cache.keys[1].abs().sum()) == 7.0  # zeroed everywhere else, including the grown part
