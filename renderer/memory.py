@@ -95,16 +95,19 @@ def huge_pages_possible() -> bool:
 
 
 def advise_huge_pages(tensor: Any) -> bool:
-    """Ask for transparent huge pages behind a CPU tensor's memory (call before its pages are touched).
+    """Ask for transparent huge pages behind a CPU tensor's memory (call before its pages are touched),
+    only when ``RENDER_HUGE_PAGES=1`` (opt-in).
 
     The decode step's attention reads every row's whole KV cache once per step, hopping between rows
-    and layers; with 4 KB pages that costs a TLB miss every few cache lines. In ``madvise`` mode (the
-    common distribution default) torch never asks for huge pages: measured on the 2-core development
-    machine, the attention over a 64-row fp32 cache took 104 ms per step on torch's memory and 87 ms on
-    huge pages (BENCHMARKS.md). Only whole 2 MB pages inside the tensor are advised; True if any were.
-    ``RENDER_HUGE_PAGES=0`` turns it off.
+    and layers; with 4 KB pages that costs a TLB miss every few cache lines, and in ``madvise`` mode (the
+    common distribution default) torch never asks for huge pages. Measured on the 2-core development
+    machine: the attention over a 64-row fp32 cache took 104 ms per step on 4 KB pages and 87 ms on huge
+    pages. But a chapter re-allocates its cache as it grows and drains, and faulting in (and compacting
+    for) huge pages each time cost more kernel time than the reads gained: chapter RTF 0.596 / 0.613 with
+    them against 0.541 / 0.571 without (sys time 42 s vs 24 s), so it is off by default (BENCHMARKS.md).
+    Only whole 2 MB pages inside the tensor are advised; True if any were.
     """
-    if os.environ.get("RENDER_HUGE_PAGES", "1").strip().lower() in ("0", "false", "no", "off"):
+    if os.environ.get("RENDER_HUGE_PAGES", "0").strip().lower() not in ("1", "true", "yes", "on"):
         return False
     if not huge_pages_possible() or tensor.device.type != "cpu":
         return False

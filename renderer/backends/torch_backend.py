@@ -52,8 +52,8 @@ class TorchKVCache:
         return self._empty(*shape).zero_()
 
     def _empty(self, *shape: int) -> Tensor:
-        """An uninitialised buffer; on CPU backed by huge pages where the kernel offers them: the step's
-        attention reads the whole cache every step, 17-23 % faster on huge pages (renderer.memory)."""
+        """An uninitialised buffer; on CPU backed by huge pages with ``RENDER_HUGE_PAGES=1`` (opt-in: the
+        step's attention reads 17-23 % faster, but re-allocating costs more; see renderer.memory)."""
         buffer = torch.empty(shape, device=self.device, dtype=self.dtype)
         advise_huge_pages(buffer)  # before the first touch, so the pages are faulted in as huge pages
         return buffer

@@ -54,10 +54,10 @@ def _anon_huge_kb() -> int:
 
 @pytest.mark.skipif(not huge_pages_possible(), reason="the kernel offers no transparent huge pages (THP 'never')")
 def test_kv_cache_asks_for_huge_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RENDER_HUGE_PAGES", raising=False)
+    assert advise_huge_pages(torch.empty(8 * MB // 4)) is False  # opt-in: off by default
+    monkeypatch.setenv("RENDER_HUGE_PAGES", "1")
     assert advise_huge_pages(torch.empty(1024)) is False  # smaller than one huge page: nothing to advise
-    monkeypatch.setenv("RENDER_HUGE_PAGES", "0")
-    assert advise_huge_pages(torch.empty(8 * MB // 4)) is False
-    monkeypatch.delenv("RENDER_HUGE_PAGES")
     cache = TorchKVCache(2, 4, 8, torch.device("cpu"))
     before = _anon_huge_kb()
     cache.allocate(64, 1024)  # 2 x 2 layers x 8 MB
