@@ -51,7 +51,12 @@ def packing_enabled() -> bool:
 
 
 def _tag(weight: Tensor) -> tuple[int, torch.dtype, int]:
-    return weight.data_ptr(), weight.dtype, weight._version
+    """What must not change for a packed copy to stay valid: storage, dtype and in-place version."""
+    try:
+        version = weight._version
+    except RuntimeError:  # an inference-mode tensor has no version counter (and cannot be changed outside it)
+        version = -1
+    return weight.data_ptr(), weight.dtype, version
 
 
 def pack_weights(weights: Iterable[Tensor]) -> int:

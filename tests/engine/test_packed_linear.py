@@ -100,3 +100,14 @@ def test_gpt_step_logits_packed_vs_plain(gpt_path) -> None:
         assert all(pl.packed_weight(w) is None for w in gpt.linear_weights())
     assert plain is not None and packed is not None
     torch.testing.assert_close(packed, plain, atol=1e-4, rtol=1e-4)
+
+
+def test_weights_made_in_inference_mode_can_be_packed() -> None:
+    with torch.inference_mode():
+        layer = _layer()
+        layer.weight.data = layer.weight.data.to(torch.bfloat16)  # as a cast inside inference mode makes them
+        assert pl.pack_weights([layer.weight]) == 1
+        x = torch.randn(2, 48)
+        out = pl.linear(x, layer.weight, None)
+        expected = F.linear(x.bfloat16(), layer.weight).float()
+    torch.testing.assert_close(out, expected, atol=1e-2, rtol=1e-2)
