@@ -16,11 +16,12 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
-import os
 import threading
 from typing import Any
 
 import psutil
+
+from renderer.env import env_flag
 
 #: Trim once resident memory has grown this much since the last trim.
 TRIM_GROWTH_BYTES = 512 * 2**20
@@ -107,9 +108,7 @@ def advise_huge_pages(tensor: Any) -> bool:
     them against 0.541 / 0.571 without (sys time 42 s vs 24 s), so it is off by default (BENCHMARKS.md).
     Only whole 2 MB pages inside the tensor are advised; True if any were.
     """
-    if os.environ.get("RENDER_HUGE_PAGES", "0").strip().lower() not in ("1", "true", "yes", "on"):
-        return False
-    if not huge_pages_possible() or tensor.device.type != "cpu":
+    if not env_flag("RENDER_HUGE_PAGES", False) or not huge_pages_possible() or tensor.device.type != "cpu":
         return False
     start = tensor.data_ptr()
     end = start + tensor.numel() * tensor.element_size()

@@ -100,7 +100,7 @@ class TorchKVCache:
             self.keys[i] = torch.index_select(self.keys[i], 0, keep, out=key)
             value = self._empty(rows, *self.values[i].shape[1:])
             self.values[i] = torch.index_select(self.values[i], 0, keep, out=value)
-        self.slots = int(keep.shape[0])
+        self.slots = rows
 
     def free(self) -> None:
         """Drop the buffers (the next ``allocate`` makes new ones)."""

@@ -22,6 +22,7 @@ from renderer.engine.batching import auto_batch_size
 from renderer.engine.decode import BatchDecoder, DecodeStats, PreparedRow, RowResult
 from renderer.engine.options import SamplingOptions, row_seed
 from renderer.engine.overlap import BackgroundStage, shared_budget
+from renderer.env import env_flag
 from renderer.errors import OptionsError
 from renderer.memory import release_free_memory
 
@@ -206,7 +207,7 @@ class Engine:
             return self.overlap
         if getattr(self.backend, "vocoder", None) is None:
             return False
-        return os.environ.get("RENDER_OVERLAP", "0").strip().lower() in ("1", "true", "yes", "on")
+        return env_flag("RENDER_OVERLAP", False)
 
     def _synthesize_overlapped(self, reqs: dict[str, SynthesisRequest],
                                options: SamplingOptions) -> Iterator[SynthesisResult]:

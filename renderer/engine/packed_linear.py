@@ -19,12 +19,13 @@ in eager CPU inference: tracing, ONNX export, autograd and other devices take ``
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Iterable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from renderer.env import env_flag
 
 __all__ = ["ENV_VAR", "packing_available", "pack_weights", "packed_weight", "linear"]
 
@@ -45,9 +46,7 @@ def packing_available() -> bool:
 
 def packing_enabled() -> bool:
     """Available and not turned off with ``RENDER_PACKED_LINEAR=0``."""
-    if os.environ.get(ENV_VAR, "1").strip().lower() in ("0", "false", "no", "off"):
-        return False
-    return packing_available()
+    return env_flag(ENV_VAR, True) and packing_available()
 
 
 def _tag(weight: Tensor) -> tuple[int, torch.dtype, int]:
