@@ -88,15 +88,15 @@ def lin(x: Tensor, weight: Tensor, bias: Tensor | None, relu: bool = False) -> T
     return packed_linear.linear(x, weight, bias, relu)
 
 
-def _prefill_attention(q: Tensor, k: Tensor, k_t: Tensor, v: Tensor, mask: Tensor, scale: float) -> Tensor:
-    """softmax(q k^T * scale, masked) v: q/k/v [b,H,T,hd], k_t = k^T [b,H,hd,T], mask [b,1,T,T] bool.
+def _prefill_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float) -> Tensor:
+    """softmax(q k^T * scale, masked) v: q/k/v [b,H,T,hd], mask [b,1,T,T] bool.
 
     Eager runs use torch's fused attention (no [b,H,T,T] score tensor in memory: prefill 1.5x faster
     at 17 rows x 240 positions on 2 CPU threads, BENCHMARKS.md); tracing and ONNX export keep the plain
     formulation, which every exporter handles. No row is fully masked (every position sees its text)."""
     if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
-    scores = torch.matmul(q, k_t) * scale
+    scores = torch.matmul(q, k.transpose(2, 3)) * scale
     scores = scores.masked_fill(~mask, float("-inf"))
     return torch.matmul(torch.softmax(scores, dim=-1), v)
 
@@ -263,11 +263,10 @@ class BatchedGPT(nn.Module):
             attn = layer.self_attn
             q, k, v = lin(h, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
             q, k, v = self._heads(q), self._heads(k), self._heads(v)
-            k_t = k.transpose(2, 3)  # [b, H, hd, T]
-            out = self._merge(_prefill_attention(q, k, k_t, v, mask, scale))
+            out = self._merge(_prefill_attention(q, k, v, mask, scale))
             h = layer.norm1(h + lin(out, attn.out_proj.weight, attn.out_proj.bias))
             h = layer.ffn_block(h)
-            keys.append(k_t.contiguous())
+            keys.append(k.transpose(2, 3).contiguous())  # [b, H, hd, T]
             values.append(v.contiguous())
         last = (text_lens + y_len - 1).view(-1, 1, 1).expand(-1, 1, self.dims.d_model)
         logits = lin(torch.gather(h, 1, last).squeeze(1), self.ar_predict_layer.weight, None)

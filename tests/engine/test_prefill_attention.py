@@ -22,7 +22,7 @@ def test_fused_prefill_attention_matches_the_traced_formulation() -> None:
     scale = 1.0 / math.sqrt(hd)
 
     def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        return gpt_module._prefill_attention(q, k, k.transpose(2, 3), v, mask, scale)
+        return gpt_module._prefill_attention(q, k, v, mask, scale)
 
     eager = attend(q, k, v)
     traced = torch.jit.trace(attend, (q, k, v))
