@@ -16,6 +16,8 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import functools
+import math
+import mmap
 import threading
 from typing import Any
 
@@ -77,6 +79,26 @@ def fix_mmap_threshold(megabytes: float) -> bool:
         return False
     m_mmap_threshold = -3
     return bool(lib.mallopt(m_mmap_threshold, int(megabytes * 2**20)))
+
+
+def mapped_zeros(shape: tuple[int, ...], dtype: Any) -> Any:
+    """A zero-filled CPU tensor in its own anonymous memory mapping, unmapped when the last view dies.
+
+    For big buffers that are re-allocated in ever-new sizes (the KV cache grows every 64 positions and
+    shrinks as a batch drains): coming from glibc's heap (once its mmap threshold has risen, see
+    :func:`fix_mmap_threshold`), each old buffer left a hole the next, larger one could not use, and a
+    second fp32 chapter at batch 32 peaked ~1.7 GB above the first. A mapping of its own goes back to
+    the OS at once and never raises the threshold. Fresh mappings read as zeros, so nothing is written
+    until the buffer is used.
+    """
+    import torch
+
+    count = math.prod(shape)
+    size = count * torch.empty((), dtype=dtype).element_size()
+    if size == 0:
+        return torch.zeros(shape, dtype=dtype)
+    # the tensor's storage holds the mmap object (and so the mapping) for as long as any view lives
+    return torch.frombuffer(mmap.mmap(-1, size), dtype=dtype, count=count).view(shape)
 
 
 #: Transparent huge pages are 2 MB on x86-64 and arm64 (4 KB base pages).

@@ -16,7 +16,7 @@ from torch import Tensor
 from renderer.backends.base import Candidates, PrefillBatch, StepInputs, VocodeItem
 from renderer.engine.gpt import BatchedGPT
 from renderer.errors import BackendUnavailableError
-from renderer.memory import advise_huge_pages
+from renderer.memory import advise_huge_pages, mapped_zeros
 
 
 def resolve_device(device: str) -> torch.device:
@@ -48,13 +48,13 @@ class TorchKVCache:
         self.capacity = 0
 
     def _zeros(self, *shape: int) -> Tensor:
-        """A zeroed buffer (see :meth:`_empty`)."""
-        return self._empty(*shape).zero_()
-
-    def _empty(self, *shape: int) -> Tensor:
-        """An uninitialised buffer; on CPU backed by huge pages with ``RENDER_HUGE_PAGES=1`` (opt-in: the
-        step's attention reads 17-23 % faster, but re-allocating costs more; see renderer.memory)."""
-        buffer = torch.empty(shape, device=self.device, dtype=self.dtype)
+        """A zeroed buffer. On CPU each is its own memory mapping (renderer.memory.mapped_zeros: the
+        cache's ever-new sizes fragmented the heap by ~1.7 GB per fp32 chapter), advised to use huge
+        pages with ``RENDER_HUGE_PAGES=1`` (opt-in: the step's attention reads 17-23 % faster, but
+        re-allocating costs more; see renderer.memory)."""
+        if self.device.type != "cpu":
+            return torch.zeros(shape, device=self.device, dtype=self.dtype)
+        buffer = mapped_zeros(shape, self.dtype)
         advise_huge_pages(buffer)  # before the first touch, so the pages are faulted in as huge pages
         return buffer
 
@@ -96,9 +96,9 @@ class TorchKVCache:
         """
         rows = int(keep.shape[0])
         for i in range(self.n_layer):  # layer by layer: one layer twice at a time, not the whole cache
-            key = self._empty(rows, *self.keys[i].shape[1:])
+            key = self._zeros(rows, *self.keys[i].shape[1:])
             self.keys[i] = torch.index_select(self.keys[i], 0, keep, out=key)
-            value = self._empty(rows, *self.values[i].shape[1:])
+            value = self._zeros(rows, *self.values[i].shape[1:])
             self.values[i] = torch.index_select(self.values[i], 0, keep, out=value)
         self.slots = rows
 

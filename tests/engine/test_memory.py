@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from renderer.backends.torch_backend import TorchKVCache
-from renderer.memory import advise_huge_pages, huge_pages_possible, release_free_memory
+from renderer.memory import advise_huge_pages, huge_pages_possible, mapped_zeros, release_free_memory
 
 MB = 2**20
 
@@ -70,3 +70,42 @@ def test_kv_cache_asks_for_huge_pages(monkeypatch: pytest.MonkeyPatch) -> None:
     cache.compact(torch.tensor([3, 0]))
     assert cache.keys[1].shape == (2, 4, 8, 1152) and float(cache.keys[1][0, 2, 1, 5]) == 7.0
     assert float(cache.keys[1].abs().sum()) == 7.0  # zeroed everywhere else, including the grown part
+
+
+def _mapped(address: int) -> bool:
+    """Whether ``address`` lies inside one of this process's memory mappings."""
+    with open("/proc/self/maps", encoding="ascii") as fh:
+        for line in fh:
+            low, high = (int(part, 16) for part in line.split()[0].split("-"))
+            if low <= address < high:
+                return True
+    return False
+
+
+@pytest.mark.skipif(platform.system() != "Linux", reason="reads /proc/self/maps")
+def test_mapped_zeros_is_its_own_mapping_and_goes_back_when_freed() -> None:
+    buffer = mapped_zeros((3, 5, 7), torch.bfloat16)
+    assert buffer.shape == (3, 5, 7) and buffer.dtype == torch.bfloat16 and buffer.is_contiguous()
+    assert float(buffer.float().abs().sum()) == 0.0
+    assert buffer.data_ptr() % 4096 == 0  # page-aligned: a mapping, not a heap block
+    big = mapped_zeros((16, 2**20), torch.float32)  # 64 MB
+    address = big.data_ptr()
+    view = big[3:5]  # a view keeps the mapping alive ...
+    del big
+    view.fill_(2.0)
+    assert _mapped(address) and float(view.sum()) == 2.0 * 2 * 2**20
+    del view  # ... and the last one unmaps it, whatever glibc's mmap threshold is
+    assert not _mapped(address)
+    assert mapped_zeros((0, 4), torch.float32).shape == (0, 4)
+
+
+def test_kv_cache_buffers_are_mapped_and_zeroed() -> None:
+    cache = TorchKVCache(2, 4, 8, torch.device("cpu"))
+    cache.allocate(3, 64)
+    cache.keys[0][1, 2, 3, 4] = 5.0
+    cache.values[1][2, 1, 10, 7] = 6.0
+    cache.grow(130)
+    assert cache.capacity == 192 and all(t.data_ptr() % 4096 == 0 for t in cache.keys + cache.values)
+    assert float(cache.keys[0][1, 2, 3, 4]) == 5.0 and float(cache.keys[0].abs().sum()) == 5.0
+    cache.compact(torch.tensor([2]))
+    assert float(cache.values[1][0, 1, 10, 7]) == 6.0 and float(cache.values[1].abs().sum()) == 6.0
