@@ -15,6 +15,7 @@ from torch import Tensor
 
 from renderer.backends.base import Candidates, PrefillBatch, StepInputs, VocodeItem
 from renderer.engine.gpt import BatchedGPT
+from renderer.engine.step_attention import store_position
 from renderer.errors import BackendUnavailableError
 from renderer.memory import advise_huge_pages, mapped_zeros
 
@@ -115,11 +116,10 @@ class TorchKVCache:
             self.values[i][:, :, :t].index_copy_(0, slots, values[i].to(self.dtype))
 
     def write_position(self, positions: Tensor, keys: list[Tensor], values: list[Tensor]) -> None:
-        """keys[l]/values[l] [B,H,hd] written at each row's own position ``positions`` [B]."""
-        rows = torch.arange(self.slots, device=self.device)
+        """keys[l]/values[l] [B,H,hd] written at each row's own position ``positions`` [B] (backends whose
+        step graphs return the new K/V; the torch backend's step stores them itself)."""
         for i in range(self.n_layer):
-            self.keys[i][rows, :, :, positions] = keys[i].to(self.dtype)
-            self.values[i][rows, :, positions, :] = values[i].to(self.dtype)
+            store_position(self.keys[i], self.values[i], positions, keys[i], values[i])
 
 
 class TorchBackend:
@@ -181,11 +181,10 @@ class TorchBackend:
     def step(self, inputs: StepInputs, return_logits: bool = False) -> Candidates:
         self.ensure_capacity(int(inputs.cache_lens.max()) + 1)
         lens = self._t(inputs.cache_lens)
-        vals, idx, lse, new_k, new_v, logits = self._step_fn(
+        vals, idx, lse, _new_k, _new_v, logits = self._step_fn(
             self._t(inputs.tokens), self._t(inputs.positions), lens, self._t(inputs.presence),
             self._t(inputs.penalty), self._t(inputs.eos_block), self.cache.keys, self.cache.values,
-            return_logits)
-        self.cache.write_position(lens, new_k, new_v)
+            return_logits, store_new=True)  # the step writes its new K/V into the cache itself
         return self._out(vals, idx, lse, logits)
 
     # ------------------------------------------------------------------ SoVITS

@@ -275,14 +275,16 @@ class BatchedGPT(nn.Module):
 
     # ----------------------------------------------------------------------------------- step
     def step(self, tokens: Tensor, positions: Tensor, cache_lens: Tensor, presence: Tensor, penalty: Tensor,
-             eos_block: Tensor, past_keys: list[Tensor], past_values: list[Tensor], return_logits: bool = False
-             ) -> tuple[Tensor, Tensor, Tensor, list[Tensor], list[Tensor], Tensor | None]:
+             eos_block: Tensor, past_keys: list[Tensor], past_values: list[Tensor], return_logits: bool = False,
+             store_new: bool = False) -> tuple[Tensor, Tensor, Tensor, list[Tensor], list[Tensor], Tensor | None]:
         """One token for every slot.
 
         tokens [B] int64 (last token of each row), positions [B] int64 (semantic sine position of that
         token = Ly + step), cache_lens [B] int64 (valid cache entries; the new K/V go there),
         past_keys[l] [B,H,hd,cap], past_values[l] [B,H,cap,hd]. Returns (values [B,K], indices [B,K],
         lse [B], new keys per layer [B,H,hd], new values per layer [B,H,hd], raw logits or None).
+        ``store_new`` also writes the new keys/values into the caches at ``cache_lens`` (the in-place cache
+        of the torch backend; exported graphs return them instead).
         """
         x = self.ar_audio_embedding.word_embeddings(tokens)
         x = (x + self.ar_audio_position.alpha * self.pe[positions]).unsqueeze(1)  # [B, 1, d]
@@ -298,7 +300,8 @@ class BatchedGPT(nn.Module):
             q, k, v = lin(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
             q, k, v = self._heads(q), self._heads(k), self._heads(v)  # [B, H, 1, hd]
             # cache + new token in one softmax; a fused CPU kernel where available (see step_attention)
-            out = step_attention(q, k, v, past_keys[i], past_values[i], cache_lens, mask, scale)  # [B,H,1,hd]
+            out = step_attention(q, k, v, past_keys[i], past_values[i], cache_lens, mask, scale,
+                                 store=store_new)  # [B, H, 1, hd]
             x = layer.norm1(x + lin(self._merge(out), attn.out_proj.weight, attn.out_proj.bias))
             x = layer.ffn_block(x)
             new_keys.append(k.squeeze(2))

@@ -57,15 +57,29 @@ _kernel_error: str | None = None  # why it could not be built (numba missing, ..
 
 # --------------------------------------------------------------------------------------- public API
 def step_attention(q: Tensor, k_new: Tensor, v_new: Tensor, past_keys: Tensor, past_values: Tensor,
-                   cache_lens: Tensor, mask: Tensor, scale: float) -> Tensor:
+                   cache_lens: Tensor, mask: Tensor, scale: float, store: bool = False) -> Tensor:
     """Attention of one new token per row over its cache and itself; returns [B, H, 1, hd] in q's dtype.
 
     q, k_new, v_new [B, H, 1, hd]; past_keys [B, H, hd, cap]; past_values [B, H, cap, hd]; cache_lens [B];
     mask [B, 1, 1, cap] additive (0 / -inf, equal to ``arange(cap) >= cache_lens``), used by the torch path.
+    ``store``: also write k_new / v_new into the cache at position cache_lens[b] (the kernel does it while
+    it holds that row; every cache_lens[b] must be < cap).
     """
     if _use_kernel(q, past_keys, past_values, cache_lens):
-        return _kernel_attention(q, k_new, v_new, past_keys, past_values, cache_lens, scale)
-    return torch_step_attention(q, k_new, v_new, past_keys, past_values, mask, scale)
+        return _kernel_attention(q, k_new, v_new, past_keys, past_values, cache_lens, scale, store)
+    out = torch_step_attention(q, k_new, v_new, past_keys, past_values, mask, scale)
+    if store:
+        store_position(past_keys, past_values, cache_lens, k_new.squeeze(2), v_new.squeeze(2))
+    return out
+
+
+def store_position(past_keys: Tensor, past_values: Tensor, positions: Tensor, k_new: Tensor,
+                   v_new: Tensor) -> None:
+    """past_keys[b, :, :, positions[b]] = k_new[b] and past_values[b, :, positions[b]] = v_new[b] (k_new,
+    v_new [B, H, hd]), cast to the cache's dtype."""
+    rows = torch.arange(past_keys.shape[0], device=past_keys.device)
+    past_keys[rows, :, :, positions] = k_new.to(past_keys.dtype)
+    past_values[rows, :, positions, :] = v_new.to(past_values.dtype)
 
 
 def torch_step_attention(q: Tensor, k_new: Tensor, v_new: Tensor, past_keys: Tensor, past_values: Tensor,
@@ -139,7 +153,7 @@ def _as_numpy(t: Tensor) -> np.ndarray:
 
 
 def _kernel_attention(q: Tensor, k_new: Tensor, v_new: Tensor, past_keys: Tensor, past_values: Tensor,
-                      cache_lens: Tensor, scale: float) -> Tensor:
+                      cache_lens: Tensor, scale: float, store: bool = False) -> Tensor:
     """Run the compiled kernel on ``torch.get_num_threads()`` threads; returns [B, H, 1, hd] float32."""
     runner = _get_kernel()
     if runner is None:
@@ -150,7 +164,7 @@ def _kernel_attention(q: Tensor, k_new: Tensor, v_new: Tensor, past_keys: Tensor
               v_new.detach().reshape(b, h, hd).to(torch.float32).contiguous(),
               past_keys.detach(), past_values.detach(), cache_lens.detach().to(torch.int64).contiguous()]
     out = torch.empty(b, h, 1, hd, dtype=torch.float32)
-    runner.run([_as_numpy(t) for t in arrays], out.view(b, h, hd).numpy(), torch.get_num_threads())
+    runner.run([_as_numpy(t) for t in arrays], out.view(b, h, hd).numpy(), torch.get_num_threads(), store)
     return out
 
 
@@ -169,20 +183,22 @@ class _Runner:
         self._block = np.zeros(kernels.N_SLOTS, dtype=np.int64)
         self._bodies: dict[str, int] = {}
 
-    def run(self, arrays: list[np.ndarray], out: np.ndarray, threads: int) -> None:
+    def run(self, arrays: list[np.ndarray], out: np.ndarray, threads: int, store: bool = False) -> None:
         """arrays = q, k_new, v_new, keys, values, lens, shaped as for
-        :func:`renderer.engine.step_attention_kernel.attend_range`; fills out [B, H, hd]."""
+        :func:`renderer.engine.step_attention_kernel.attend_range`; fills out [B, H, hd] (and, with
+        ``store``, the cache at each row's position lens[b])."""
         q, k_new, v_new, keys, values, lens = arrays
         b, h, hd = q.shape
         threads = max(1, threads)
         chunk = max(1, min(16, b * h // (8 * threads)))  # a few items per grab; small enough to balance
         if not self.use_torch_pool:
             _set_numba_threads(threads)
-            self.k.attend_parallel(q, k_new, v_new, keys, values, lens, out, chunk)
+            self.k.attend_parallel(q, k_new, v_new, keys, values, lens, out, chunk, store)
             return
         k = self.k
         block = self._block.copy()  # per call: the counter is mutated by the workers
-        block[[k.SLOT_CHUNK, k.SLOT_B, k.SLOT_H, k.SLOT_HD, k.SLOT_CAP]] = chunk, b, h, hd, keys.shape[3]
+        block[[k.SLOT_CHUNK, k.SLOT_B, k.SLOT_H, k.SLOT_HD, k.SLOT_CAP, k.SLOT_STORE]] = (
+            chunk, b, h, hd, keys.shape[3], int(store))
         for slot, array in ((k.SLOT_Q, q), (k.SLOT_KNEW, k_new), (k.SLOT_VNEW, v_new), (k.SLOT_KEYS, keys),
                             (k.SLOT_VALUES, values), (k.SLOT_LENS, lens), (k.SLOT_OUT, out)):
             block[slot] = array.ctypes.data

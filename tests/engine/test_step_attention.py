@@ -85,6 +85,27 @@ def test_bf16_kernel_matches_fp32_math_on_the_same_bits(kernel: str, case: str) 
     torch.testing.assert_close(got, _torch(x), rtol=2e-2, atol=2e-2)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_kernel_stores_the_new_token_like_the_torch_path(kernel: str, dtype: torch.dtype) -> None:
+    """``store=True``: the kernel writes k_new / v_new at each row's position, rounded to the cache's dtype
+    exactly as torch's cast does (bf16: nearest even), and touches nothing else."""
+    lens, cap = [0, 1, 50, 63, 17], 64
+    x = _inputs(lens, cap, dtype, seed=2)
+    x["k_new"][1, 2, 0, :4] = torch.tensor([1.00390625, 1.01171875, 1.0 + 2.0**-8 + 2.0**-20, -3.0e38])  # ties, big
+    by_kernel = {name: x[name].clone() for name in ("past_keys", "past_values")}
+    out = sa._kernel_attention(x["q"], x["k_new"], x["v_new"], by_kernel["past_keys"], by_kernel["past_values"],
+                               x["cache_lens"], SCALE, True)
+    by_torch = {name: x[name].clone() for name in ("past_keys", "past_values")}
+    sa.store_position(by_torch["past_keys"], by_torch["past_values"], x["cache_lens"], x["k_new"].squeeze(2),
+                      x["v_new"].squeeze(2))
+    for name in by_kernel:
+        assert torch.equal(by_kernel[name].view(torch.int16 if dtype == torch.bfloat16 else torch.int32),
+                           by_torch[name].view(torch.int16 if dtype == torch.bfloat16 else torch.int32))
+        assert not torch.equal(by_kernel[name], x[name])  # it did write
+    assert torch.equal(by_kernel["past_keys"][3, :, :, 63], x["k_new"][3, :, 0].to(dtype))
+    assert torch.equal(out, _kernel(x))  # storing does not change the result
+
+
 def test_garbage_past_the_length_is_never_read(kernel: str) -> None:
     x = _inputs([5, 20], 32, torch.float32)
     before = _kernel(x)
