@@ -7,11 +7,13 @@ __version__ = "0.1.0"
 
 import os as _os
 
-# oneDNN caches every convolution primitive it creates (default: 1024), with its scratchpad and reordered
-# weights. Every chunk has its own length, so the vocoder creates new primitives for every chunk and the
-# cache grew by ~35 MB per chunk shape (+480 MB after 14 chunks). 256 entries bound it with no measured
-# slowdown (vocoder RTF 0.343 vs 0.348); oneDNN reads the variable when it creates its first primitive.
-_os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "256")
+# oneDNN caches every convolution primitive it creates (with its JIT code and scratchpad; ~0.8 MB each
+# here). The vocoder pads chunk lengths to buckets of 16 tokens (renderer/engine/vocoder.py), and each
+# bucket needs ~85 primitives, so a chapter's 7 buckets need ~600: with 256 entries the cache evicted
+# every one before its next use (vocoder RTF 0.359 vs 0.267 over 17 chunks seen before, chapter RTF 0.543
+# vs 0.495 with 1024). 1024 (oneDNN's default) keeps ~12 buckets and bounds the cache near 0.8 GB (+640 MB
+# measured over a chapter; fp32 chapter peak 2.94 GB). oneDNN reads the variable at its first primitive.
+_os.environ.setdefault("ONEDNN_PRIMITIVE_CACHE_CAPACITY", "1024")
 
 # RENDER_MMAP_THRESHOLD_MB=4 gives every block of >= 4 MB its own mmap, so memory freed by one chunk's
 # shapes is returned: it bounds a worker at ~2.3 GB but made the fp32 chapter 35 % slower (page faults),
