@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 import time
+from pathlib import Path
+from typing import Any
 
+import pytest
 import torch
 from click.testing import CliRunner
 
@@ -61,3 +66,34 @@ def test_rss_peak_sees_a_short_allocation() -> None:
         time.sleep(0.1)
         del block
     assert busy.peak_mb > idle.peak_mb + 150
+
+
+def test_chapter_stage_runs_in_a_fresh_process(monkeypatch: Any, tmp_path: Path) -> None:
+    """The child gets a command line `render bench` accepts and its chapter figure comes back whole;
+    a failing child is an error that shows its stderr."""
+    import click
+
+    import jobs.cli.bench as bench_cli
+
+    seen: list[list[str]] = []
+    child = {"figures": [{"name": "chapter_rtf", "unit": "RTF", "median": 0.5, "min": 0.4, "max": 0.6, "runs": 3,
+                          "peak_rss_mb": 2900.0, "batch_size": 32}]}
+
+    def fake_run(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        seen.append(command)
+        return subprocess.CompletedProcess(command, 0, stdout=json.dumps(child), stderr="")
+
+    monkeypatch.setattr(bench_cli.subprocess, "run", fake_run)
+    fig = bench_cli.chapter_in_fresh_process("torch", "cpu", "bf16", 2, 3, tmp_path, "auto")
+    assert (fig.name, fig.median, fig.low, fig.high) == ("chapter_rtf", 0.5, 0.4, 0.6)
+    assert fig.extra == {"peak_rss_mb": 2900.0, "batch_size": 32, "process": "fresh"}
+    args = seen[0][seen[0].index("bench") + 1:]
+    params = bench_cli.bench.make_context("bench", list(args)).params  # every option exists and parses
+    assert params["stages"] == "chapter" and params["precision"] == "bf16" and params["as_json"]
+
+    def failing(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        return subprocess.CompletedProcess(command, 1, stdout="", stderr="MemoryError: out of memory")
+
+    monkeypatch.setattr(bench_cli.subprocess, "run", failing)
+    with pytest.raises(click.ClickException, match="out of memory"):
+        bench_cli.chapter_in_fresh_process("torch", "cpu", "fp32", 2, 3, tmp_path, "auto")
