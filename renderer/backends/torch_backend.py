@@ -110,10 +110,14 @@ class TorchKVCache:
 
     def write_rows(self, slots: Tensor, keys: list[Tensor], values: list[Tensor]) -> None:
         """keys[l] [b,H,hd,T], values[l] [b,H,T,hd] into rows ``slots`` at positions 0..T-1."""
-        t = keys[0].shape[3]
         for i in range(self.n_layer):
-            self.keys[i][..., :t].index_copy_(0, slots, keys[i].to(self.dtype))
-            self.values[i][:, :, :t].index_copy_(0, slots, values[i].to(self.dtype))
+            self.write_layer_rows(i, slots, keys[i], values[i])
+
+    def write_layer_rows(self, layer: int, slots: Tensor, keys: Tensor, values: Tensor) -> None:
+        """One layer's keys [b,H,hd,T] and values [b,H,T,hd] (any strides) into rows ``slots``, positions 0..T-1."""
+        t = keys.shape[3]
+        self.keys[layer][..., :t].index_copy_(0, slots, keys.to(self.dtype))
+        self.values[layer][:, :, :t].index_copy_(0, slots, values.to(self.dtype))
 
     def write_position(self, positions: Tensor, keys: list[Tensor], values: list[Tensor]) -> None:
         """keys[l]/values[l] [B,H,hd] written at each row's own position ``positions`` [B] (backends whose
@@ -171,10 +175,11 @@ class TorchBackend:
     @torch.inference_mode()
     def prefill(self, slots: np.ndarray, batch: PrefillBatch, return_logits: bool = False) -> Candidates:
         self.ensure_capacity(batch.total_len)
-        vals, idx, lse, keys, values, logits = self.gpt.prefill(
+        rows = self._t(slots.astype(np.int64))
+        vals, idx, lse, _keys, _values, logits = self.gpt.prefill(
             self._t(batch.phone_ids), self._t(batch.bert), self._t(batch.text_lens), self._t(batch.prompt),
-            self._t(batch.presence), self._t(batch.penalty), self._t(batch.eos_block), return_logits)
-        self.cache.write_rows(self._t(slots.astype(np.int64)), keys, values)
+            self._t(batch.presence), self._t(batch.penalty), self._t(batch.eos_block), return_logits,
+            store=lambda layer, keys, values: self.cache.write_layer_rows(layer, rows, keys, values))
         return self._out(vals, idx, lse, logits)
 
     @torch.inference_mode()

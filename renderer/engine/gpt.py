@@ -22,6 +22,7 @@ per-row presence mask, EOS masked while ``eos_block``), plus their log-sum-exp (
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -243,7 +244,8 @@ class BatchedGPT(nn.Module):
         return allowed.unsqueeze(1)
 
     def prefill(self, phone_ids: Tensor, bert: Tensor, text_lens: Tensor, prompt: Tensor, presence: Tensor,
-                penalty: Tensor, eos_block: Tensor, return_logits: bool = False
+                penalty: Tensor, eos_block: Tensor, return_logits: bool = False,
+                store: Callable[[int, Tensor, Tensor], None] | None = None
                 ) -> tuple[Tensor, Tensor, Tensor, list[Tensor], list[Tensor], Tensor | None]:
         """First pass over b rows.
 
@@ -251,6 +253,9 @@ class BatchedGPT(nn.Module):
         text_lens [b] int64, prompt [b, Y] int64 (Y may be 0), presence [b, V], penalty [b], eos_block [b].
         Returns (values [b,K], indices [b,K], lse [b], keys per layer [b,H,hd,T], values per layer
         [b,H,T,hd], raw logits [b,V] or None); T = X + Y, valid length of row i = text_lens[i] + Y.
+        ``store(layer, keys [b,H,hd,T] (a transposed view), values [b,H,T,hd])`` takes each layer's K/V as
+        soon as it exists, and the returned lists stay empty: an in-place cache then never holds all
+        layers twice (8 rows x 260 positions are 200 MB in fp32).
         """
         y_len = prompt.shape[1]
         h = self.embed_prefill(phone_ids, bert, text_lens, prompt)
@@ -259,15 +264,18 @@ class BatchedGPT(nn.Module):
         scale = 1.0 / math.sqrt(self.dims.head_dim)
         keys: list[Tensor] = []
         values: list[Tensor] = []
-        for layer in self.layers():
+        for i, layer in enumerate(self.layers()):
             attn = layer.self_attn
             q, k, v = lin(h, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
             q, k, v = self._heads(q), self._heads(k), self._heads(v)
             out = self._merge(_prefill_attention(q, k, v, mask, scale))
             h = layer.norm1(h + lin(out, attn.out_proj.weight, attn.out_proj.bias))
             h = layer.ffn_block(h)
-            keys.append(k.transpose(2, 3).contiguous())  # [b, H, hd, T]
-            values.append(v.contiguous())
+            if store is not None:
+                store(i, k.transpose(2, 3), v)
+            else:
+                keys.append(k.transpose(2, 3).contiguous())  # [b, H, hd, T]
+                values.append(v.contiguous())
         last = (text_lens + y_len - 1).view(-1, 1, 1).expand(-1, 1, self.dims.d_model)
         logits = lin(torch.gather(h, 1, last).squeeze(1), self.ar_predict_layer.weight, None)
         vals, idx, lse = self._candidates(logits, presence, penalty, eos_block)
