@@ -205,3 +205,33 @@ def test_cache_grows_and_compacts_layer_by_layer_and_frees() -> None:
         assert bool((cache.keys[i][..., 5:] == 0).all())
     cache.free()
     assert cache.keys == [] and cache.slots == 0 and cache.capacity == 0
+
+
+def test_prefill_store_fills_the_cache_like_the_returned_lists(batched_gpt) -> None:
+    """The backend's prefill hands K/V to the cache layer by layer (``store``); the cache must hold exactly
+    what the returned lists (the exported graphs' outputs) hold, in the given rows only."""
+    import torch
+
+    from renderer.backends.torch_backend import TorchKVCache
+
+    d = batched_gpt.dims
+    g = torch.Generator().manual_seed(3)
+    b, x, y = 3, 7, 5
+    args = (torch.randint(1, 300, (b, x), generator=g), torch.randn(b, 1024, x, generator=g),
+            torch.tensor([7, 4, 6]), torch.randint(0, 1024, (b, y), generator=g), torch.zeros(b, d.vocab_size),
+            torch.full((b,), 1.35), torch.ones(b))
+    rows = torch.tensor([4, 0, 2])
+    stored = TorchKVCache(d.n_layer, d.n_head, d.head_dim, torch.device("cpu"))
+    listed = TorchKVCache(d.n_layer, d.n_head, d.head_dim, torch.device("cpu"))
+    for cache in (stored, listed):
+        cache.allocate(5, 64)
+    with torch.inference_mode():
+        out_s = batched_gpt.prefill(*args, store=lambda i, k, v: stored.write_layer_rows(i, rows, k, v))
+        out_l = batched_gpt.prefill(*args)
+    listed.write_rows(rows, out_l[3], out_l[4])
+    assert out_s[3] == [] and out_s[4] == [] and len(out_l[3]) == d.n_layer
+    torch.testing.assert_close(out_s[0], out_l[0], rtol=0, atol=0)
+    for a, c in zip(stored.keys + stored.values, listed.keys + listed.values, strict=True):
+        assert torch.equal(a, c)
+    assert float(stored.keys[0][[1, 3]].abs().sum()) == 0.0  # rows not prefilled stay empty
+    assert float(stored.keys[-1][4, :, :, : x + y].abs().sum()) > 0.0
