@@ -112,7 +112,9 @@ class WorkerReport:
 def is_out_of_memory(exc: BaseException) -> bool:
     if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
         return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+    # CUDA says "out of memory"; torch's CPU allocator "can't allocate memory"
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
 
 
 def process_start_time(pid: int | None = None) -> float:

@@ -97,8 +97,12 @@ def mapped_zeros(shape: tuple[int, ...], dtype: Any) -> Any:
     size = count * torch.empty((), dtype=dtype).element_size()
     if size == 0:
         return torch.zeros(shape, dtype=dtype)
+    try:
+        mapping = mmap.mmap(-1, size)
+    except OSError as exc:  # ENOMEM: reported like any failed allocation, so callers can shrink the batch
+        raise MemoryError(f"cannot map {size / 2**20:.0f} MB for a buffer of shape {tuple(shape)}: {exc}") from exc
     # the tensor's storage holds the mmap object (and so the mapping) for as long as any view lives
-    return torch.frombuffer(mmap.mmap(-1, size), dtype=dtype, count=count).view(shape)
+    return torch.frombuffer(mapping, dtype=dtype, count=count).view(shape)
 
 
 #: Transparent huge pages are 2 MB on x86-64 and arm64 (4 KB base pages).

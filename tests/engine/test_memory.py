@@ -99,6 +99,20 @@ def test_mapped_zeros_is_its_own_mapping_and_goes_back_when_freed() -> None:
     assert mapped_zeros((0, 4), torch.float32).shape == (0, 4)
 
 
+def test_mapped_zeros_that_cannot_be_mapped_is_a_memory_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker halves its batch on MemoryError; ENOMEM from mmap must not look like a disk error."""
+    import mmap
+
+    import renderer.memory as memory
+
+    def refuse(*args: object, **kwargs: object) -> mmap.mmap:
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(memory.mmap, "mmap", refuse)
+    with pytest.raises(MemoryError, match="cannot map 64 MB"):
+        mapped_zeros((16, 2**20), torch.float32)
+
+
 def test_kv_cache_buffers_are_mapped_and_zeroed() -> None:
     cache = TorchKVCache(2, 4, 8, torch.device("cpu"))
     cache.allocate(3, 64)

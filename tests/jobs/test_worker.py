@@ -82,6 +82,9 @@ def test_out_of_memory_retries_with_smaller_batches(store: Store, tmp_path: Path
     assert store.counts()["failed"] == 0 and store.counts()["done"] == len(store.chunk_rows())
     assert worker.batch_size <= 2 and report.done == len(store.chunk_rows())
     assert is_out_of_memory(RuntimeError("CUDA out of memory. Tried to allocate 2 GiB"))
+    assert is_out_of_memory(RuntimeError("[enforce fail at alloc_cpu.cpp:117] . DefaultCPUAllocator: can't "
+                                         "allocate memory: you tried to allocate 4294967296 bytes."))
+    assert not is_out_of_memory(RuntimeError("shape mismatch")) and not is_out_of_memory(OSError(28, "No space"))
 
 
 def test_disk_full_releases_chunks_with_a_clear_error_and_rerun_completes(store: Store, tmp_path: Path) -> None:
