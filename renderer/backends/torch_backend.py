@@ -131,8 +131,7 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, gpt: BatchedGPT, vocoder: Any = None, device: str = "cpu",
-                 compile_step: bool = False) -> None:
+    def __init__(self, gpt: BatchedGPT, vocoder: Any = None, device: str = "cpu") -> None:
         self.torch_device = resolve_device(device)
         self.device = str(self.torch_device)
         self.gpt = gpt.to(self.torch_device).eval()
@@ -145,7 +144,6 @@ class TorchBackend:
         self.eos = gpt.dims.eos
         d = gpt.dims
         self.cache = TorchKVCache(d.n_layer, d.n_head, d.head_dim, self.torch_device, dtype=gpt.weight_dtype)
-        self._step_fn = torch.compile(gpt.step, dynamic=True) if compile_step else gpt.step
         self.precision = "fp32" if gpt.weight_dtype == torch.float32 else str(gpt.weight_dtype).split(".")[-1]
         self.precision_report: dict[str, Any] = {}
 
@@ -186,7 +184,7 @@ class TorchBackend:
     def step(self, inputs: StepInputs, return_logits: bool = False) -> Candidates:
         self.ensure_capacity(int(inputs.cache_lens.max()) + 1)
         lens = self._t(inputs.cache_lens)
-        vals, idx, lse, _new_k, _new_v, logits = self._step_fn(
+        vals, idx, lse, _new_k, _new_v, logits = self.gpt.step(
             self._t(inputs.tokens), self._t(inputs.positions), lens, self._t(inputs.presence),
             self._t(inputs.penalty), self._t(inputs.eos_block), self.cache.keys, self.cache.values,
             return_logits, store_new=True)  # the step writes its new K/V into the cache itself
