@@ -24,6 +24,7 @@ from typing import Any
 import psutil
 
 from renderer.env import env_flag
+from renderer.rounding import round_up
 
 #: Trim once resident memory has grown this much since the last trim.
 TRIM_GROWTH_BYTES = 512 * 2**20
@@ -94,7 +95,7 @@ def mapped_zeros(shape: tuple[int, ...], dtype: Any) -> Any:
     import torch
 
     count = math.prod(shape)
-    size = count * torch.empty((), dtype=dtype).element_size()
+    size = count * dtype.itemsize
     if size == 0:
         return torch.zeros(shape, dtype=dtype)
     try:
@@ -138,7 +139,7 @@ def advise_huge_pages(tensor: Any) -> bool:
         return False
     start = tensor.data_ptr()
     end = start + tensor.numel() * tensor.element_size()
-    first = -(-start // HUGE_PAGE_BYTES) * HUGE_PAGE_BYTES
+    first = round_up(start, HUGE_PAGE_BYTES)
     last = end // HUGE_PAGE_BYTES * HUGE_PAGE_BYTES
     if last <= first:
         return False

@@ -18,6 +18,7 @@ from renderer.engine.gpt import BatchedGPT
 from renderer.engine.step_attention import store_position
 from renderer.errors import BackendUnavailableError
 from renderer.memory import advise_huge_pages, mapped_zeros
+from renderer.rounding import round_up
 
 
 def resolve_device(device: str) -> torch.device:
@@ -74,7 +75,7 @@ class TorchKVCache:
         reads every cache position: a tight cache is cheaper than the occasional copy (one copy per
         ``CAPACITY_STEP`` decode steps). Only the caller that knows every live row's length may shrink.
         """
-        target = -(-max(needed, 1) // CAPACITY_STEP) * CAPACITY_STEP
+        target = round_up(max(needed, 1), CAPACITY_STEP)
         if needed <= self.capacity and (not allow_shrink or self.capacity - target < SHRINK_SLACK):
             return False
         keep = min(self.capacity, target)

@@ -24,6 +24,7 @@ import torch
 from renderer.backends.base import Backend, PrefillBatch, StepInputs
 from renderer.engine.options import SamplingOptions
 from renderer.engine.sampling import MIN_STEPS_BEFORE_EOS, sample_candidates
+from renderer.rounding import round_up
 
 #: Rows per prefill call (more rows are prefilled in several calls).
 PREFILL_MAX_ROWS = 8
@@ -118,7 +119,7 @@ class BatchDecoder:
         slots = min(self.n_slots, len(waiting))
         self._allocate_state(slots)
         first = max(len(r.phone_ids) for r in waiting[:slots]) + len(self.prompt)
-        self.backend.start(slots, _round_up(first + 1, 64))
+        self.backend.start(slots, round_up(first + 1, 64))
         while waiting or any(r is not None for r in self.rows):
             free = [s for s, r in enumerate(self.rows) if r is None]
             if free and waiting:
@@ -246,7 +247,3 @@ class BatchDecoder:
         self.cache_lens[slot] = 0
         self.presence[slot] = 0.0
         self.eos_block[slot] = 1.0
-
-
-def _round_up(value: int, multiple: int) -> int:
-    return (value + multiple - 1) // multiple * multiple

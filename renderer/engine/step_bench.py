@@ -21,6 +21,7 @@ import torch
 
 import renderer.engine.gpt as gpt_module
 import renderer.engine.step_attention as attention
+from renderer.rounding import round_up
 
 
 def _timed_attention(total: list[float]) -> Callable[..., Any]:
@@ -53,7 +54,7 @@ def main(argv: list[str] | None = None) -> None:
         gpt.cast_linears(dtype)
     gpt.pack_linears()  # as the torch backend does on CPU (RENDER_PACKED_LINEAR=0: plain weights)
     d, b = gpt.dims, args.batch
-    cap = -(-(args.positions + 1) // 64) * 64
+    cap = round_up(args.positions + 1, 64)
     gen = torch.Generator().manual_seed(0)
     keys = [torch.randn(b, d.n_head, d.head_dim, cap, generator=gen).to(dtype) for _ in range(d.n_layer)]
     values = [torch.randn(b, d.n_head, cap, d.head_dim, generator=gen).to(dtype) for _ in range(d.n_layer)]

@@ -16,6 +16,7 @@ from torch import Tensor
 
 from renderer.backends.base import VocodeItem
 from renderer.memory import release_if_grown
+from renderer.rounding import round_up
 
 
 def frames_for(n_tokens: int, speed: float) -> int:
@@ -35,11 +36,6 @@ def bucket_tokens() -> int:
     ≈ 3e-6), the same guarantee as batching chunks of different lengths together."""
     raw = os.environ.get("RENDER_VOCODER_BUCKET", "").strip()
     return int(raw) if raw.isdigit() else BUCKET_TOKENS
-
-
-def padded_length(n: int, step: int) -> int:
-    """``n`` rounded up to a multiple of ``step`` (``step`` <= 1: unchanged)."""
-    return n if step <= 1 else -(-n // step) * step
 
 
 def length_groups(lengths: list[int], max_batch: int, max_pad_ratio: float = 1.3) -> list[list[int]]:
@@ -106,8 +102,8 @@ class TorchVocoder:
                       seeds: list[int]) -> list[np.ndarray]:
         b = len(items)
         step = bucket_tokens()
-        t_max = padded_length(max(len(it.tokens) for it in items), step)
-        n_max = padded_length(max(len(it.phone_ids) for it in items), step)
+        t_max = round_up(max(len(it.tokens) for it in items), step)
+        n_max = round_up(max(len(it.phone_ids) for it in items), step)
         codes = torch.zeros(b, t_max, dtype=torch.long)
         phones = torch.zeros(b, n_max, dtype=torch.long)
         f_max = frames_for(t_max, speed)
