@@ -26,6 +26,9 @@ import psutil
 from renderer.env import env_flag
 from renderer.rounding import round_up
 
+#: Transparent huge pages are 2 MB on x86-64 and arm64 (4 KB base pages).
+HUGE_PAGE_BYTES = 2 * 2**20
+
 #: Trim once resident memory has grown this much since the last trim.
 TRIM_GROWTH_BYTES = 512 * 2**20
 
@@ -91,6 +94,10 @@ def mapped_zeros(shape: tuple[int, ...], dtype: Any) -> Any:
     second fp32 chapter at batch 32 peaked ~1.7 GB above the first. A mapping of its own goes back to
     the OS at once and never raises the threshold. Fresh mappings read as zeros, so nothing is written
     until the buffer is used.
+
+    Buffers of at least one huge page start on a huge-page boundary (the mapping is up to 2 MB larger;
+    the unused head is address space only, never touched), so :func:`advise_huge_pages` can cover all of
+    them rather than only the whole 2 MB pages that happen to lie inside.
     """
     import torch
 
@@ -98,16 +105,19 @@ def mapped_zeros(shape: tuple[int, ...], dtype: Any) -> Any:
     size = count * dtype.itemsize
     if size == 0:
         return torch.zeros(shape, dtype=dtype)
+    slack = HUGE_PAGE_BYTES - mmap.PAGESIZE if size >= HUGE_PAGE_BYTES else 0
     try:
-        mapping = mmap.mmap(-1, size)
+        mapping = mmap.mmap(-1, size + slack)
     except OSError as exc:  # ENOMEM: reported like any failed allocation, so callers can shrink the batch
         raise MemoryError(f"cannot map {size / 2**20:.0f} MB for a buffer of shape {tuple(shape)}: {exc}") from exc
+    offset = 0
+    if slack:
+        start = ctypes.addressof(ctypes.c_char.from_buffer(mapping))
+        offset = round_up(start, HUGE_PAGE_BYTES) - start
     # the tensor's storage holds the mmap object (and so the mapping) for as long as any view lives
-    return torch.frombuffer(mapping, dtype=dtype, count=count).view(shape)
+    return torch.frombuffer(mapping, dtype=dtype, count=count, offset=offset).view(shape)
 
 
-#: Transparent huge pages are 2 MB on x86-64 and arm64 (4 KB base pages).
-HUGE_PAGE_BYTES = 2 * 2**20
 _MADV_HUGEPAGE = 14
 
 
@@ -122,20 +132,27 @@ def huge_pages_possible() -> bool:
     return "[never]" not in mode and _libc() is not None and hasattr(_libc(), "madvise")
 
 
+def huge_pages_enabled() -> bool:
+    """Whether :func:`advise_huge_pages` asks for huge pages here (offered by the kernel, not turned off)."""
+    return env_flag("RENDER_HUGE_PAGES", True) and huge_pages_possible()
+
+
 def advise_huge_pages(tensor: Any) -> bool:
-    """Ask for transparent huge pages behind a CPU tensor's memory (call before its pages are touched),
-    only when ``RENDER_HUGE_PAGES=1`` (opt-in).
+    """Ask for transparent huge pages behind a CPU tensor's memory (call before its pages are touched);
+    on by default where the kernel offers them, ``RENDER_HUGE_PAGES=0`` turns it off.
 
     The decode step's attention reads every row's whole KV cache once per step, hopping between rows
-    and layers; with 4 KB pages that costs a TLB miss every few cache lines, and in ``madvise`` mode (the
-    common distribution default) torch never asks for huge pages. Measured on the 2-core development
-    machine: the attention over a 64-row fp32 cache took 104 ms per step on 4 KB pages and 87 ms on huge
-    pages. But a chapter re-allocates its cache as it grows and drains, and faulting in (and compacting
-    for) huge pages each time cost more kernel time than the reads gained: chapter RTF 0.596 / 0.613 with
-    them against 0.541 / 0.571 without (sys time 42 s vs 24 s), so it is off by default (BENCHMARKS.md).
+    and layers; with 4 KB pages that costs a TLB miss every few cache lines and stops the hardware
+    prefetcher at every page boundary, and in ``madvise`` mode (the common distribution default) torch
+    never asks for huge pages. Measured on the 2-core development machine: the attention over a 64-row
+    fp32 cache took 104 ms per step on 4 KB pages and 87 ms on huge pages; `render bench` decode at batch
+    64 (fp32, alternating fresh processes) 407 / 423 / 371 tok/s with them against 386 / 357 / 371
+    without. While the cache came from the heap, faulting huge pages in afresh at every growth made
+    whole chapters slower (RTF 0.596 / 0.613 against 0.541 / 0.571); with the cache in mappings of its
+    own (:func:`mapped_zeros`) chapters are even (0.476 / 0.456 with, 0.487 / 0.449 without).
     Only whole 2 MB pages inside the tensor are advised; True if any were.
     """
-    if not env_flag("RENDER_HUGE_PAGES", False) or not huge_pages_possible() or tensor.device.type != "cpu":
+    if not huge_pages_enabled() or tensor.device.type != "cpu":
         return False
     start = tensor.data_ptr()
     end = start + tensor.numel() * tensor.element_size()

@@ -38,7 +38,8 @@ def run_bench(quick: bool, backend: str, device: str, threads: int, batches: lis
     torch.set_num_threads(threads)
     started = time.perf_counter()
     info = machine_info(threads)
-    log(f"machine: {info['cpu']}, {threads} thread(s), load {info['load_average']}")
+    log(f"machine: {info['cpu']}, {threads} thread(s), load {info['load_average']}, "
+        f"KV cache on huge pages: {'yes' if info['kv_huge_pages'] else 'no'}")
     figures: list[Any] = []
     cache = bench_cache_dir(cache_dir)
     voice = bench_voice(cache, log=log)

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 
 from renderer.engine.options import SamplingOptions
+from renderer.memory import huge_pages_enabled
 
 
 @dataclass
@@ -190,7 +191,7 @@ def machine_info(threads: int) -> dict[str, Any]:
         pass
     return {"cpu": model or platform.processor(), "cores": os.cpu_count(), "threads": threads,
             "isa": sorted(f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma")),
-            "torch": torch.__version__, "load_average": os.getloadavg()}
+            "torch": torch.__version__, "load_average": os.getloadavg(), "kv_huge_pages": huge_pages_enabled()}
 
 
 # ------------------------------------------------------------------------------------------ FLOP counts

@@ -10,7 +10,13 @@ import pytest
 import torch
 
 from renderer.backends.torch_backend import TorchKVCache
-from renderer.memory import advise_huge_pages, huge_pages_possible, mapped_zeros, release_free_memory
+from renderer.memory import (
+    HUGE_PAGE_BYTES,
+    advise_huge_pages,
+    huge_pages_possible,
+    mapped_zeros,
+    release_free_memory,
+)
 
 MB = 2**20
 
@@ -54,9 +60,9 @@ def _anon_huge_kb() -> int:
 
 @pytest.mark.skipif(not huge_pages_possible(), reason="the kernel offers no transparent huge pages (THP 'never')")
 def test_kv_cache_asks_for_huge_pages(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("RENDER_HUGE_PAGES", raising=False)
-    assert advise_huge_pages(torch.empty(8 * MB // 4)) is False  # opt-in: off by default
-    monkeypatch.setenv("RENDER_HUGE_PAGES", "1")
+    monkeypatch.setenv("RENDER_HUGE_PAGES", "0")
+    assert advise_huge_pages(mapped_zeros((8 * MB // 4,), torch.float32)) is False  # turned off
+    monkeypatch.delenv("RENDER_HUGE_PAGES", raising=False)  # on by default
     assert advise_huge_pages(torch.empty(1024)) is False  # smaller than one huge page: nothing to advise
     cache = TorchKVCache(2, 4, 8, torch.device("cpu"))
     before = _anon_huge_kb()
@@ -90,6 +96,8 @@ def test_mapped_zeros_is_its_own_mapping_and_goes_back_when_freed() -> None:
     assert buffer.data_ptr() % 4096 == 0  # page-aligned: a mapping, not a heap block
     big = mapped_zeros((16, 2**20), torch.float32)  # 64 MB
     address = big.data_ptr()
+    assert address % HUGE_PAGE_BYTES == 0  # so huge pages can back all of it
+    assert big.is_contiguous() and float(big.abs().sum()) == 0.0
     view = big[3:5]  # a view keeps the mapping alive ...
     del big
     view.fill_(2.0)
