@@ -2,8 +2,10 @@
 
 Figures (each the median of >= 3 timed runs after a warm-up, with min and max):
 * machine peak: fp32 / bf16 / int8 GEMM GFLOP/s (2048^3, 1024^3 in quick mode) and memory read GB/s;
-* GPT prefill positions/s and decode tokens/s per batch size. Random weights rarely emit EOS, so every
-  chunk decodes a FIXED number of tokens: rows are teacher-forced with random tokens (sampling still runs);
+* GPT prefill positions/s and decode tokens/s per batch size: ``gpt_decode_bN`` counts the decode steps
+  alone, ``gpt_decode_wall_bN`` the whole decode phase (steps plus the host's per-token sampling, cache
+  growth and compaction, what a worker gets). Random weights rarely emit EOS, so every chunk decodes a
+  FIXED number of tokens: rows are teacher-forced with random tokens (sampling still runs);
 * SoVITS real-time factor (wall seconds / audio seconds) at batch 1 and batched;
 * end-to-end chapter RTF: English text -> chunks -> phones -> GPT -> SoVITS -> joined audio;
 * peak resident memory, and achieved FLOP/s as a fraction of the measured fp32 peak.
