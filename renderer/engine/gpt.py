@@ -82,11 +82,13 @@ def sine_table(n_positions: int, d_model: int) -> Tensor:
     return pe
 
 
-def lin(x: Tensor, weight: Tensor, bias: Tensor | None, relu: bool = False) -> Tensor:
+def lin(x: Tensor, weight: Tensor, bias: Tensor | None, relu: bool = False,
+        keep_weight_dtype: bool = False) -> Tensor:
     """``F.linear`` that also runs reduced-precision weights (activations cast to the weight's dtype for
-    the product and the result back, so LayerNorm, softmax and residuals stay float32), on prepacked
-    oneDNN weights in CPU inference once :meth:`BatchedGPT.pack_linears` ran (see packed_linear)."""
-    return packed_linear.linear(x, weight, bias, relu)
+    the product and the result back, so LayerNorm, softmax and residuals stay float32; not cast back
+    with ``keep_weight_dtype``), on prepacked oneDNN weights in CPU inference once
+    :meth:`BatchedGPT.pack_linears` ran (see packed_linear)."""
+    return packed_linear.linear(x, weight, bias, relu, keep_weight_dtype)
 
 
 def _prefill_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float) -> Tensor:
@@ -113,8 +115,9 @@ class _Layer(nn.Module):
 
     def ffn_block(self, x: Tensor) -> Tensor:
         """Post-norm feed-forward half: LN2(x + W2 relu(W1 x))."""
-        hidden = lin(x, self.linear1.weight, self.linear1.bias, relu=True)
-        return self.norm2(x + lin(hidden, self.linear2.weight, self.linear2.bias))
+        # the hidden layer only feeds linear2: it stays in the weights' dtype (exact, see packed_linear)
+        hidden = lin(x, self.linear1.weight, self.linear1.bias, relu=True, keep_weight_dtype=True)
+        return self.norm2(x + lin(hidden, self.linear2.weight, self.linear2.bias).to(x.dtype))
 
 
 class _Stack(nn.Module):

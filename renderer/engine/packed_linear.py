@@ -100,12 +100,16 @@ def _eager_cpu_inference(x: Tensor) -> bool:
     return not torch.compiler.is_compiling()
 
 
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None, relu: bool = False) -> Tensor:
-    """``F.linear`` (then ReLU when ``relu``) in the weight's dtype, the result in ``x``'s dtype.
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None, relu: bool = False,
+           keep_weight_dtype: bool = False) -> Tensor:
+    """``F.linear`` (then ReLU when ``relu``) in the weight's dtype, the result in ``x``'s dtype (in the
+    weight's dtype with ``keep_weight_dtype``).
 
     x [..., in], weight [out, in], bias [out] or None -> [..., out]. Reduced-precision weights: the
     activations are cast to the weight's dtype for the product and the result back, so LayerNorm,
-    softmax and residuals stay float32.
+    softmax and residuals stay float32. ``keep_weight_dtype`` skips that cast back for a result that
+    only feeds the next product (the FFN's hidden layer): casting bf16/fp16 to float32 and back is
+    exact, so the numbers are the same, minus two copies of the 4d-wide activation per layer.
     """
     packed = packed_weight(weight) if _eager_cpu_inference(x) else None
     if packed is None:
@@ -115,4 +119,4 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None, relu: bool = False) -
     else:
         xin = x if x.dtype == weight.dtype else x.to(weight.dtype)
         y = torch.ops.mkldnn._linear_pointwise(xin.contiguous(), packed, bias, "relu" if relu else "none", [], "")
-    return y if y.dtype == x.dtype else y.to(x.dtype)
+    return y if keep_weight_dtype or y.dtype == x.dtype else y.to(x.dtype)

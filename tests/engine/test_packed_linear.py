@@ -41,6 +41,23 @@ def test_bf16_weights_keep_float32_activations() -> None:
     torch.testing.assert_close(out, expected, atol=1e-2, rtol=1e-2)
 
 
+@pytest.mark.parametrize("packed", [True, False])
+def test_ffn_hidden_layer_kept_in_bf16_gives_the_same_numbers(packed: bool) -> None:
+    """The FFN's hidden layer skips the float32 round trip: bf16 -> float32 -> bf16 is exact, so the
+    second product sees the very same input, packed or plain."""
+    first, second = _layer(48, 96, seed=1).to(torch.bfloat16), _layer(96, 48, seed=2).to(torch.bfloat16)
+    if packed:
+        pl.pack_weights([first.weight, second.weight])
+    x = torch.randn(9, 48)
+    hidden_kept = pl.linear(x, first.weight, first.bias, relu=True, keep_weight_dtype=True)
+    hidden_f32 = pl.linear(x, first.weight, first.bias, relu=True)
+    assert hidden_kept.dtype == torch.bfloat16 and hidden_f32.dtype == torch.float32
+    assert torch.equal(hidden_kept.float(), hidden_f32)
+    out_kept = pl.linear(hidden_kept, second.weight, second.bias)
+    assert out_kept.dtype == torch.bfloat16  # the caller casts where it needs float32 (the residual sum)
+    assert torch.equal(out_kept.float(), pl.linear(hidden_f32, second.weight, second.bias))
+
+
 def test_a_row_does_not_depend_on_the_batch_beside_it() -> None:
     layer = _layer(512, 1024)
     pl.pack_weights([layer.weight])
