@@ -107,7 +107,10 @@ def mapped_zeros(shape: tuple[int, ...], dtype: Any) -> Any:
         return torch.zeros(shape, dtype=dtype)
     slack = HUGE_PAGE_BYTES - mmap.PAGESIZE if size >= HUGE_PAGE_BYTES else 0
     try:
-        mapping = mmap.mmap(-1, size + slack)
+        # private: a shared anonymous mapping (mmap's default) is shmem, which faulted in ~30 % slower here
+        # (0.36 against 0.28 s per GB) and never gets transparent huge pages (those follow
+        # ``shmem_enabled``, typically "never")
+        mapping = mmap.mmap(-1, size + slack, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     except OSError as exc:  # ENOMEM: reported like any failed allocation, so callers can shrink the batch
         raise MemoryError(f"cannot map {size / 2**20:.0f} MB for a buffer of shape {tuple(shape)}: {exc}") from exc
     offset = 0
@@ -134,22 +137,22 @@ def huge_pages_possible() -> bool:
 
 def huge_pages_enabled() -> bool:
     """Whether :func:`advise_huge_pages` asks for huge pages here (offered by the kernel, not turned off)."""
-    return env_flag("RENDER_HUGE_PAGES", True) and huge_pages_possible()
+    return env_flag("RENDER_HUGE_PAGES", False) and huge_pages_possible()
 
 
 def advise_huge_pages(tensor: Any) -> bool:
-    """Ask for transparent huge pages behind a CPU tensor's memory (call before its pages are touched);
-    on by default where the kernel offers them, ``RENDER_HUGE_PAGES=0`` turns it off.
+    """Ask for transparent huge pages behind a CPU tensor's memory (call before its pages are touched),
+    only with ``RENDER_HUGE_PAGES=1`` (opt-in).
 
     The decode step's attention reads every row's whole KV cache once per step, hopping between rows
-    and layers; with 4 KB pages that costs a TLB miss every few cache lines and stops the hardware
-    prefetcher at every page boundary, and in ``madvise`` mode (the common distribution default) torch
-    never asks for huge pages. Measured on the 2-core development machine: the attention over a 64-row
-    fp32 cache took 104 ms per step on 4 KB pages and 87 ms on huge pages; `render bench` decode at batch
-    64 (fp32, alternating fresh processes) 407 / 423 / 371 tok/s with them against 386 / 357 / 371
-    without. While the cache came from the heap, faulting huge pages in afresh at every growth made
-    whole chapters slower (RTF 0.596 / 0.613 against 0.541 / 0.571); with the cache in mappings of its
-    own (:func:`mapped_zeros`) chapters are even (0.476 / 0.456 with, 0.487 / 0.449 without).
+    and layers; with 4 KB pages that costs a TLB miss every few cache lines, and in ``madvise`` mode (the
+    common distribution default) torch never asks for huge pages. Measured on the 2-core development
+    machine: the attention over a 64-row fp32 cache took 104 ms per step on 4 KB pages and 87 ms on huge
+    pages, and `render bench` decode at batch 64 gained ≈ 4 % (376 against 363 tok/s). But the cache is
+    re-allocated as it grows and drains, and faulting huge pages in costs more system time (and, on a
+    fragmented machine, compaction): prefill got slower (786 against 874 positions/s) and whole
+    chapters too (RTF 0.534 against 0.517 with the cache in private mappings; 0.596 / 0.613 against
+    0.541 / 0.571 when it came from the heap), so it stays off by default (BENCHMARKS.md).
     Only whole 2 MB pages inside the tensor are advised; True if any were.
     """
     if not huge_pages_enabled() or tensor.device.type != "cpu":

@@ -51,9 +51,9 @@ class TorchKVCache:
 
     def _zeros(self, *shape: int) -> Tensor:
         """A zeroed buffer. On CPU each is its own memory mapping (renderer.memory.mapped_zeros: the
-        cache's ever-new sizes fragmented the heap by ~1.7 GB per fp32 chapter), on transparent huge pages
-        where the kernel offers them (the step's attention reads faster; ``RENDER_HUGE_PAGES=0`` turns it
-        off; see renderer.memory.advise_huge_pages)."""
+        cache's ever-new sizes fragmented the heap by ~1.7 GB per fp32 chapter), advised to use huge
+        pages with ``RENDER_HUGE_PAGES=1`` (opt-in: the step's attention reads faster, but faulting them
+        in at every re-allocation costs more; see renderer.memory.advise_huge_pages)."""
         if self.device.type != "cpu":
             return torch.zeros(shape, device=self.device, dtype=self.dtype)
         buffer = mapped_zeros(shape, self.dtype)

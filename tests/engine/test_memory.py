@@ -58,34 +58,58 @@ def _anon_huge_kb() -> int:
     return 0
 
 
+def _advised_huge(address: int) -> bool:
+    """Whether the mapping holding ``address`` carries the MADV_HUGEPAGE flag (``hg`` in /proc/self/smaps)."""
+    inside = False
+    with open("/proc/self/smaps", encoding="ascii") as fh:
+        for line in fh:
+            head = line.split()[0]
+            if "-" in head and ":" not in head:
+                low, high = (int(part, 16) for part in head.split("-"))
+                inside = low <= address < high
+            elif inside and line.startswith("VmFlags:"):
+                return "hg" in line.split()[1:]
+    return False
+
+
 @pytest.mark.skipif(not huge_pages_possible(), reason="the kernel offers no transparent huge pages (THP 'never')")
 def test_kv_cache_asks_for_huge_pages(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RENDER_HUGE_PAGES", "0")
-    assert advise_huge_pages(mapped_zeros((8 * MB // 4,), torch.float32)) is False  # turned off
-    monkeypatch.delenv("RENDER_HUGE_PAGES", raising=False)  # on by default
+    monkeypatch.delenv("RENDER_HUGE_PAGES", raising=False)
+    off = mapped_zeros((8 * MB // 4,), torch.float32)
+    assert advise_huge_pages(off) is False and not _advised_huge(off.data_ptr())  # opt-in: off by default
+    monkeypatch.setenv("RENDER_HUGE_PAGES", "1")
     assert advise_huge_pages(torch.empty(1024)) is False  # smaller than one huge page: nothing to advise
     cache = TorchKVCache(2, 4, 8, torch.device("cpu"))
+    cache.allocate(64, 1024)  # 2 x 2 layers x 8 MB, advised as they are made
+    assert all(_advised_huge(t.data_ptr()) for t in cache.keys + cache.values)
     before = _anon_huge_kb()
-    cache.allocate(64, 1024)  # 2 x 2 layers x 8 MB
-    assert advise_huge_pages(cache.keys[0]) is True
+    for t in cache.keys + cache.values:
+        t.fill_(0.0)
     grown = _anon_huge_kb() - before
     # the kernel may be short of free huge pages; when it grants them, they back the cache
     assert grown == 0 or grown >= 2 * 1024
     cache.keys[1][3, 2, 1, 5] = 7.0
     cache.grow(1100)
+    assert all(_advised_huge(t.data_ptr()) for t in cache.keys + cache.values)
     cache.compact(torch.tensor([3, 0]))
     assert cache.keys[1].shape == (2, 4, 8, 1152) and float(cache.keys[1][0, 2, 1, 5]) == 7.0
     assert float(cache.keys[1].abs().sum()) == 7.0  # zeroed everywhere else, including the grown part
 
 
-def _mapped(address: int) -> bool:
-    """Whether ``address`` lies inside one of this process's memory mappings."""
+def _mapping_of(address: int) -> str | None:
+    """The permissions (e.g. ``rw-p``) of this process's memory mapping that holds ``address``, if any."""
     with open("/proc/self/maps", encoding="ascii") as fh:
         for line in fh:
-            low, high = (int(part, 16) for part in line.split()[0].split("-"))
+            fields = line.split()
+            low, high = (int(part, 16) for part in fields[0].split("-"))
             if low <= address < high:
-                return True
-    return False
+                return fields[1]
+    return None
+
+
+def _mapped(address: int) -> bool:
+    """Whether ``address`` lies inside one of this process's memory mappings."""
+    return _mapping_of(address) is not None
 
 
 @pytest.mark.skipif(platform.system() != "Linux", reason="reads /proc/self/maps")
@@ -97,6 +121,8 @@ def test_mapped_zeros_is_its_own_mapping_and_goes_back_when_freed() -> None:
     big = mapped_zeros((16, 2**20), torch.float32)  # 64 MB
     address = big.data_ptr()
     assert address % HUGE_PAGE_BYTES == 0  # so huge pages can back all of it
+    # private: a shared anonymous mapping is shmem, which never gets transparent huge pages
+    assert _mapping_of(address) == "rw-p"
     assert big.is_contiguous() and float(big.abs().sum()) == 0.0
     view = big[3:5]  # a view keeps the mapping alive ...
     del big
