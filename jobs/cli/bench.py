@@ -99,10 +99,9 @@ def chapter_in_fresh_process(backend: str, device: str, precision: str, threads:
     if done.returncode != 0:
         raise click.ClickException(f"the chapter stage failed in its own process (exit {done.returncode}):\n"
                                    + done.stderr[-2000:])
-    data = json.loads(done.stdout)["figures"][0]
-    known = {"name", "unit", "median", "min", "max", "runs"}
-    extra = {k: v for k, v in data.items() if k not in known} | {"process": "fresh"}
-    return Figure(data["name"], data["unit"], data["median"], data["min"], data["max"], data["runs"], extra)
+    fig = Figure.from_dict(json.loads(done.stdout)["figures"][0])
+    fig.extra["process"] = "fresh"
+    return fig
 
 
 def format_table(doc: dict[str, Any]) -> str:

@@ -53,6 +53,18 @@ class Figure:
         return {"name": self.name, "unit": self.unit, "median": self.median, "min": self.low, "max": self.high,
                 "runs": self.runs, **self.extra}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Figure:
+        """The inverse of :meth:`to_dict` (every key beyond the six fixed ones goes back into ``extra``)."""
+        fixed = {"name", "unit", "median", "min", "max", "runs"}
+        return cls(data["name"], data["unit"], data["median"], data["min"], data["max"], data["runs"],
+                   {k: v for k, v in data.items() if k not in fixed})
+
+    @classmethod
+    def from_values(cls, name: str, unit: str, values: list[float], extra: dict[str, Any]) -> Figure:
+        """Median, min and max of values recorded elsewhere (e.g. beside another timed figure)."""
+        return cls(name, unit, float(statistics.median(values)), min(values), max(values), len(values), extra)
+
 
 def measure(fn: Callable[[], float], runs: int = 3, warmup: int = 1) -> tuple[float, float, float]:
     """``fn`` returns a rate (higher is better) or a time; median, min, max of ``runs`` after warm-up."""

@@ -153,15 +153,14 @@ def gpt_figures(engine: Engine, batches: list[int], n_tokens: int, runs: int) ->
                          tokens_per_chunk=n_tokens)
         dec.extra["gflops"] = float(np.median([r.decode_gflops for r in results]))
         dec.extra["peak_rss_mb"] = rss.peak_mb
-        pre = [r.prefill_positions_per_s for r in results]
-        out.append(Figure(f"gpt_prefill_b{batch}", "pos/s", float(np.median(pre)), min(pre), max(pre), len(pre),
-                          {"batch": batch, "positions_per_row": REF_PHONES + TARGET_PHONES + PROMPT_TOKENS,
-                           "gflops": float(np.median([r.prefill_gflops for r in results]))}))
+        out.append(Figure.from_values(f"gpt_prefill_b{batch}", "pos/s", [r.prefill_positions_per_s for r in results],
+                                      {"batch": batch, "positions_per_row": REF_PHONES + TARGET_PHONES + PROMPT_TOKENS,
+                                       "gflops": float(np.median([r.prefill_gflops for r in results]))}))
         out.append(dec)
-        wall = [r.decode_wall_tokens_per_s for r in results]
-        out.append(Figure(f"gpt_decode_wall_b{batch}", "tok/s", float(np.median(wall)), min(wall), max(wall),
-                          len(wall), {"batch": batch, "tokens_per_chunk": n_tokens,
-                                      "counts": "steps + per-token sampling + cache growth and compaction"}))
+        out.append(Figure.from_values(f"gpt_decode_wall_b{batch}", "tok/s",
+                                      [r.decode_wall_tokens_per_s for r in results],
+                                      {"batch": batch, "tokens_per_chunk": n_tokens,
+                                       "counts": "steps + per-token sampling + cache growth and compaction"}))
     return out
 
 

@@ -39,6 +39,12 @@ def test_figure_takes_median_of_three() -> None:
     assert (fig.median, fig.low, fig.high, fig.runs) == (2.0, 1.0, 3.0, 3)
 
 
+def test_figure_from_values_and_back_from_its_dict() -> None:
+    fig = Figure.from_values("gpt_decode_wall_b8", "tok/s", [3.0, 9.0, 4.0, 5.0], {"batch": 8})
+    assert (fig.median, fig.low, fig.high, fig.runs, fig.extra) == (4.5, 3.0, 9.0, 4, {"batch": 8})
+    assert Figure.from_dict(fig.to_dict()) == fig
+
+
 def test_format_table_lists_figures() -> None:
     doc = {"backend": "torch", "device": "cpu", "threads": 2, "quick": True, "machine": {"load_average": (0, 0, 0)},
            "peak_rss_mb": 100.0, "seconds": 1.0,
