@@ -147,10 +147,11 @@ class SetupFactory:
     def _engine(self, ref: VoiceRef, batch_size: int, precision: str = "fp32") -> Any:
         if self.kind == "fake":
             return FakeEngine(ref.voice, backend=self.backend, device=self.device, batch_size=batch_size or 8)
-        from renderer.engine.api import Engine
+        from renderer.backends import open_engine
+        from renderer.tuning import EngineTuning
 
-        return Engine(ref.voice, backend=self.backend, device=self.device, batch_size=batch_size or None,
-                      threads=self.threads, precision=precision)
+        tuning = EngineTuning.resolve({"batch_size": batch_size or None, "threads": self.threads})
+        return open_engine(ref.voice, backend=self.backend, device=self.device, precision=precision, tuning=tuning)
 
     def _get_frontend(self, ref: VoiceRef) -> Any:
         if self._frontend is None:

@@ -7,10 +7,13 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import click
+
+from renderer.tuning import EngineTuning
 
 STAGES = ("peak", "gpt", "sovits", "chapter")
 
@@ -25,19 +28,19 @@ def _batches(value: str) -> list[int]:
     return out
 
 
-def run_bench(quick: bool, backend: str, device: str, threads: int, batches: list[int], tokens: int, runs: int,
-              cache_dir: Path | None, log: Any, precision: str = "fp32",
-              stages: tuple[str, ...] = STAGES, overlap: str = "auto") -> dict[str, Any]:
-    """Every stage; returns the JSON document."""
-    import torch
-
-    from renderer.engine.api import Engine
+def run_bench(quick: bool, backend: str, device: str, tuning: EngineTuning, batches: list[int], tokens: int,
+              runs: int, cache_dir: Path | None, log: Any, precision: str = "fp32",
+              stages: tuple[str, ...] = STAGES) -> dict[str, Any]:
+    """Every stage; returns the JSON document (with the tuning it ran under)."""
+    from renderer.backends import open_engine
     from renderer.engine.bench import machine_info, machine_peak, peak_rss_mb
     from renderer.engine.bench_run import bench_cache_dir, bench_voice, chapter_figure, gpt_figures, sovits_figures
+    from renderer.memory import huge_pages_possible
 
-    torch.set_num_threads(threads)
+    threads = tuning.threads or 1
     started = time.perf_counter()
     info = machine_info(threads)
+    info["kv_huge_pages"] = tuning.huge_pages and huge_pages_possible()
     log(f"machine: {info['cpu']}, {threads} thread(s), load {info['load_average']}, "
         f"KV cache on huge pages: {'yes' if info['kv_huge_pages'] else 'no'}")
     figures: list[Any] = []
@@ -51,8 +54,8 @@ def run_bench(quick: bool, backend: str, device: str, threads: int, batches: lis
         if not (onnx_dir / "export.json").is_file():
             log(f"exporting ONNX graphs into {onnx_dir} (first run only)")
             export_voice_onnx(voice, onnx_dir)
-    engine = Engine(voice, backend=backend, device=device, batch_size=max(batches), threads=threads,
-                    onnx_dir=onnx_dir, precision=precision)
+    engine = open_engine(voice, backend=backend, device=device, precision=precision, tuning=tuning,
+                         onnx_dir=onnx_dir)
     chosen = getattr(engine.backend, "precision", "fp32")
     log(f"backend {engine.backend.name}, precision {chosen}")
     if "gpt" in stages:
@@ -65,11 +68,9 @@ def run_bench(quick: bool, backend: str, device: str, threads: int, batches: lis
         # a worker renders only chapters: measured in a process of its own, so that neither its speed nor
         # its peak memory includes what the GPT and SoVITS stages left behind (batch-64 heap, primitives)
         log("chapter (in a fresh process) ...")
-        figures.append(chapter_in_fresh_process(backend, device, chosen, threads, runs, cache, overlap))
+        figures.append(chapter_in_fresh_process(backend, device, chosen, tuning, runs, cache))
     elif "chapter" in stages:
-        # as `render run` does by default: the memory-budgeted batch, vocoder overlapped with the GPT
-        engine.batch_size = engine.automatic_batch_size()
-        engine.overlap = {"auto": None, "on": True, "off": False}[overlap]
+        # as a worker does: the tuning's batch (default: memory-budgeted) and overlap setting
         log(f"chapter (batch {engine.batch_size}, overlap {'on' if engine.overlaps else 'off'}) ...")
         figures.append(chapter_figure(engine, quick, runs))
     rss_mb = peak_rss_mb()  # before the machine-peak stage, whose large arrays are not the engine's
@@ -83,18 +84,28 @@ def run_bench(quick: bool, backend: str, device: str, threads: int, batches: lis
             f.extra["fraction_of_fp32_peak"] = f.extra["gflops"] / peak
     return {"machine": info, "backend": engine.backend.name, "device": device, "threads": threads,
             "precision": chosen, "precision_report": getattr(engine.backend, "precision_report", {}),
-            "quick": quick, "tokens_per_chunk": tokens, "stages": doc_stages, "peak_rss_mb": rss_mb,
-            "seconds": time.perf_counter() - started, "figures": [f.to_dict() for f in figures]}
+            "tuning": tuning.to_dict(), "quick": quick, "tokens_per_chunk": tokens, "stages": doc_stages,
+            "peak_rss_mb": rss_mb, "seconds": time.perf_counter() - started,
+            "figures": [f.to_dict() for f in figures]}
 
 
-def chapter_in_fresh_process(backend: str, device: str, precision: str, threads: int, runs: int, cache: Path,
-                              overlap: str) -> Any:
+def tune_arguments(tuning: EngineTuning) -> list[str]:
+    """``--tune NAME=VALUE`` for every field of ``tuning`` (what a child ``render bench`` needs to run alike)."""
+    args: list[str] = []
+    for name, value in tuning.to_dict().items():
+        text = "auto" if value is None else (str(int(value)) if isinstance(value, bool) else str(value))
+        args += ["--tune", f"{name}={text}"]
+    return args
+
+
+def chapter_in_fresh_process(backend: str, device: str, precision: str, tuning: EngineTuning, runs: int,
+                             cache: Path) -> Any:
     """The chapter stage run by ``render bench --stages chapter --json`` in a child process; its figure."""
     from renderer.engine.bench import Figure
 
     command = [sys.executable, "-c", "from jobs.cli import main; main()", "bench", "--stages", "chapter", "--json",
-               "--backend", backend, "--device", device, "--precision", precision, "--threads", str(threads),
-               "--runs", str(runs), "--cache-dir", str(cache), "--overlap", overlap]
+               "--backend", backend, "--device", device, "--precision", precision, "--runs", str(runs),
+               "--cache-dir", str(cache), *tune_arguments(tuning)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise click.ClickException(f"the chapter stage failed in its own process (exit {done.returncode}):\n"
@@ -102,6 +113,21 @@ def chapter_in_fresh_process(backend: str, device: str, precision: str, threads:
     fig = Figure.from_dict(json.loads(done.stdout)["figures"][0])
     fig.extra["process"] = "fresh"
     return fig
+
+
+def parse_tune(values: tuple[str, ...], threads: int | None,
+               environ: Mapping[str, str] | None = None) -> EngineTuning:
+    """``--tune NAME=VALUE`` options and ``--threads`` over the environment (threads default: all cores)."""
+    overrides: dict[str, Any] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise click.BadParameter(f"expected NAME=VALUE, got {item!r}", param_hint="--tune")
+        overrides[name.strip()] = value
+    if threads is not None:
+        overrides["threads"] = threads
+    tuning = EngineTuning.resolve(overrides, environ)
+    return tuning if tuning.threads is not None else tuning.with_overrides(threads=os.cpu_count() or 1)
 
 
 def format_table(doc: dict[str, Any]) -> str:
@@ -117,6 +143,8 @@ def format_table(doc: dict[str, Any]) -> str:
         rss = f"{f['peak_rss_mb']:.0f}" if "peak_rss_mb" in f else ""
         lines.append(f"{f['name']:<22}{f['median']:>12.3f}{f['min']:>12.3f}{f['max']:>12.3f}  {f['unit']:<9}"
                      f"{gf:>9}{frac:>9}{rss:>9}")
+    tuned = {k: v for k, v in doc.get("tuning", {}).items() if k != "threads" and EngineTuning().to_dict()[k] != v}
+    lines.append("tuning: " + (", ".join(f"{k}={v}" for k, v in tuned.items()) or "defaults"))
     lines.append(f"peak RSS {doc['peak_rss_mb']:.0f} MB; {doc['seconds']:.0f} s in total")
     return "\n".join(lines)
 
@@ -130,7 +158,7 @@ def format_table(doc: dict[str, Any]) -> str:
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="fp32", show_default=True,
               help="auto = bf16/fp16 where supported and within tolerance of fp32.")
-@click.option("--threads", type=int, default=None, help="CPU threads (default: all cores).")
+@click.option("--threads", type=int, default=None, help="CPU threads (default: all cores; same as --tune threads=N).")
 @click.option("--batch-sizes", default=None, help="Comma-separated GPT batch sizes (default 1,8,32,64; quick 1,4).")
 @click.option("--tokens", type=int, default=None, help="Generated tokens per chunk (default 100; quick 8).")
 @click.option("--runs", type=int, default=3, show_default=True, help="Timed runs per figure (>= 3).")
@@ -138,15 +166,17 @@ def format_table(doc: dict[str, Any]) -> str:
               help="Comma-separated subset of the stages to run.")
 @click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where the generated full-size random voice is kept.")
-@click.option("--overlap", type=click.Choice(["auto", "on", "off"]), default="auto", show_default=True,
-              help="Chapter stage: run the vocoder while the GPT decodes (auto: as RENDER_OVERLAP says, default off).")
+@click.option("--tune", "tune", multiple=True, metavar="NAME=VALUE",
+              help="Engine tuning for this run, over the RENDER_* environment (repeatable), for A/B measurements: "
+                   "batch_size, threads, kv_budget_mb, attention=auto|numba|torch, packed_linear=0|1, "
+                   "huge_pages=0|1, vocoder_bucket_tokens, vocoder_batch, overlap=0|1, mmap_threshold_mb, "
+                   "onednn_primitive_cache (see renderer/tuning.py). The tuning is recorded in the JSON.")
 def bench(quick: bool, as_json: bool, out_dir: Path | None, backend: str, device: str, precision: str,
-          threads: int | None,
-          batch_sizes: str | None, tokens: int | None, runs: int, stages: str, cache_dir: Path | None,
-          overlap: str) -> None:
+          threads: int | None, batch_sizes: str | None, tokens: int | None, runs: int, stages: str,
+          cache_dir: Path | None, tune: tuple[str, ...]) -> None:
     """Measure GEMM peak, GPT prefill/decode tokens/s, SoVITS and end-to-end real-time factors."""
     batches = _batches(batch_sizes or ("1,4" if quick else "1,8,32,64"))
-    n_threads = threads or os.cpu_count() or 1
+    tuning = parse_tune(tune, threads)
     n_tokens = tokens or (8 if quick else 100)
 
     def log(msg: str) -> None:
@@ -156,8 +186,8 @@ def bench(quick: bool, as_json: bool, out_dir: Path | None, backend: str, device
     unknown = sorted(set(chosen) - set(STAGES))
     if unknown:
         raise click.BadParameter(f"unknown stage(s) {', '.join(unknown)}; choose from {', '.join(STAGES)}")
-    doc = run_bench(quick, backend, device, n_threads, batches, n_tokens, max(3, runs), cache_dir, log, precision,
-                    chosen, overlap)
+    doc = run_bench(quick, backend, device, tuning, batches, n_tokens, max(3, runs), cache_dir, log, precision,
+                    chosen)
     table = format_table(doc)
     click.echo(json.dumps(doc, indent=2) if as_json else table)
     if out_dir is not None:

@@ -8,7 +8,6 @@ import os
 import platform
 import shutil
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 import click
 
@@ -20,17 +19,6 @@ class Check:
     name: str
     ok: bool
     detail: str
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
 
 
 def _module_version(name: str) -> str | None:
@@ -50,8 +38,10 @@ def _torch_checks() -> list[Check]:
     x = torch.randn(64, 64)
     ok = bool(torch.isfinite(x @ x).all())
     checks.append(Check("torch (cpu)", ok, f"{torch.__version__}, {torch.get_num_threads()} threads"))
-    flags = _cpu_flags()
-    bf16 = "amx_bf16" in flags or "avx512_bf16" in flags
+    from renderer.hardware import cpu_flags, cpu_has_bf16
+
+    flags = cpu_flags()
+    bf16 = cpu_has_bf16()
     checks.append(Check("cpu bf16 (AMX / AVX-512-BF16)", bf16,
                         ", ".join(sorted(f for f in flags if f.startswith(("amx", "avx512_bf16", "avx512_vnni"))))
                         or "not supported by this CPU"))
@@ -111,10 +101,29 @@ def _engine_backend_checks() -> list[Check]:
     return checks
 
 
+def _tuning_checks() -> list[Check]:
+    """The engine tuning this environment gives (renderer.tuning), one line per knob; a bad value fails."""
+    try:
+        from renderer.tuning import EngineTuning
+
+        tuning = EngineTuning.resolve()
+    except Exception as exc:  # noqa: BLE001 - a malformed RENDER_* variable is reported, not raised
+        return [Check("engine tuning", False, str(exc))]
+    return [Check(f"tuning {name}", True, f"{value}  [{where}]") for name, value, where in tuning.describe()]
+
+
+def _cpu_checks() -> list[Check]:
+    from renderer.hardware import cpu_info, cpu_isa
+
+    cpu = cpu_info()
+    return [Check("cpu", bool(cpu.model), f"{cpu.model or 'unknown model'}; {', '.join(cpu_isa()) or 'no AVX2'}")]
+
+
 def collect_checks() -> list[Check]:
     """Run every check; never raises."""
     checks = [Check("python", True, f"{platform.python_version()} on {platform.machine()}, "
                                     f"{os.cpu_count()} logical CPUs")]
+    checks += _cpu_checks()
     checks += _torch_checks()
     checks += _onnx_checks()
     checks += _engine_backend_checks()
@@ -125,13 +134,17 @@ def collect_checks() -> list[Check]:
         checks.append(Check("voices folder", True, str(voices_dir())))
     except Exception as exc:  # noqa: BLE001
         checks.append(Check("voices folder", False, str(exc)))
+    checks += _tuning_checks()
     return checks
 
 
 @click.command("doctor")
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
 def doctor(as_json: bool) -> None:
-    """Show what is installed and which backends and devices work here."""
+    """Show what is installed, which backends and devices work here, and the engine tuning in effect.
+
+    The tuning lines show each knob's value and the environment variable that sets it (marked "set" when
+    it is), see renderer/tuning.py."""
     checks = collect_checks()
     if as_json:
         click.echo(json.dumps([asdict(c) for c in checks], indent=2))

@@ -61,8 +61,10 @@ def say(text: str, voice_name: str, out_path: Path, language: str | None, backen
     """Speak TEXT with a stored voice and write a WAV file."""
     import soundfile as sf
 
-    from renderer.engine import Engine, SamplingOptions, requests_from_text
+    from renderer.backends import open_engine
+    from renderer.engine import SamplingOptions, requests_from_text
     from renderer.text import TextFrontend
+    from renderer.tuning import EngineTuning
 
     voice = load_voice(voice_name, voices_dir)
     settings = dict(getattr(voice, "sampling_defaults", {}) or {})
@@ -72,8 +74,8 @@ def say(text: str, voice_name: str, out_path: Path, language: str | None, backen
     options = SamplingOptions.from_dict({k: v for k, v in settings.items() if k in known})
     lang = str(language or getattr(voice, "language", None) or "en")
     requests = requests_from_text(TextFrontend(bert_dir=bert_dir), "say", text, lang)
-    engine = Engine(voice, backend=backend, device=device, batch_size=batch_size or None, threads=threads,
-                    precision=precision)
+    tuning = EngineTuning.resolve({"batch_size": batch_size or None, "threads": threads})
+    engine = open_engine(voice, backend=backend, device=device, precision=precision, tuning=tuning)
     results = {r.key: r for r in engine.synthesize(requests, options)}
     ordered = [results[r.key] for r in requests]
     audio = join_chunks([r.audio for r in ordered], ordered[0].sample_rate)

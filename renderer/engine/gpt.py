@@ -135,6 +135,8 @@ class BatchedGPT(nn.Module):
         super().__init__()
         self.dims = dims
         self.top_k_out = top_k_out
+        #: decode-step attention kernel (renderer.engine.step_attention.MODES; EngineTuning.attention)
+        self.attention = "auto"
         d = dims.d_model
         self.bert_proj = nn.Linear(dims.bert_dim, d)
         self.ar_text_embedding = _Embedding(dims.phoneme_vocab_size, d)
@@ -166,7 +168,7 @@ class BatchedGPT(nn.Module):
 
     def pack_linears(self) -> int:
         """Prepack the linear weights for oneDNN (CPU inference; one extra copy of them in memory).
-        Returns how many were packed (0 when unavailable or ``RENDER_PACKED_LINEAR=0``)."""
+        Returns how many were packed (0 where this torch build cannot pack)."""
         return packed_linear.pack_weights(self.linear_weights())
 
     def cast_linears(self, dtype: torch.dtype) -> BatchedGPT:
@@ -312,7 +314,7 @@ class BatchedGPT(nn.Module):
             q, k, v = self._heads(q), self._heads(k), self._heads(v)  # [B, H, 1, hd]
             # cache + new token in one softmax; a fused CPU kernel where available (see step_attention)
             out = step_attention(q, k, v, past_keys[i], past_values[i], cache_lens, mask, scale,
-                                 store=store_new)  # [B, H, 1, hd]
+                                 store=store_new, kernel=self.attention)  # [B, H, 1, hd]
             x = layer.norm1(x + lin(self._merge(out), attn.out_proj.weight, attn.out_proj.bias))
             x = layer.ffn_block(x)
             new_keys.append(k.squeeze(2))

@@ -84,7 +84,7 @@ def low_precision_dtype(device: str) -> torch.dtype | None:
     """bf16 on CPUs with native bf16 dot products, fp16 on CUDA, else None."""
     if device.startswith("cuda"):
         return torch.float16
-    from renderer.engine.bench import cpu_has_bf16
+    from renderer.hardware import cpu_has_bf16
 
     return torch.bfloat16 if cpu_has_bf16() else None
 

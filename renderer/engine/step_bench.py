@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     gpt = gpt_module.BatchedGPT.from_checkpoint(voice.gpt_path)
     if dtype != torch.float32:
         gpt.cast_linears(dtype)
-    gpt.pack_linears()  # as the torch backend does on CPU (RENDER_PACKED_LINEAR=0: plain weights)
+    gpt.pack_linears()  # as the torch backend does on CPU (EngineTuning.packed_linear)
     d, b = gpt.dims, args.batch
     cap = round_up(args.positions + 1, 64)
     gen = torch.Generator().manual_seed(0)
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     paths: dict[str, list[tuple[float, float]]] = {"torch": [], "kernel": []}
 
     def step(path: str) -> tuple[float, float]:
-        os.environ[attention.ENV_VAR] = "torch" if path == "torch" else "numba"
+        gpt.attention = "torch" if path == "torch" else "numba"
         in_attention[0] = 0.0
         start = time.perf_counter()
         gpt.step(tokens, positions, lens, presence, penalty, eos_block, keys, values)

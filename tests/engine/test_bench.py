@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 import torch
 from click.testing import CliRunner
@@ -15,6 +17,7 @@ from click.testing import CliRunner
 from jobs.cli import cli
 from jobs.cli.bench import format_table
 from renderer.engine.bench import ConvFlopCounter, Figure, figure, gpt_flops_per_token, gpt_prefill_flops
+from renderer.tuning import EngineTuning, TuningError
 
 
 def test_gpt_flop_formula_matches_issue_figures() -> None:
@@ -90,16 +93,30 @@ def test_chapter_stage_runs_in_a_fresh_process(monkeypatch: Any, tmp_path: Path)
         return subprocess.CompletedProcess(command, 0, stdout=json.dumps(child), stderr="")
 
     monkeypatch.setattr(bench_cli.subprocess, "run", fake_run)
-    fig = bench_cli.chapter_in_fresh_process("torch", "cpu", "bf16", 2, 3, tmp_path, "auto")
+    tuning = EngineTuning(threads=2, attention="torch", packed_linear=False, kv_budget_mb=800.0)
+    fig = bench_cli.chapter_in_fresh_process("torch", "cpu", "bf16", tuning, 3, tmp_path)
     assert (fig.name, fig.median, fig.low, fig.high) == ("chapter_rtf", 0.5, 0.4, 0.6)
     assert fig.extra == {"peak_rss_mb": 2900.0, "batch_size": 32, "process": "fresh"}
     args = seen[0][seen[0].index("bench") + 1:]
     params = bench_cli.bench.make_context("bench", list(args)).params  # every option exists and parses
     assert params["stages"] == "chapter" and params["precision"] == "bf16" and params["as_json"]
+    # the child runs under the same tuning, whatever its environment says
+    assert bench_cli.parse_tune(params["tune"], params["threads"], environ={"RENDER_OVERLAP": "1"}) == tuning
 
     def failing(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
         return subprocess.CompletedProcess(command, 1, stdout="", stderr="MemoryError: out of memory")
 
     monkeypatch.setattr(bench_cli.subprocess, "run", failing)
     with pytest.raises(click.ClickException, match="out of memory"):
-        bench_cli.chapter_in_fresh_process("torch", "cpu", "fp32", 2, 3, tmp_path, "auto")
+        bench_cli.chapter_in_fresh_process("torch", "cpu", "fp32", EngineTuning(threads=2), 3, tmp_path)
+
+
+def test_tune_options_parse_into_the_tuning() -> None:
+    import jobs.cli.bench as bench_cli
+
+    tuning = bench_cli.parse_tune(("attention=torch", "vocoder_bucket_tokens=0"), None, environ={})
+    assert (tuning.attention, tuning.vocoder_bucket_tokens, tuning.threads) == ("torch", 0, os.cpu_count() or 1)
+    with pytest.raises(click.BadParameter):
+        bench_cli.parse_tune(("attention",), None, environ={})
+    with pytest.raises(TuningError, match="packed_linear"):
+        bench_cli.parse_tune(("packed_linear=sometimes",), 2, environ={})
