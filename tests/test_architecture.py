@@ -42,3 +42,31 @@ def test_the_walker_sees_imports() -> None:
     # Guard against a walker that silently finds nothing.
     jobs_imports = set().union(*_imported_top_levels("jobs").values())
     assert {"renderer", "export", "click"} <= jobs_imports
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Every module a file imports (``from a.b import c`` gives ``a.b`` and ``a.b.c``), lazy imports included."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_engine_never_imports_its_backends() -> None:
+    """Backends implement the engine's protocol (renderer.engine.backend); the engine depends on no backend."""
+    offenders = [f"{path.relative_to(ROOT)} imports {name}"
+                 for path in sorted((ROOT / "renderer" / "engine").rglob("*.py"))
+                 for name in sorted(_imported_modules(path)) if name.startswith("renderer.backends")]
+    assert offenders == []
+
+
+def test_models_and_product_never_import_test_oracles() -> None:
+    offenders = [f"{path.relative_to(ROOT)} imports {name}"
+                 for package in ("renderer", "jobs", "export") for path in sorted((ROOT / package).rglob("*.py"))
+                 for name in sorted(_imported_modules(path)) if name.split(".")[0] == "tests"]
+    assert offenders == []

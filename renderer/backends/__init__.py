@@ -1,4 +1,4 @@
-"""Execution backends behind one protocol (see :mod:`renderer.backends.base`).
+"""Execution backends behind one protocol (see :mod:`renderer.engine.backend`).
 
 ``create_backend(voice, kind=..., device=...)`` picks one: ``torch`` (eager, CPU/CUDA), ``onnx``
 (ONNX Runtime on graphs exported by :func:`renderer.export_onnx.export_voice_onnx`), ``tensorrt``
@@ -99,7 +99,7 @@ def _torch_backend(voice: Any, device: str, precision: str, tuning: EngineTuning
     import torch
 
     from renderer.backends.torch_backend import TorchBackend, resolve_device
-    from renderer.engine.gpt import BatchedGPT
+    from renderer.engine.batched_gpt import BatchedGPT
     from renderer.engine.precision import choose_precision
 
     resolve_device(device)

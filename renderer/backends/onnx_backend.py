@@ -15,8 +15,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from renderer.backends.base import Candidates, PrefillBatch, StepInputs, VocodeItem
 from renderer.backends.torch_backend import TorchKVCache, resolve_device
+from renderer.engine.backend import Candidates, PrefillBatch, StepInputs, VocodeItem
 from renderer.errors import BackendUnavailableError
 from renderer.export_onnx import read_sidecar
 from renderer.tuning import EngineTuning

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from renderer.backends.base import Candidates, PrefillBatch, StepInputs, VocodeItem
-from renderer.engine.gpt import BatchedGPT
+from renderer.engine.backend import Candidates, PrefillBatch, StepInputs, VocodeItem
+from renderer.engine.batched_gpt import BatchedGPT
 from renderer.engine.step_attention import store_position
 from renderer.errors import BackendUnavailableError
 from renderer.memory import advise_huge_pages, mapped_zeros
@@ -148,9 +148,9 @@ class TorchBackend:
             gpt.pack_linears()
         self.vocoder = vocoder
         self.top_k_out = gpt.top_k_out
-        self.vocab_size = gpt.dims.vocab_size
-        self.eos = gpt.dims.eos
-        d = gpt.dims
+        self.vocab_size = gpt.config.vocab_size
+        self.eos = gpt.config.eos
+        d = gpt.config
         self.cache = TorchKVCache(d.n_layer, d.n_head, d.head_dim, self.torch_device, dtype=gpt.weight_dtype,
                                   huge_pages=tuning.huge_pages)
         self.precision = "fp32" if gpt.weight_dtype == torch.float32 else str(gpt.weight_dtype).split(".")[-1]

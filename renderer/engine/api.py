@@ -2,7 +2,7 @@
 
 Build one with :func:`renderer.backends.open_engine` (voice + backend name + device + precision +
 :class:`~renderer.tuning.EngineTuning`); the engine itself depends only on the backend protocol
-(:class:`renderer.backends.base.Backend`).
+(:class:`renderer.engine.backend.Backend`) and never imports ``renderer.backends``.
 
 Results come out in completion order (continuous batching); each carries its request's ``key``. A
 chunk's tokens and audio depend only on (voice, options, key, phones, bert), never on its neighbours.
@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from renderer.backends.base import Backend, VocodeItem
+from renderer.engine.backend import Backend, VocodeItem
 from renderer.engine.batching import auto_batch_size
 from renderer.engine.decode import BatchDecoder, DecodeStats, PreparedRow, RowResult
 from renderer.engine.options import SamplingOptions, row_seed

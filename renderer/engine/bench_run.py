@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from renderer.backends.base import VocodeItem
 from renderer.engine.api import Engine, VoiceParts
+from renderer.engine.backend import VocodeItem
 from renderer.engine.bench import (
     ConvFlopCounter,
     Figure,
@@ -168,7 +168,7 @@ def _gpt_dims(engine: Engine) -> tuple[int, int]:
     sidecar = getattr(engine.backend, "sidecar", None)
     if sidecar is not None:
         return int(sidecar["gpt"]["d_model"]), int(sidecar["gpt"]["n_layer"])
-    dims = engine.backend.gpt.dims  # type: ignore[attr-defined]
+    dims = engine.backend.gpt.config  # type: ignore[attr-defined]
     return dims.d_model, dims.n_layer
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-import renderer.engine.gpt as gpt_module
+import renderer.engine.batched_gpt as gpt_module
 import renderer.engine.step_attention as attention
 from renderer.rounding import round_up
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> None:
     if dtype != torch.float32:
         gpt.cast_linears(dtype)
     gpt.pack_linears()  # as the torch backend does on CPU (EngineTuning.packed_linear)
-    d, b = gpt.dims, args.batch
+    d, b = gpt.config, args.batch
     cap = round_up(args.positions + 1, 64)
     gen = torch.Generator().manual_seed(0)
     keys = [torch.randn(b, d.n_head, d.head_dim, cap, generator=gen).to(dtype) for _ in range(d.n_layer)]

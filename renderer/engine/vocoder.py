@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from renderer.backends.base import VocodeItem
+from renderer.engine.backend import VocodeItem
 from renderer.memory import release_if_grown
 from renderer.rounding import round_up
 

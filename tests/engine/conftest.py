@@ -43,7 +43,7 @@ def sovits_path(vectors) -> Path:
 
 @pytest.fixture(scope="session")
 def batched_gpt(gpt_path):
-    from renderer.engine.gpt import BatchedGPT
+    from renderer.engine.batched_gpt import BatchedGPT
 
     return BatchedGPT.from_checkpoint(gpt_path)
 

@@ -27,9 +27,10 @@ def _ort_has_cuda() -> bool:
 
 @needs_cuda
 def test_torch_cuda_backend(batched_gpt, reference_gpt, vectors) -> None:
-    from renderer.engine.gpt import BatchedGPT
+    from renderer.engine.batched_gpt import BatchedGPT
+    from renderer.models.gpt import Text2SemanticModel
 
-    gpt = BatchedGPT(batched_gpt.dims)
+    gpt = BatchedGPT(Text2SemanticModel(batched_gpt.config))
     gpt.load_state_dict(batched_gpt.state_dict())
     backend = TorchBackend(gpt, device="cuda")
     check_conformance(backend, vectors)

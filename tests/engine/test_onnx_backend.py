@@ -98,7 +98,7 @@ def test_step_writes_only_new_positions(backend, vectors) -> None:
 
 def test_onnx_vocoder_matches_torch(voice, tmp_path) -> None:
     """The exported SoVITS graph (speed 1) gives the torch vocoder's audio; other speeds fall back to torch."""
-    from renderer.backends.base import VocodeItem
+    from renderer.engine.backend import VocodeItem
 
     export_voice_onnx(voice, tmp_path)
     sidecar = read_sidecar(tmp_path)

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from renderer.engine import packed_linear as pl
-from renderer.engine.gpt import BatchedGPT
+from renderer.engine.batched_gpt import BatchedGPT
 
 pytestmark = pytest.mark.skipif(not pl.packing_available(), reason="this torch build has no oneDNN packed linear")
 
@@ -105,7 +105,7 @@ def test_backend_packs_only_when_tuned_to(gpt_path) -> None:
 
 def test_gpt_step_logits_packed_vs_plain(gpt_path) -> None:
     gpt = BatchedGPT.from_checkpoint(gpt_path)
-    d = gpt.dims
+    d = gpt.config
     b, cap, n = 3, 16, 11
     g = torch.Generator().manual_seed(0)
     keys = [torch.randn(b, d.n_head, d.head_dim, cap, generator=g) for _ in range(d.n_layer)]

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from renderer.backends.base import Candidates, PrefillBatch, StepInputs, VocodeItem
 from renderer.engine.api import Engine, SynthesisRequest, VoiceParts
+from renderer.engine.backend import Candidates, PrefillBatch, StepInputs, VocodeItem
 from renderer.engine.options import SamplingOptions
 from renderer.tuning import EngineTuning
 

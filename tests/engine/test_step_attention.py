@@ -188,7 +188,7 @@ def test_threads_follow_torch(kernel: str, monkeypatch: pytest.MonkeyPatch) -> N
 def test_gpt_step_same_with_kernel_and_torch(kernel: str, batched_gpt, dtype: torch.dtype,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """A whole BatchedGPT.step gives the same logits through either attention path."""
-    d = batched_gpt.dims
+    d = batched_gpt.config
     g = torch.Generator().manual_seed(3)
     b, cap = 3, 48
     keys = [torch.randn(b, d.n_head, d.head_dim, cap, generator=g).to(dtype) for _ in range(d.n_layer)]

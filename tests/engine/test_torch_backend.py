@@ -214,7 +214,7 @@ def test_prefill_store_fills_the_cache_like_the_returned_lists(batched_gpt) -> N
 
     from renderer.backends.torch_backend import TorchKVCache
 
-    d = batched_gpt.dims
+    d = batched_gpt.config
     g = torch.Generator().manual_seed(3)
     b, x, y = 3, 7, 5
     args = (torch.randint(1, 300, (b, x), generator=g), torch.randn(b, 1024, x, generator=g),

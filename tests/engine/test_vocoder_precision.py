@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from renderer.backends.base import VocodeItem
+from renderer.engine.backend import VocodeItem
 from renderer.engine.precision import signal_to_error_db
 from renderer.engine.vocoder import TorchVocoder
 from renderer.models.sovits import load_sovits

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from renderer.engine.options import SamplingOptions
-from renderer.models.reference import generate_batch_infer_reference, generate_reference
+from tests.oracles import gpt_forward as fwd
+from tests.oracles.gpt_reference import generate_batch_infer_reference, generate_reference
 
 GREEDY_135 = SamplingOptions(top_k=1, repetition_penalty=1.35)
 GREEDY_100 = SamplingOptions(top_k=1, repetition_penalty=1.0)
@@ -31,8 +32,8 @@ def test_xy_pos_step0(gpt, vec):
     model, _, _ = gpt
     phones, bert = _inputs(vec)
     with torch.no_grad():
-        x = model.embed_text(phones[None], bert[None])
-        y = model.embed_semantic(vec("gpt_prompt_semantic")[None], 0)
+        x = fwd.embed_text(model, phones[None], bert[None])
+        y = fwd.embed_semantic(model, vec("gpt_prompt_semantic")[None], 0)
     got = torch.cat([x, y], dim=1)[0]
     assert (got - vec("gpt_xy_pos_step0")).abs().max().item() <= 1e-5
 
@@ -116,7 +117,7 @@ def test_sampling_is_seeded_and_varies(gpt, vec):
 
 def test_step_limit_keeps_all_tokens(gpt, vec, monkeypatch):
     """Without EOS or early stop the loop ends at its last index and keeps every token."""
-    import renderer.models.reference as reference
+    import tests.oracles.gpt_reference as reference
 
     model, _, _ = gpt
     monkeypatch.setattr(reference, "MAX_STEPS", 25)

@@ -104,7 +104,7 @@ def test_odd_paths(public, tmp_path, vec):
     phones = torch.cat([vec("gpt_prompt_phones"), vec("gpt_target_phones")])
     bert = torch.cat([vec("gpt_prompt_bert"), vec("gpt_target_bert")], 1)
     from renderer.engine.options import SamplingOptions
-    from renderer.models.reference import generate_reference
+    from tests.oracles.gpt_reference import generate_reference
 
     res = generate_reference(model, phones, bert, vec("gpt_prompt_semantic"), SamplingOptions(top_k=1), 40)
     assert torch.equal(res.tokens, vec("gpt_single_rp135_generated"))
