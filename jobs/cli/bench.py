@@ -32,9 +32,9 @@ def run_bench(quick: bool, backend: str, device: str, tuning: EngineTuning, batc
               runs: int, cache_dir: Path | None, log: Any, precision: str = "fp32",
               stages: tuple[str, ...] = STAGES) -> dict[str, Any]:
     """Every stage; returns the JSON document (with the tuning it ran under)."""
+    from jobs.bench.measure import machine_info, machine_peak, peak_rss_mb
+    from jobs.bench.stages import bench_cache_dir, bench_voice, chapter_figure, gpt_figures, sovits_figures
     from renderer.backends import open_engine
-    from renderer.engine.bench import machine_info, machine_peak, peak_rss_mb
-    from renderer.engine.bench_run import bench_cache_dir, bench_voice, chapter_figure, gpt_figures, sovits_figures
     from renderer.memory import huge_pages_possible
 
     threads = tuning.threads or 1
@@ -101,7 +101,7 @@ def tune_arguments(tuning: EngineTuning) -> list[str]:
 def chapter_in_fresh_process(backend: str, device: str, precision: str, tuning: EngineTuning, runs: int,
                              cache: Path) -> Any:
     """The chapter stage run by ``render bench --stages chapter --json`` in a child process; its figure."""
-    from renderer.engine.bench import Figure
+    from jobs.bench.measure import Figure
 
     command = [sys.executable, "-c", "from jobs.cli import main; main()", "bench", "--stages", "chapter", "--json",
                "--backend", backend, "--device", device, "--precision", precision, "--runs", str(runs),

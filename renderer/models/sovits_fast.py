@@ -1,7 +1,7 @@
 """Fast CPU inference path for the SoVITS generator (the HiFi-GAN-style vocoder, ≈ 40.6 GFLOP per
 audio second for full-size v2, > 95 % of a SoVITS decode).
 
-What it changes, and why (measured in :mod:`renderer.models.sovits_bench`):
+What it changes, and why (measured in :mod:`jobs.bench.sovits`):
 
 - **Channels-last layout**: activations live as ``[B, C, 1, T]`` tensors in ``channels_last`` memory
   format and the 1-D convolutions run as 2-D oneDNN convolutions with a height-1 kernel. oneDNN's

@@ -14,9 +14,9 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from jobs.bench.measure import ConvFlopCounter, Figure, figure, gpt_flops_per_token, gpt_prefill_flops
 from jobs.cli import cli
 from jobs.cli.bench import format_table
-from renderer.engine.bench import ConvFlopCounter, Figure, figure, gpt_flops_per_token, gpt_prefill_flops
 from renderer.tuning import EngineTuning, TuningError
 
 
@@ -66,7 +66,7 @@ def test_bench_and_say_have_help() -> None:
 def test_rss_peak_sees_a_short_allocation() -> None:
     import numpy as np
 
-    from renderer.engine.bench import RssPeak
+    from jobs.bench.measure import RssPeak
 
     with RssPeak() as idle:
         time.sleep(0.05)

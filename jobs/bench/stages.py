@@ -11,9 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from renderer.engine.api import Engine, VoiceParts
-from renderer.engine.backend import VocodeItem
-from renderer.engine.bench import (
+from jobs.bench.measure import (
     ConvFlopCounter,
     Figure,
     RssPeak,
@@ -22,6 +20,8 @@ from renderer.engine.bench import (
     gpt_flops_per_token,
     gpt_prefill_flops,
 )
+from renderer.engine.api import Engine, VoiceParts
+from renderer.engine.backend import VocodeItem
 from renderer.engine.decode import BatchDecoder, PreparedRow
 
 #: Realistic chunk shape (issue 8): phones per side, prompt semantic tokens.
