@@ -76,8 +76,8 @@ def test_changed_graph_is_refused(export_dir, tmp_path) -> None:
         OnnxBackend(tmp_path / "missing")
 
 
-def test_conformance_vectors(backend, vectors) -> None:
-    check_conformance(backend, vectors)
+def test_conformance_vectors(backend, conformance) -> None:
+    check_conformance(backend, conformance)
 
 
 def test_teacher_forced_logits_mixed_batch(backend, reference_gpt, vectors) -> None:

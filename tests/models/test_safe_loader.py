@@ -35,23 +35,24 @@ def test_malicious_pickle_is_refused_without_running(tmp_path, loader):
     assert not marker.exists()
 
 
-def test_gpt_file_given_as_sovits(public):
+def test_gpt_file_given_as_sovits(conformance):
     with pytest.raises(CheckpointError, match="GPT checkpoint"):
-        load_sovits(public / "gpt_v2.ckpt")
+        load_sovits(conformance.file("gpt"))
 
 
-@pytest.mark.parametrize("name", ["sovits_v2.pth", "sovits_v2pp.pth"])
-def test_sovits_file_given_as_gpt(public, name):
+@pytest.mark.parametrize("section", ["sovits_v2", "sovits_v2pp"])
+def test_sovits_file_given_as_gpt(conformance, section):
     with pytest.raises(CheckpointError, match="SoVITS"):
-        load_gpt(public / name)
+        load_gpt(conformance.file(section))
 
 
-@pytest.mark.parametrize("name", ["gpt_v2.ckpt", "sovits_v2pp.pth"])
-def test_truncated_file(public, tmp_path, name):
-    data = (public / name).read_bytes()
-    path = tmp_path / name
+@pytest.mark.parametrize("section", ["gpt", "sovits_v2pp"])
+def test_truncated_file(conformance, tmp_path, section):
+    source = conformance.file(section)
+    data = source.read_bytes()
+    path = tmp_path / source.name
     path.write_bytes(data[: len(data) // 2])
-    loader = load_gpt if name.startswith("gpt") else load_sovits
+    loader = load_gpt if section == "gpt" else load_sovits
     with pytest.raises(CheckpointError, match="truncated|damaged"):
         loader(path)
 
@@ -66,15 +67,15 @@ def test_empty_and_missing_files(tmp_path):
 
 
 @pytest.mark.parametrize("tag,label", [(b"02", "v3"), (b"03", "v3-LoRA"), (b"04", "v4-LoRA"), (b"00", "v1")])
-def test_unsupported_version_tags(public, tmp_path, tag, label):
-    data = (public / "sovits_v2.pth").read_bytes()
+def test_unsupported_version_tags(conformance, tmp_path, tag, label):
+    data = conformance.file("sovits_v2").read_bytes()
     path = tmp_path / f"model_{label}.pth"
     path.write_bytes(tag + data[2:])
     with pytest.raises(CheckpointError, match=f"SoVITS {label} file, which is not supported"):
         load_sovits(path)
 
 
-def test_pk_tagged_v1_file(public, tmp_path, monkeypatch):
+def test_pk_tagged_v1_file(conformance, tmp_path, monkeypatch):
     import types
 
     from renderer.checkpoints import HParams
@@ -83,7 +84,7 @@ def test_pk_tagged_v1_file(public, tmp_path, monkeypatch):
     utils.HParams = HParams  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "utils", utils)
 
-    _, raw = read_raw_checkpoint(public / "sovits_v2.pth")
+    _, raw = read_raw_checkpoint(conformance.file("sovits_v2"))
     raw["weight"]["enc_p.text_embedding.weight"] = torch.zeros(322, 192, dtype=torch.float16)
     path = tmp_path / "v1.pth"
     assert isinstance(raw["config"], HParams)
@@ -93,25 +94,29 @@ def test_pk_tagged_v1_file(public, tmp_path, monkeypatch):
         load_sovits(path)
 
 
-def test_odd_paths(public, tmp_path, vec):
+def test_odd_paths(conformance, tmp_path, vec):
     """Loading and running works from a folder with spaces and non-ASCII characters."""
     folder = tmp_path / "my voices" / "Zoë 声音 ünïcode"
     folder.mkdir(parents=True)
-    for name in ("gpt_v2.ckpt", "sovits_v2pp.pth"):
-        shutil.copy(public / name, folder / f"copy of {name}")
-    model, _, ckpt = load_gpt(folder / "copy of gpt_v2.ckpt")
-    assert ckpt.path == folder / "copy of gpt_v2.ckpt"
+    copies = {}
+    for section in ("gpt", "sovits_v2pp"):
+        copies[section] = folder / f"copy of {conformance.file(section).name}"
+        shutil.copy(conformance.file(section), copies[section])
+    model, _, ckpt = load_gpt(copies["gpt"])
+    assert ckpt.path == copies["gpt"]
     phones = torch.cat([vec("gpt_prompt_phones"), vec("gpt_target_phones")])
     bert = torch.cat([vec("gpt_prompt_bert"), vec("gpt_target_bert")], 1)
-    from renderer.engine.options import SamplingOptions
     from tests.oracles.gpt_reference import generate_reference
 
-    res = generate_reference(model, phones, bert, vec("gpt_prompt_semantic"), SamplingOptions(top_k=1), 40)
-    assert torch.equal(res.tokens, vec("gpt_single_rp135_generated"))
-    sovits, _, sck = load_sovits(folder / "copy of sovits_v2pp.pth")
-    assert sck.version == "v2ProPlus"
-    ge = sovits.reference_ge([vec("sovits_ref_spec")], [vec("sovits_sv_emb")])
+    call = "gpt_single_rp135"
+    res = generate_reference(model, phones, bert, vec("gpt_prompt_semantic"), conformance.options(call),
+                             conformance.early_stop(call))
+    assert torch.equal(res.tokens, vec(f"{call}_generated"))
+    sovits, _, sck = load_sovits(copies["sovits_v2pp"])
+    assert sck.version == conformance.manifest["sovits_v2pp"]["config_model"]["version"]
+    case = next(c for c in conformance.sovits_cases() if c.model == "sovits_v2pp")
+    ge = sovits.reference_ge([vec(r) for r in case.refs], [vec(s) for s in case.svs])
     codes, ph = vec("sovits_codes")[0], vec("sovits_phones")
-    audio, _ = sovits.decode(codes, torch.tensor([30]), ph, torch.tensor([ph.shape[1]]), ge, 0.5, 1.0,
-                             noise=vec("sovits_v2pp_decode_noise"))
-    assert (audio - vec("sovits_v2pp_decode_audio")[0]).abs().max().item() <= 1e-3
+    audio, _ = sovits.decode(codes, torch.tensor([codes.shape[1]]), ph, torch.tensor([ph.shape[1]]), ge,
+                             case.noise_scale, case.speed, noise=vec(f"{case.prefix}_noise"))
+    assert (audio - vec(f"{case.prefix}_audio")[0]).abs().max().item() <= 1e-3
