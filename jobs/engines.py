@@ -53,8 +53,8 @@ class EngineFactory(Protocol):
         """The text frontend (``bert_dir``: the Chinese BERT folder, else the one the voice was imported with)."""
         ...
 
-    def chunk(self, blocks: list[tuple[str, str]], language: str) -> Sequence[ChunkLike]:
-        """Split a chapter's (kind, text) blocks into sentence-sized chunks (see :data:`jobs.planner.Chunker`)."""
+    def chunk(self, blocks: list[Any], language: str) -> Sequence[ChunkLike]:
+        """Split a chapter's blocks into sentence-sized chunks (see :data:`jobs.planner.Chunker`)."""
         ...
 
 
@@ -122,7 +122,7 @@ class RendererFactory:
             bert_dir = Path(found) if found and Path(found).is_dir() else None
         return TextFrontend(bert_dir=bert_dir, device=device)
 
-    def chunk(self, blocks: list[tuple[str, str]], language: str) -> Sequence[ChunkLike]:
+    def chunk(self, blocks: list[Any], language: str) -> Sequence[ChunkLike]:
         return default_chunker(blocks, language)
 
 

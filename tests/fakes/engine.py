@@ -23,6 +23,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -138,11 +139,13 @@ class FakeChunk:
     block_index: int
 
 
-def fake_chunker(blocks: list[tuple[str, str]], language: str) -> list[FakeChunk]:
+def fake_chunker(blocks: Sequence[Any], language: str) -> list[FakeChunk]:
     """One chunk per sentence (split after . ! ?), boundary types as ``renderer.text.chunk_blocks`` gives
-    them, so job tests do not depend on the real chunker's choices."""
+    them, so job tests do not depend on the real chunker's choices. Blocks: objects with kind and text,
+    or (kind, text) pairs."""
     chunks: list[FakeChunk] = []
-    for block_index, (kind, text) in enumerate(blocks):
+    for block_index, block in enumerate(blocks):
+        kind, text = (block.kind, block.text) if hasattr(block, "kind") else block  # objects or (kind, text)
         if kind == "scene_break":
             if chunks:
                 chunks[-1] = replace(chunks[-1], boundary="scene_break")
@@ -191,7 +194,7 @@ class FakeEngineFactory:
     def frontend(self, voice: VoiceRef, device: str, bert_dir: Path | None = None) -> FakeFrontend:
         return FakeFrontend()
 
-    def chunk(self, blocks: list[tuple[str, str]], language: str) -> Sequence[FakeChunk]:
+    def chunk(self, blocks: list[Any], language: str) -> Sequence[FakeChunk]:
         return fake_chunker(blocks, language)
 
 
