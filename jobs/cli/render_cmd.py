@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -16,13 +17,19 @@ from jobs.engines import EngineSettings, SetupCache
 from jobs.errors import JobsError
 from jobs.store import BookInfoRow, Store
 
+if TYPE_CHECKING:
+    from jobs.pipeline import ReadSettings
+
+#: A click command function being decorated with more options.
+Command = TypeVar("Command", bound=Callable[..., Any])
+
 FORMATS = ("mp3", "m4b", "flac", "wav")
 PRESETS = ("acx", "podcast", "none")
 #: Semantic tokens per chunk in `render demo` (25 tokens = 1 s of audio).
 DEMO_MAX_TOKENS = 75
 
 
-def _common_store_options(func: Any) -> Any:
+def _common_store_options(func: Command) -> Command:
     func = click.option(
         "--audio-dir",
         type=click.Path(file_okay=False, path_type=Path),
@@ -44,7 +51,7 @@ def _common_store_options(func: Any) -> Any:
     return func
 
 
-def _engine_options(func: Any) -> Any:
+def _engine_options(func: Command) -> Command:
     func = click.option("--max-attempts", type=click.IntRange(1, 100), default=3, show_default=True, hidden=True,
                         help="Claims after which a chunk that keeps crashing workers is failed.")(func)
     func = click.option("--lease", "lease_s", type=float, default=120.0, show_default=True, hidden=True,
@@ -65,11 +72,11 @@ _READ_FLAGS = ("include_front", "include_back", "read_notes", "allow_missing", "
                "stage_directions", "speaker_names", "list_numbers")
 
 
-def _read_options(func: Any) -> Any:
+def _read_options(func: Callable[..., None]) -> Callable[..., None]:
     """The options that say how a book is read; the command receives them as one ``read`` ReadSettings."""
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> None:
         from jobs.pipeline import ReadSettings
 
         kwargs["read"] = ReadSettings(**{name: kwargs.pop(name) for name in _READ_FLAGS})
@@ -137,7 +144,7 @@ def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, a
         voices_dir: Path | None, lease_s: float, max_attempts: int, export_format: str, preset: str,
         single_file: bool, seed: int | None, temperature: float | None, top_k: int | None,
         top_p: float | None, speed: float | None, max_tokens: int | None, precision: str | None,
-        read: Any) -> None:
+        read: ReadSettings) -> None:
     """Plan, synthesize and export BOOK (.epub, .txt, .md); resumes whatever exists.
 
     Run it again after a crash, a full disk or Ctrl-C: finished chunks are kept and only the rest
@@ -184,7 +191,7 @@ def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, a
 @click.option("--voices-dir", type=click.Path(file_okay=False, path_type=Path), help="Voice folder root.")
 @_read_options
 def plan(book: Path, voice_name: str | None, chapters: str | None, as_json: bool, voices_dir: Path | None,
-         read: Any) -> None:
+         read: ReadSettings) -> None:
     """Show how BOOK would be rendered: chapters, chunk counts, estimated duration. Renders nothing."""
     from jobs.pipeline import make_plan
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from renderer.errors import RendererError
+
+if TYPE_CHECKING:
+    from renderer.voice import Voice, VoiceStore
 
 VOICES_DIR_HELP = "Folder of voices (default: $RENDER_VOICES_DIR or ~/.local/share/audiobook-renderer/voices)."
 
@@ -23,7 +26,7 @@ class _VoiceGroup(click.Group):
             raise click.ClickException(str(exc)) from None
 
 
-def _store(voices_dir: str | None):
+def _store(voices_dir: str | None) -> VoiceStore:
     from renderer.voice import VoiceStore
 
     return VoiceStore(voices_dir)
@@ -106,7 +109,7 @@ def list_voices(as_json: bool, voices_dir: str | None) -> None:
         click.echo(f"{row['name']:<24} {row['version']:<10} {row['language']:<4} {text}")
 
 
-def _row(v: Any) -> dict[str, Any]:
+def _row(v: Voice) -> dict[str, Any]:
     return {"name": v.name, "version": v.version, "language": v.language, "ref_text": v.ref_text,
             "folder": str(v.folder)}
 
