@@ -12,7 +12,7 @@ DEMO_OUT ?= out/demo
 # SoVITS version of the demo's sample voice: `make demo VERSION=v2ProPlus` (or v2Pro).
 VERSION ?= v2
 
-.PHONY: setup test lint demo bench bench-quick clean
+.PHONY: setup test lint readme demo bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,10 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check renderer jobs export tests
 	$(VENV)/bin/mypy renderer jobs export
+
+# The README's command reference, regenerated from the CLI's help texts (a test fails when it is stale).
+readme: setup
+	$(PY) -m jobs.cli.reference README.md
 
 demo: setup
 	$(VENV)/bin/render demo --out $(DEMO_OUT) --version $(VERSION)
