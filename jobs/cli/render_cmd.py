@@ -320,19 +320,22 @@ def worker(db_url: str, audio_dir: Path, follow: bool, batch_size: int, backend:
 @click.option("--voices-dir", type=click.Path(file_okay=False, path_type=Path), help="Voice folder root.")
 @click.option("--format", "export_format", type=click.Choice(FORMATS), default="mp3", show_default=True,
               help="Format of the exported chapter files.")
+@click.option("--version", "version", type=click.Choice(["v2", "v2Pro", "v2ProPlus"]), default="v2",
+              show_default=True, help="SoVITS version of the sample voice (v2Pro/v2ProPlus add the speaker model).")
 @click.pass_context
-def demo(ctx: click.Context, out_dir: Path, voices_dir: Path | None, export_format: str) -> None:
+def demo(ctx: click.Context, out_dir: Path, voices_dir: Path | None, export_format: str, version: str) -> None:
     """Render the sample book with the sample voice (random weights: it sounds like noise) into OUT.
 
-    Creates the sample voice first if it is missing (`render voice make-random sample --size tiny`).
-    Each chunk is capped at 3 s of audio, since a random model seldom decides to stop by itself.
+    Creates the sample voice first if it is missing (`render voice make-random sample --size tiny`;
+    `sample-v2ProPlus` etc. for another --version). Each chunk is capped at 3 s of audio, since a
+    random model seldom decides to stop by itself.
     """
     from jobs.cli.demo import ensure_sample_voice, sample_book
 
-    ensure_sample_voice(ctx, voices_dir)
+    voice_name = ensure_sample_voice(ctx, voices_dir, version)
     book = sample_book()
     # The random sample voice rarely emits EOS: cap each chunk at 3 s (75 tokens) so the demo takes minutes.
-    ctx.invoke(run, book=book, voice_name="sample", out_dir=out_dir, voices_dir=voices_dir,
+    ctx.invoke(run, book=book, voice_name=voice_name, out_dir=out_dir, voices_dir=voices_dir,
                export_format=export_format, batch_size=0, max_tokens=DEMO_MAX_TOKENS)
     files = sorted(p for p in out_dir.iterdir() if p.is_file() and p.suffix not in (".db", ".db-wal", ".db-shm"))
     click.echo(f"demo files in {out_dir.resolve()}:")
