@@ -175,9 +175,10 @@ def _backup_sqlite(engine: Engine, version: int) -> Path | None:
         _fsync_dir(target.parent)
     except (OSError, sqlite3.Error) as exc:
         partial.unlink(missing_ok=True)
+        need = f"about {source.stat().st_size / 1e6:.1f} MB free and write access in {source.parent}"
         raise StoreError(
-            f"cannot save a copy of {source} before migrating it ({exc}); free some space in {source.parent} "
-            "(about the size of the file) and run again: the store was not changed"
+            f"cannot save a copy of {source} before migrating it to this program's schema ({exc}); the copy "
+            f"needs {need}. The store was not changed: make room and run the same command again"
         ) from exc
     return target
 

@@ -4,6 +4,7 @@ migration killed half-way leaves a store the next opening migrates (SQLite and P
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -24,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 import jobs.migrations as migrations
 from jobs.db import normalise_url, sqlite_url
-from jobs.errors import StoreTooNewError
+from jobs.errors import StoreError, StoreTooNewError
 from jobs.migrations import SCHEMA_VERSION, stored_version
 from jobs.migrations.steps import Step
 from jobs.store import Store
@@ -167,6 +168,22 @@ def test_sqlite_store_is_copied_before_migrating(tmp_path: Path, caplog: pytest.
     assert "schema_version" not in describe(copy_url)
     assert read(copy_url, "SELECT id, status FROM chunks WHERE id = 8") == [(8, "rendering")]
     assert read(copy_url, "PRAGMA journal_mode") == [("delete",)]
+
+
+def test_failed_backup_stops_before_migrating(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = sqlite_url(tmp_path)
+    make_v1_store(url)
+
+    def disk_full(source: Path, target: Path) -> None:
+        target.write_bytes(b"half a copy")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(migrations, "_copy_sqlite", disk_full)
+    with pytest.raises(StoreError, match=r"MB free and write access in .*run the same command again"):
+        Store(url)
+    with connect(url) as conn:
+        assert stored_version(conn) == 1 and not inspect(conn).has_table("schema_version")
+    assert not list(tmp_path.glob("render.db.bak-*"))
 
 
 def test_newer_store_is_refused_untouched(new_url: Callable[[], str]) -> None:
