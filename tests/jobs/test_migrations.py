@@ -119,17 +119,17 @@ def versions(url: str) -> list[int]:
 
 
 def assert_rows_kept_their_meaning(store: Store) -> None:
-    rows = {r["id"]: r for r in store.chunk_rows()}
+    rows = {r["id"]: r for r in store.status.chunk_rows()}
     got = {i: (r["status"], r["attempts"], r["worker_deaths"], r["last_error_kind"], r["lease_owner"])
            for i, r in rows.items()}
     assert got == EXPECTED_CHUNKS
     assert {i: rows[i]["last_error"] for i in rows} == {c[0]: c[4] for c in CHUNK_STATES_V1}
     assert rows[1]["audio_path"] == f"1/00/{1:064x}.wav" and rows[1]["timings"] == {"decode": 0.5}
-    assert store.counts(1) == {"pending": 3, "leased": 1, "done": 1, "failed": 3}
-    workers = {w["id"]: w["state"] for w in store.workers(running_only=False)}
+    assert store.status.counts(1) == {"pending": 3, "leased": 1, "done": 1, "failed": 3}
+    workers = {w.id: w.state for w in store.workers.listed(running_only=False)}
     assert workers == EXPECTED_WORKERS
     # The current queries work on the migrated rows: the queue holds exactly the pending chunks.
-    assert sorted(c.id for c in store.claim_batch("w-new", 10, 60.0, book_id=1)) == [3, 7, 8]
+    assert sorted(c.id for c in store.queue.claim_batch("w-new", 10, 60.0, book_id=1)) == [3, 7, 8]
 
 
 def test_fresh_store_is_created_at_the_current_version(new_url: Callable[[], str]) -> None:
