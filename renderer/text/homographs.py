@@ -11,7 +11,8 @@ Words the original reads from its dictionary regardless of sense, where that is 
 in common sentences (listed in DEVIATIONS.md): "lead" (the metal only next to metal words),
 "live" (the verb after subjects and modals), "wind" (the noun unless a verb context), "tear(s)"
 (crying after determiners), "wound" (the injury after determiners). "résumé" with an accent is
-the noun.
+the noun. Nine entries of the g2p-en list have their readings swapped ("the object" read as the
+verb, "she learned" as the adjective): they are read the right way round.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ import functools
 
 from renderer.text.en_dict import g2p_en_dir
 
+# Entries of the g2p-en list whose two readings are swapped (the verb gets the noun's stress and back):
+# read the right way round (our fix, DEVIATIONS.md).
+_SWAPPED = ("object", "rebel", "fragment", "segment", "torment", "exploit", "exploits", "imprint", "learned")
 # GPT-SoVITS's own changes to the homograph list.
 _ORIGINAL_OVERRIDES = {
     "read": (("R", "IY1", "D"), ("R", "EH1", "D"), "VBP"),
@@ -37,6 +41,7 @@ _DETERMINERS = frozenset(
     "the a an this that these those my your his her its our their some any no every each one another "
     "of in on at for with from by about into onto upon over under through between among without within".split()
 )
+_LIVE_SUBJECTS = frozenset("i you we they who people".split())  # "they live", not "broadcast it live"
 _SKIP = frozenset("not never also always just really often still even only then soon already usually".split())
 _OBJECT_START = frozenset("the a an his her their my your our its this that these those it them him me us".split())
 _METAL_NEIGHBOURS = frozenset(
@@ -56,6 +61,10 @@ def table() -> dict[str, tuple[tuple[str, ...], tuple[str, ...], str]]:
         word, pron1, pron2, tag = line.strip().split("|")
         out[word.lower()] = (tuple(pron1.split()), tuple(pron2.split()), tag)
     out.update(_ORIGINAL_OVERRIDES)
+    for word in _SWAPPED:
+        if word in out:
+            verb, other, tag = out[word]
+            out[word] = (other, verb, tag)
     return out
 
 
@@ -103,7 +112,7 @@ def _context_reading(words: list[str], i: int, accented: bool) -> tuple[str, ...
     if word == "lead":
         metal = nxt in _METAL_NEIGHBOURS or (prev in ("of", "with") and not nxt.isalpha())
         return ("L", "EH1", "D") if metal and not verbish else ("L", "IY1", "D")
-    if word == "live" and (verbish or prev == "long"):
+    if word == "live" and (prev in _LIVE_SUBJECTS or prev in _TO_MODAL or prev == "long"):
         return ("L", "IH1", "V")
     if word == "wind" and not verbish:
         return ("W", "IH1", "N", "D")

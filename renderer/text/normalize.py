@@ -10,12 +10,13 @@ from renderer.text.langsplit import KANA_RE, split_languages
 from renderer.text.lexicon import Lexicon
 from renderer.text.normalize_en import normalize_en
 from renderer.text.normalize_zh import normalize_zh
-from renderer.text.symbols import PUNCTUATION
+from renderer.text.symbols import SYMBOL_TO_ID
 
 SUPPORTED = ("zh", "en", "ja")  # "ja" only where pyopenjtalk is installed
 # Marks after which GPT-SoVITS considers a text finished (its ``splits``), in their normalised forms.
 _END_MARKS = frozenset({",", ".", "?", "!", "…", "~", ":", "—"})
-_PUNCT_CHARS = "".join(re.escape(p) for p in PUNCTUATION)
+# The marks at which the original looks for the first clause (its ``splits``): "-" is not one of them.
+_SPLITS_RE = re.compile("[，。？！,.?!~:：—…]")
 _SPEAKABLE_RE = re.compile(r"[^\W_]")
 # Terminal escape sequences (colours, cursor moves, titles) are markup, never words: "\x1b[31mred".
 _ANSI_RE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])|\x9b[0-?]*[ -/]*[@-~]")
@@ -69,10 +70,23 @@ def normalize(text: str, language: str, *, heading: bool = False) -> str:
     # the script of every character is settled before the text is split by language
     text = unicodedata.normalize("NFKC", text.replace("…", _ELLIPSIS)).replace(_ELLIPSIS, "…")
     if "{" in text:
+        # Only groups of known phones are phones; other braces are ordinary text (and dropped).
         parts = PHONE_GROUP_RE.split(text)
-        done = [p if i % 2 else _normalize_text(p, language, heading) for i, p in enumerate(parts)]
+        merged = [parts[0]]
+        for i in range(1, len(parts), 2):
+            if is_phone_group(parts[i]):
+                merged += [parts[i], parts[i + 1]]
+            else:
+                merged[-1] += parts[i] + parts[i + 1]
+        done = [p if i % 2 else _normalize_text(p, language, heading) for i, p in enumerate(merged)]
         return re.sub(r"\s+", " ", " ".join(p for p in done if p)).strip()
     return _normalize_text(text, language, heading)
+
+
+def is_phone_group(group: str) -> bool:
+    """True for "{PH ON ES}" whose every phone is in the v2 symbol table."""
+    phones = group[1:-1].split()
+    return bool(phones) and all(p in SYMBOL_TO_ID for p in phones)
 
 
 def _normalize_text(text: str, language: str, heading: bool) -> str:
@@ -102,7 +116,7 @@ def model_text(norm: str, language: str) -> str:
     text = norm.strip()
     if not text:
         return text
-    first_clause = re.split(f"[{_PUNCT_CHARS}]", text, maxsplit=1)[0].strip()
+    first_clause = _SPLITS_RE.split(text, maxsplit=1)[0].strip()
     if text[0] not in _END_MARKS and len(first_clause) < 4:
         text = "." + text
     if text[-1] not in _END_MARKS:
