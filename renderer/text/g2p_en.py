@@ -62,25 +62,32 @@ def _possessive(phones: tuple[str, ...]) -> tuple[str, ...]:
 @functools.lru_cache(maxsize=200_000)
 def lookup(word: str, title: bool = False) -> tuple[str, ...]:
     """The original's ``qryword``: phones of one lower-case word (``title``: written Title-case)."""
+    return explain(word, title)[0]
+
+
+@functools.lru_cache(maxsize=200_000)
+def explain(word: str, title: bool = False) -> tuple[tuple[str, ...], str]:
+    """``lookup`` with where the phones came from: dictionary, names, spelled, possessive,
+    compound (split into known words) or neural."""
     table = en_dict.words()
     if len(word) > 1 and word in table:
-        return table[word]
+        return table[word], "dictionary"
     if title and word in en_dict.names():
-        return en_dict.names()[word]
+        return en_dict.names()[word], "names"
     if len(word) <= 3:
         out: list[str] = []
         for ch in word:
             out += ["EY1"] if ch == "a" else [ch] if not ch.isalpha() else list(table.get(ch, ()))
-        return tuple(out)
+        return tuple(out), "spelled"
     if _POSSESSIVE_RE.fullmatch(word):
         stem = lookup(word[:-2])
-        return stem + _possessive(stem)
+        return stem + _possessive(stem), "possessive"
     parts = _segmenter()(word)
     if len(parts) <= 1:
         from renderer.text.g2p_en_neural import predict
 
-        return tuple("UNK" if p == "<unk>" else p for p in predict(word))
-    return tuple(p for part in parts for p in lookup(part))
+        return tuple("UNK" if p == "<unk>" else p for p in predict(word)), "neural"
+    return tuple(p for part in parts for p in lookup(part)), "compound " + "+".join(parts)
 
 
 def _letter(token: str, nxt: str) -> tuple[str, ...]:
@@ -90,16 +97,18 @@ def _letter(token: str, nxt: str) -> tuple[str, ...]:
     return en_dict.words().get(token.lower(), ())
 
 
-def _word(tokens: list[str], lows: list[str], i: int, lexicon: dict[str, list[str]] | None) -> tuple[str, ...]:
+def _word(
+    tokens: list[str], lows: list[str], i: int, lexicon: dict[str, list[str]] | None
+) -> tuple[tuple[str, ...], str]:
     token, low = tokens[i], lows[i]
     if lexicon and low in lexicon:
-        return tuple(lexicon[low])
+        return tuple(lexicon[low]), "lexicon"
     if len(low) == 1:
-        return _letter(token, tokens[i + 1] if i + 1 < len(tokens) else "")
+        return _letter(token, tokens[i + 1] if i + 1 < len(tokens) else ""), "letter"
     own = homographs.reading(lows, i, accented=not token.isascii())
     if own is not None:
-        return own
-    return lookup(low, title=token.istitle())
+        return own, "homograph"
+    return explain(low, title=token.istitle())
 
 
 def _keep(phone: str) -> str | None:
@@ -111,15 +120,23 @@ def _keep(phone: str) -> str | None:
     return phone if phone in SYMBOL_TO_ID else None
 
 
-def g2p_en(text: str, lexicon: dict[str, list[str]] | None = None) -> list[str]:
-    """ARPAbet phones (plus punctuation phones) for normalised English text."""
+def g2p_en_words(text: str, lexicon: dict[str, list[str]] | None = None) -> list[tuple[str, list[str], str]]:
+    """Per token of normalised English text: (token, phones kept, where they came from)."""
     tokens = _TOKEN_RE.findall(text)
     lows = [_strip_accents(t).lower() for t in tokens]
-    out: list[str] = []
+    out: list[tuple[str, list[str], str]] = []
     for i, token in enumerate(tokens):
         if token.startswith("{") and token.endswith("}"):
-            out += token[1:-1].split()  # the user's phones, as given (unknown ones are counted later)
+            out.append((token, token[1:-1].split(), "lexicon"))  # the user's phones, as given
             continue
-        phones = [token] if _LETTER_RE.search(lows[i]) is None else _word(tokens, lows, i, lexicon)
-        out += [kept for p in phones if (kept := _keep(p)) is not None]
+        if _LETTER_RE.search(lows[i]) is None:
+            phones, source = (token,), "punctuation"
+        else:
+            phones, source = _word(tokens, lows, i, lexicon)
+        out.append((token, [kept for p in phones if (kept := _keep(p)) is not None], source))
     return out
+
+
+def g2p_en(text: str, lexicon: dict[str, list[str]] | None = None) -> list[str]:
+    """ARPAbet phones (plus punctuation phones) for normalised English text."""
+    return [p for _, phones, _ in g2p_en_words(text, lexicon) for p in phones]

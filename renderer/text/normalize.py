@@ -95,8 +95,16 @@ def _normalize_text(text: str, language: str, heading: bool) -> str:
     spans = split_languages(text, language)
     if all(span.language == language for span in spans):
         return _normalize_span(text, language, heading)
-    parts = [_normalize_span(s.text, s.language, heading) for s in spans]
-    return " ".join(p for p in parts if p)
+    out = ""
+    for part in (_normalize_span(s.text, s.language, heading) for s in spans):
+        if part and out and (_latin(out[-1]) or _latin(part[0])):
+            out += " "  # a space only where an English word meets its neighbour
+        out += part
+    return out
+
+
+def _latin(ch: str) -> bool:
+    return ch.isascii() and ch.isalnum()
 
 
 def _normalize_span(text: str, language: str, heading: bool) -> str:
