@@ -24,7 +24,7 @@ class ClaimedChunk:
 
 @dataclass(frozen=True)
 class SyncReport:
-    """What :meth:`Store.sync_plan` changed. ``added`` includes invalidated chunks (new render key)."""
+    """What ``store.plans.sync_plan`` changed. ``added`` includes invalidated chunks (new render key)."""
 
     book_id: int
     added: int = 0
@@ -53,6 +53,8 @@ class BookInfoRow:
     voice_id: str
     engine_version: str
     options: dict[str, Any]
+    # Beside the chapters (see BookPlan.meta_json): "navigation" marks and "missing_parts" of the book.
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,26 @@ class Failure:
 
 
 @dataclass(frozen=True)
+class BatchRecord:
+    """Figures of one rendered batch, as a worker records them (times in seconds since the epoch, durations
+    in seconds): what it produced and where its time went (``jobs.db.BatchRow``)."""
+
+    worker_id: str
+    book_id: int
+    started_at: float
+    finished_at: float
+    batch_size: int
+    chunks: int
+    tokens: int
+    audio_s: float
+    frontend_s: float
+    prefill_s: float
+    decode_s: float
+    vocode_s: float
+    write_s: float
+
+
+@dataclass(frozen=True)
 class Throughput:
     batches: int
     chunks: int
@@ -135,6 +157,7 @@ def book_info_from_row(row: BookRow) -> BookInfoRow:
         voice_id=row.voice_id,
         engine_version=row.engine_version,
         options=dict(row.options or {}),
+        meta=dict(row.meta or {}),
     )
 
 

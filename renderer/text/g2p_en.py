@@ -129,6 +129,7 @@ def g2p_en_words(text: str, lexicon: dict[str, list[str]] | None = None) -> list
         if token.startswith("{") and token.endswith("}"):
             out.append((token, token[1:-1].split(), "lexicon"))  # the user's phones, as given
             continue
+        phones: tuple[str, ...]
         if _LETTER_RE.search(lows[i]) is None:
             phones, source = (token,), "punctuation"
         else:

@@ -8,16 +8,15 @@ import pytest
 
 from jobs.books import read_book
 from jobs.errors import JobsError
-from jobs.fake_engine import FAKE_ENGINE_VERSION, fake_chunker
 from jobs.pipeline import book_lexicon
 from jobs.planner import build_plan
 from renderer.text.lexicon import Lexicon
+from tests.fakes.engine import FAKE_ENGINE_VERSION, fake_chunker, fake_voice
 from tests.jobs.conftest import BOOK_MD, write_book
-from tests.jobs.util import voice_ref
 
 
 def _keys(book: Path, lexicon: Lexicon | None) -> dict[str, tuple[str, str]]:
-    plan = build_plan(read_book(book), voice_ref(), {"seed": 0}, FAKE_ENGINE_VERSION, chunker=fake_chunker,
+    plan = build_plan(read_book(book), fake_voice("narrator"), {"seed": 0}, FAKE_ENGINE_VERSION, chunker=fake_chunker,
                       lexicon=lexicon)  # fmt: skip
     return {c.text: (c.render_key, c.normalized) for ch in plan.chapters for c in ch.chunks}
 
@@ -46,6 +45,6 @@ def test_book_lexicon_file_beside_the_book(tmp_path: Path) -> None:
 
 def test_emoji_only_paragraph_is_reported_in_the_plan(tmp_path: Path) -> None:
     book = write_book(tmp_path / "src", BOOK_MD.replace("He lit the great lamp.", "😀🎉\n\nHe lit the great lamp."))
-    plan = build_plan(read_book(book), voice_ref(), {"seed": 0}, FAKE_ENGINE_VERSION, chunker=fake_chunker)
+    plan = build_plan(read_book(book), fake_voice("narrator"), {"seed": 0}, FAKE_ENGINE_VERSION, chunker=fake_chunker)
     notices = [w for w in plan.warnings if "nothing to speak" in w]
     assert len(notices) == 1 and "chapter 1" in notices[0] and "😀🎉" in notices[0]
