@@ -142,7 +142,11 @@ def _date(m: re.Match[str]) -> str:
 
 
 def _time_range(m: re.Match[str]) -> str:
-    return nz.clock(m.group(1), m.group(2), m.group(3)) + "至" + nz.clock(m.group(5), m.group(6), m.group(7))
+    # The original reads the end's 30 minutes as 半 only when the start's minutes are 30 too
+    # (9:00-17:30 = 九点至十七点三十分); we keep that, but never read another minute as 半.
+    start_half = int(m.group(2)) == 30
+    end = nz.clock(m.group(5), m.group(6), m.group(7), half=start_half)
+    return nz.clock(m.group(1), m.group(2), m.group(3)) + "至" + end
 
 
 def _temperature(m: re.Match[str]) -> str:
