@@ -2,13 +2,12 @@
 
 Every chunk has its own length, so the vocoder's activations have new sizes for every chunk. glibc's
 allocator raises its mmap threshold after large blocks are freed, serves the next (differently sized)
-blocks from the heap, and keeps the freed pages: measured on the full-size v2 vocoder, resident memory
-grew by ~500 MB per chunk of a new length (4.8 GB after 8 chunks) although the live data did not grow.
-``malloc_trim(0)`` returns those pages, but the next chunk then page-faults its buffers in afresh: trimming
-after every chunk made the vocoder ~10 % slower (RTF 0.354-0.399 vs 0.316-0.328 over 14 chunks of
-2.4-8 s), so :func:`release_if_grown` trims only once resident memory has grown by
-:data:`TRIM_GROWTH_BYTES` since the last trim (with 1 GB: RTF 0.340-0.348 and a 2.2 GB peak instead of
-3.9 GB and rising; 512 MB keeps a 32-row fp32 worker under 3 GB).
+blocks from the heap, and keeps the freed pages: on the full-size v2 vocoder resident memory grew by
+hundreds of MB per chunk of a new length although the live data did not grow. ``malloc_trim(0)``
+returns those pages, but the next chunk then page-faults its buffers in afresh, so trimming after every
+chunk makes the vocoder slower; :func:`release_if_grown` trims only once resident memory has grown by
+:data:`TRIM_GROWTH_BYTES` since the last trim (512 MB keeps a 32-row fp32 worker under 3 GB). The
+measurements are in BENCHMARKS.md ("Why the defaults") and docs/benchmarks-history.md.
 """
 
 from __future__ import annotations
@@ -106,8 +105,8 @@ def mapped_zeros(shape: tuple[int, ...], dtype: Any) -> Any:
         return torch.zeros(shape, dtype=dtype)
     slack = HUGE_PAGE_BYTES - mmap.PAGESIZE if size >= HUGE_PAGE_BYTES else 0
     try:
-        # private: a shared anonymous mapping (mmap's default) is shmem, which faulted in ~30 % slower here
-        # (0.36 against 0.28 s per GB) and never gets transparent huge pages (those follow
+        # private: a shared anonymous mapping (mmap's default) is shmem, which faults in slower
+        # (docs/benchmarks-history.md, fifth session) and never gets transparent huge pages (those follow
         # ``shmem_enabled``, typically "never")
         mapping = mmap.mmap(-1, size + slack, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
     except OSError as exc:  # ENOMEM: reported like any failed allocation, so callers can shrink the batch
@@ -140,13 +139,10 @@ def advise_huge_pages(tensor: Any) -> bool:
 
     The decode step's attention reads every row's whole KV cache once per step, hopping between rows
     and layers; with 4 KB pages that costs a TLB miss every few cache lines, and in ``madvise`` mode (the
-    common distribution default) torch never asks for huge pages. Measured on the 2-core development
-    machine: the attention over a 64-row fp32 cache took 104 ms per step on 4 KB pages and 87 ms on huge
-    pages, and `render bench` decode at batch 64 gained ≈ 4 % (376 against 363 tok/s). But the cache is
-    re-allocated as it grows and drains, and faulting huge pages in costs more system time (and, on a
-    fragmented machine, compaction): prefill got slower (786 against 874 positions/s) and whole
-    chapters too (RTF 0.534 against 0.517 with the cache in private mappings; 0.596 / 0.613 against
-    0.541 / 0.571 when it came from the heap), so it stays off by default (BENCHMARKS.md).
+    common distribution default) torch never asks for huge pages. Decode steps gain a little from them,
+    but the cache is re-allocated as it grows and drains, and faulting huge pages in costs more system
+    time (and, on a fragmented machine, compaction): prefill and whole chapters got slower, so it stays
+    off by default (BENCHMARKS.md, "Why the defaults").
     Only whole 2 MB pages inside the tensor are advised; True if any were.
     """
     if not huge_pages_possible() or tensor.device.type != "cpu":

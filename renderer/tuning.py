@@ -14,7 +14,7 @@ Environment variables read here (all optional):
 ``RENDER_OVERLAP``              ``1``: run the vocoder on a background thread while the GPT decodes
                                 (default off: slower on 2 cores)
 ``RENDER_HUGE_PAGES``           ``1``: ask for transparent huge pages behind the CPU KV cache
-                                (default off: faster steps, slower chapters on the machine measured)
+                                (default off: faster steps but slower chapters, BENCHMARKS.md)
 ``RENDER_MMAP_THRESHOLD_MB``    give every heap block of at least this many MB its own mapping
                                 (glibc ``M_MMAP_THRESHOLD``; default 0 = glibc's own adjustment;
                                 4 bounds the memory of a worker on a small machine, slower)
@@ -90,7 +90,7 @@ class EngineTuning:
         the free memory on a GPU.
     attention: decode-step attention, one of :data:`ATTENTION_KERNELS`.
     packed_linear: run the GPT's linear layers on weights prepacked for oneDNN (CPU; one extra copy of
-        the weights, 1.3-1.7x faster decode steps).
+        the weights, faster decode steps).
     huge_pages: ask for transparent huge pages behind the CPU KV cache.
     vocoder_bucket_tokens: pad the vocoder's token and phone counts to a multiple of this, so chunks of
         similar length reuse one set of convolution primitives (0 = exact lengths; masked, the audio is

@@ -144,7 +144,7 @@ class TorchBackend:
         self.gpt = gpt.to(self.torch_device).eval()
         gpt.attention = tuning.attention
         if self.torch_device.type == "cpu" and tuning.packed_linear:
-            # oneDNN's blocked weights: 1.3-1.7x faster decode steps than MKL on plain ones (packed_linear)
+            # oneDNN's blocked weights: faster decode steps than MKL on plain ones (packed_linear)
             gpt.pack_linears()
         self.vocoder = vocoder
         self.top_k_out = gpt.top_k_out

@@ -195,8 +195,8 @@ class Engine:
     @property
     def overlaps(self) -> bool:
         """Whether ``synthesize`` overlaps vocoding with decoding: as :attr:`overlap` says (from
-        ``EngineTuning.overlap``), when the backend has a vocoder. Off by default: slower on 2 CPU cores,
-        where each stage ran ~2x slower on one thread than on two (BENCHMARKS.md)."""
+        ``EngineTuning.overlap``), when the backend has a vocoder. Off by default: on a small CPU each
+        stage loses more by giving up a core than the overlap wins (BENCHMARKS.md, "Why the defaults")."""
         return bool(self.overlap) and getattr(self.backend, "vocoder", None) is not None
 
     def _synthesize_overlapped(self, reqs: dict[str, SynthesisRequest],

@@ -46,9 +46,9 @@ def lin(x: Tensor, weight: Tensor, bias: Tensor | None, relu: bool = False,
 def _prefill_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor, scale: float) -> Tensor:
     """softmax(q k^T * scale, masked) v: q/k/v [b,H,T,hd], mask [b,1,T,T] bool.
 
-    Eager runs use torch's fused attention (no [b,H,T,T] score tensor in memory: prefill 1.5x faster
-    at 17 rows x 240 positions on 2 CPU threads, BENCHMARKS.md); tracing and ONNX export keep the plain
-    formulation, which every exporter handles. No row is fully masked (every position sees its text)."""
+    Eager runs use torch's fused attention (no [b,H,T,T] score tensor in memory, and a faster prefill:
+    BENCHMARKS.md, "Why the defaults"); tracing and ONNX export keep the plain formulation, which every
+    exporter handles. No row is fully masked (every position sees its text)."""
     if not (torch.jit.is_tracing() or torch.onnx.is_in_onnx_export()):
         return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
     scores = torch.matmul(q, k.transpose(2, 3)) * scale

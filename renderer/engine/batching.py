@@ -4,8 +4,8 @@ Decode throughput grows with the batch (the weights are read once per step for e
 row holds its own KV cache: ``2 x n_layer x d_model`` values per position, at up to
 :data:`PLANNED_POSITIONS` positions (≈ 60 + 60 phones, 150 prompt tokens and a long chunk's tokens).
 For the full-size v2 GPT that is 48 MB per row in float32 and 24 MB in bfloat16, so on a CPU with the
-default budget fp32 runs 32 rows and bf16 64 (measured best: BENCHMARKS.md), and the process stays
-under 3 GB.
+default budget fp32 runs 32 rows and bf16 64 (the measured best that keeps the process under 3 GB:
+BENCHMARKS.md, "Why the defaults").
 """
 
 from __future__ import annotations

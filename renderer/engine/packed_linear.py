@@ -1,13 +1,11 @@
 """Linear layers on prepacked oneDNN weights, for CPU inference of the GPT.
 
 Why: torch's ``F.linear`` on CPU calls MKL's sgemm on the plain ``[out, in]`` weight. For the decode
-step's skinny products (a few to 64 rows against 512x2048 weights) that streams the weights at only
-≈ 6-11 GB/s on the 2-core development machine, a third of its memory bandwidth. oneDNN's matmul on a
-weight reordered once into its blocked layout (``mkldnn._reorder_linear_weight``) ran the 24 layers'
-linears at batch 17 in 22 ms instead of 43 ms, at batch 64 in 56 ms instead of 80 ms (172 GFLOP/s,
-above the MKL GEMM "peak"), at batch 1 in 20 ms instead of 28 ms (BENCHMARKS.md). It also gives every
-row the same result whatever the batch size (MKL does not below 8 rows), so a chunk's tokens do not
-depend on the chunks decoded beside it.
+step's skinny products (a few to 64 rows against 512x2048 weights) that streams the weights at a
+fraction of the memory bandwidth. oneDNN's matmul on a weight reordered once into its blocked layout
+(``mkldnn._reorder_linear_weight``) runs the same products markedly faster at every batch size
+(BENCHMARKS.md, "Why the defaults"). It also gives every row the same result whatever the batch size
+(MKL does not below 8 rows), so a chunk's tokens do not depend on the chunks decoded beside it.
 
 The packed copy is attached to the weight ``Parameter`` itself, tagged with the parameter's storage
 pointer, dtype and version counter; :func:`linear` uses it only when all three still match (a

@@ -26,7 +26,7 @@ for the same cores. Where torch's OpenMP runtime is not found the kernel uses nu
 The kernel is used only for CPU tensors, outside tracing/ONNX export/``torch.compile`` and autograd, and
 when numba imports; ``kernel="torch"`` forces the torch path and ``"numba"`` requires the kernel
 (``auto`` is the default; ``EngineTuning.attention`` chooses it for an engine). Nothing is compiled at
-import: the first call compiles (≈ 3 s per cache dtype, once per machine) or loads from the on-disk
+import: the first call compiles (seconds per cache dtype, once per machine) or loads from the on-disk
 cache in ``$NUMBA_CACHE_DIR`` or ``$XDG_CACHE_HOME/audiobook-renderer/numba`` (default ``~/.cache/...``).
 """
 

@@ -154,8 +154,8 @@ def fast_exp(x: Any) -> Any:
 @njit(**_JIT)
 def scores(qv: Any, kt: Any, n: int, s: Any) -> None:
     """s[:n] = qv @ kt[:, :n]; kt [hd, cap]. One key row per pass: the rows are read in memory order, one
-    long stream for the hardware prefetcher (interleaving 4 rows, to re-read s less, measured ~10 % slower
-    once the cache no longer fits in L2)."""
+    long stream for the hardware prefetcher (interleaving 4 rows, to re-read s less, was slower once the
+    cache no longer fits in L2: docs/benchmarks-history.md)."""
     hd = qv.shape[0]
     for j in range(n):
         s[j] = np.float32(0.0)

@@ -44,13 +44,14 @@ class TorchVocoder:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.ge = torch.as_tensor(np.asarray(ge, dtype=np.float32)).reshape(1, -1, 1).to(self.device)
-        # On CPU a batch of one is fastest per audio second (measured: padding and larger working sets
-        # make batch 4 slower, see BENCHMARKS.md); the GPU gains from batching.
+        # On CPU a batch of one is fastest per audio second (padding and larger working sets make
+        # batches slower: BENCHMARKS.md, "Why the defaults"); the GPU gains from batching.
         self.max_batch = max_batch if max_batch is not None else (1 if self.device.type == "cpu" else 8)
-        # Every new input length costs the CPU vocoder ≈ 0.4 s of new oneDNN primitives and fresh pages
-        # (≈ 30 % of a 6 s chunk); token and phone counts padded to a multiple of this (16 tokens = 0.64 s
-        # of audio) let chunks of similar length share one shape. The padded tail is masked at every
-        # layer, so the audio is the same as unpadded within float rounding (≈ 3e-6). 0 = exact lengths.
+        # Every new input length costs the CPU vocoder new oneDNN primitives and fresh pages (a large
+        # share of a short chunk: BENCHMARKS.md); token and phone counts padded to a multiple of this
+        # (16 tokens = 0.64 s of audio) let chunks of similar length share one shape. The padded tail is
+        # masked at every layer, so the audio is the same as unpadded within float rounding (tested).
+        # 0 = exact lengths.
         self.bucket_tokens = bucket_tokens
         #: reduced-precision autocast (fp16 on CUDA) for the convolutions; None = float32
         self.autocast_dtype: torch.dtype | None = None

@@ -197,8 +197,8 @@ def prepare_for_inference(model: SoVITSModel, precision: Precision = "fp32", com
 
     ``precision='bf16'`` runs the generator in bfloat16 (raises ValueError if the CPU lacks native bf16,
     see :func:`cpu_supports_bf16`). ``compile=True`` instead installs ``torch.compile`` (inductor with
-    weight freezing) of the reference generator: measured slower than the fast generator on this CPU
-    and ~100 s of compilation per new input shape, so it exists for comparison only. The reference
+    weight freezing) of the reference generator: measured slower than the fast generator, with a long
+    compilation per new input shape (docs/benchmarks-history.md), so it exists for comparison only. The reference
     modules and ``state_dict()`` are untouched; the model is put in eval mode without gradients.
     """
     if precision not in _DTYPES:
