@@ -4,12 +4,17 @@ side effects."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+import renderer.tuning
 from renderer.tuning import ENVIRONMENT, EngineTuning, TuningError, apply_process_settings
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_defaults_environment_and_overrides_in_that_order() -> None:
@@ -74,3 +79,23 @@ def test_importing_the_renderer_changes_nothing() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           env={**os.environ, "RENDER_MMAP_THRESHOLD_MB": "4"})
     assert done.stdout == "None"
+
+
+def test_every_render_variable_of_the_product_is_documented_in_one_place() -> None:
+    """No A/B switch hides in a module: each RENDER_* name the product mentions outside renderer/tuning.py
+    is one that module's docstring describes, and every tuning variable is read through ENVIRONMENT."""
+    tuning_path = ROOT / "renderer" / "tuning.py"
+    documented = set(re.findall(r"RENDER_[A-Z0-9_]+", renderer.tuning.__doc__ or ""))
+    assert {name for name in ENVIRONMENT.values() if name.startswith("RENDER_")} <= documented
+    found = {(name, str(path.relative_to(ROOT))) for package in ("renderer", "jobs", "export")
+             for path in sorted((ROOT / package).rglob("*.py")) if path != tuning_path
+             for name in re.findall(r"RENDER_[A-Z0-9_]+", path.read_text("utf-8"))}
+    assert found  # the scan sees the product's variables (RENDER_VOICES_DIR at least)
+    undocumented = sorted(f"{path}: {name}" for name, path in found if name not in documented)
+    assert undocumented == []
+    read_elsewhere = sorted(f"{path.relative_to(ROOT)}: {line.strip()}" for package in ("renderer", "jobs", "export")
+                            for path in sorted((ROOT / package).rglob("*.py")) if path != tuning_path
+                            for line in path.read_text("utf-8").splitlines()
+                            if ("environ" in line or "getenv" in line)
+                            and any(name in line for name in ENVIRONMENT.values()))
+    assert read_elsewhere == []  # tuning variables are parsed by EngineTuning.resolve only

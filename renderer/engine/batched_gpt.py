@@ -115,6 +115,19 @@ class BatchedGPT(nn.Module):
         b, _, t, _ = x.shape
         return x.transpose(1, 2).reshape(b, t, self.config.d_model)
 
+    def _qkv(self, layer: GPTLayer, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The layer's query, key and value heads for ``x`` [B, T, d]: three [B, H, T, hd]."""
+        attn = layer.self_attn
+        q, k, v = lin(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
+        return self._heads(q), self._heads(k), self._heads(v)
+
+    def _finish_layer(self, layer: GPTLayer, x: Tensor, attended: Tensor) -> Tensor:
+        """The rest of a post-norm layer once attention has run (``attended`` [B, H, T, hd]): output
+        projection, residual and LN1, then the feed-forward half."""
+        attn = layer.self_attn
+        x = layer.norm1(x + lin(self._merge(attended), attn.out_proj.weight, attn.out_proj.bias))
+        return _ffn_block(layer, x)
+
     def _candidates(self, logits: Tensor, presence: Tensor, penalty: Tensor,
                     eos_block: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """Penalise, mask EOS and keep the top-K.
@@ -182,12 +195,8 @@ class BatchedGPT(nn.Module):
         keys: list[Tensor] = []
         values: list[Tensor] = []
         for i, layer in enumerate(self.layers()):
-            attn = layer.self_attn
-            q, k, v = lin(h, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
-            q, k, v = self._heads(q), self._heads(k), self._heads(v)
-            out = self._merge(_prefill_attention(q, k, v, mask, scale))
-            h = layer.norm1(h + lin(out, attn.out_proj.weight, attn.out_proj.bias))
-            h = _ffn_block(layer, h)
+            q, k, v = self._qkv(layer, h)
+            h = self._finish_layer(layer, h, _prefill_attention(q, k, v, mask, scale))
             if store is not None:
                 store(i, k.transpose(2, 3), v)
             else:
@@ -221,14 +230,11 @@ class BatchedGPT(nn.Module):
         new_keys: list[Tensor] = []
         new_values: list[Tensor] = []
         for i, layer in enumerate(self.layers()):
-            attn = layer.self_attn
-            q, k, v = lin(x, attn.in_proj_weight, attn.in_proj_bias).chunk(3, dim=-1)
-            q, k, v = self._heads(q), self._heads(k), self._heads(v)  # [B, H, 1, hd]
+            q, k, v = self._qkv(layer, x)  # [B, H, 1, hd]
             # cache + new token in one softmax; a fused CPU kernel where available (see step_attention)
             out = step_attention(q, k, v, past_keys[i], past_values[i], cache_lens, mask, scale,
                                  store=store_new, kernel=self.attention)  # [B, H, 1, hd]
-            x = layer.norm1(x + lin(self._merge(out), attn.out_proj.weight, attn.out_proj.bias))
-            x = _ffn_block(layer, x)
+            x = self._finish_layer(layer, x, out)
             new_keys.append(k.squeeze(2))
             new_values.append(v.squeeze(2))
         logits = lin(x.squeeze(1), self.model.ar_predict_layer.weight, None)

@@ -214,7 +214,7 @@ def attend_one(qv: Any, kn: Any, vn: Any, kt: Any, vv: Any, n: int, o: Any) -> N
 def store_new(kn: Any, vn: Any, kt: Any, vv: Any, n: int) -> None:
     """Write the new token's key and value at cache position n (kt [hd, cap], vv [cap, hd]): the item has
     just streamed the positions before it, so this costs next to nothing here, where a separate indexed
-    write over the whole cache took ~7 % of an fp32 step at batch 64."""
+    write over the whole cache took a noticeable share of a step (docs/benchmarks-history.md)."""
     for d in range(kn.shape[0]):
         kt[d, n] = narrow(kn[d], kt[0, 0])
         vv[n, d] = narrow(vn[d], vv[0, 0])
