@@ -6,14 +6,13 @@ Where things go (``--out DIR``, default ``out/<book file stem>``):
 - ``DIR/chunks/<book id>/<key[:2]>/<render key>.wav``: chunk audio (32-bit float WAV, 32 kHz); with
   PostgreSQL ``--audio-dir`` names a folder every worker sees under the same path (e.g. NFS);
 - ``DIR/``: the exported chapter files and ``report.json`` / ``report.txt`` (written to
-  ``DIR/.export-staging`` first and then moved into place, so a crash mid-export leaves the
-  previous files or the new ones, and a rerun simply exports again).
+  ``DIR/.export-staging`` first and then published, so a crash mid-export leaves the
+  previous files or the new ones, and a rerun simply exports again; see :mod:`jobs.exporting`).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -21,16 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from jobs import hooks
 from jobs.audio_files import sweep_stale_temp_files
 from jobs.db import is_sqlite, normalise_url, sqlite_url
 from jobs.engines import SetupFactory
 from jobs.errors import JobsError
+from jobs.exporting import export_from_store
 from jobs.planner import BookPlan, Chunker, build_plan, default_chunker, parse_chapter_spec
-from jobs.store import BookInfoRow, Store, SyncReport
+from jobs.store import Store, SyncReport
 from jobs.worker import Worker, WorkerOptions, WorkerReport
-
-STAGING_DIRNAME = ".export-staging"
 
 
 @dataclass(frozen=True)
@@ -62,6 +59,8 @@ class RenderSettings:
     export_format: str = "mp3"
     preset: str = "acx"
     single_file: bool = False
+    subtitles: str | None = None
+    read_along: bool = False
     lease_s: float = 120.0
     max_attempts: int = 3
 
@@ -265,6 +264,8 @@ def run_book(settings: RenderSettings, on_batch: Callable[[Store, int, WorkerRep
             export_format=settings.export_format,
             preset=settings.preset,
             single_file=settings.single_file,
+            subtitles=settings.subtitles,
+            read_along=settings.read_along,
         )
         result.failures = store.failures(sync.book_id)
         return result
@@ -280,67 +281,3 @@ def _stop_helpers(procs: list[subprocess.Popen[bytes]], interrupted: bool) -> No
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def export_from_store(
-    store: Store,
-    book_id: int,
-    root: Path,
-    out_dir: Path,
-    *,
-    export_format: str = "mp3",
-    preset: str = "acx",
-    single_file: bool = False,
-) -> Any:
-    """Export every complete chapter from stored chunk audio; returns the export report (None if nothing to do)."""
-    from export import ChapterManifest, ChunkAudio, ExportOptions, export_book
-
-    book = store.book(book_id)
-    manifests = []
-    for chapter in store.chapters(book_id, with_chunks=True):
-        if not chapter.complete:
-            continue
-        chunks = [
-            ChunkAudio(
-                path=root / c.audio_path,
-                boundary=c.boundary,
-                text=c.text,
-                key=f"{chapter.number}.{c.idx}:{c.render_key[:16]}",  # unique even for repeated text
-                n_phones=c.n_phones,
-                n_tokens=c.n_tokens,
-            )
-            for c in chapter.chunks
-        ]
-        for chunk in chunks:
-            if not chunk.path.is_file():
-                hint = "is --audio-dir the shared folder the workers used?"
-                raise JobsError(f"chunk audio missing: {chunk.path} ({hint})")
-        manifests.append(ChapterManifest(index=chapter.number, title=chapter.title, chunks=chunks))
-    if not manifests:
-        return None
-    options = ExportOptions(format=export_format, preset=preset, single_file=single_file)
-    staging = Path(out_dir) / STAGING_DIRNAME
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    report = export_book(_book_info(book), manifests, staging, options)
-    hooks.pause_point("export")
-    _publish(staging, Path(out_dir))
-    return report
-
-
-def _book_info(book: BookInfoRow) -> Any:
-    from export import BookInfo
-
-    return BookInfo(
-        title=book.title, author=book.author, language=book.language, cover=book.cover, cover_mime=book.cover_mime
-    )
-
-
-def _publish(staging: Path, out_dir: Path) -> None:
-    """Move exported files into place one by one (each rename is atomic), then drop the staging folder."""
-    for path in sorted(p for p in staging.rglob("*") if p.is_file()):
-        target = out_dir / path.relative_to(staging)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, target)
-        hooks.pause_point("publish")
-    shutil.rmtree(staging, ignore_errors=True)

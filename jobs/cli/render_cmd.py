@@ -8,6 +8,7 @@ from typing import Any
 
 import click
 
+from jobs.cli.outputs import listener_options
 from jobs.cli.params import BATCH_SIZE
 from jobs.cli.progress import BookProgress
 from jobs.cli.status_view import print_status, status_json
@@ -97,12 +98,14 @@ def _sampling(seed: int | None, temperature: float | None, top_k: int | None, to
               help="Engine arithmetic [default: auto = bf16 (CPU) / fp16 (CUDA) only where the hardware has it "
                    "and a tolerance check against fp32 passed, else fp32]. Part of each chunk's render key.")
 @_read_options
+@listener_options
 def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, audio_dir: Path | None,
         chapters: str | None, workers: int, batch_size: int, backend: str, device: str, threads: int | None,
         voices_dir: Path | None, lease_s: float, max_attempts: int, engine: str, export_format: str, preset: str,
         single_file: bool, seed: int | None, temperature: float | None, top_k: int | None,
         top_p: float | None, speed: float | None, max_tokens: int | None, precision: str | None,
-        include_front: bool, include_back: bool, read_notes: bool) -> None:
+        include_front: bool, include_back: bool, read_notes: bool, subtitles: str | None = None,
+        read_along: bool = False) -> None:
     """Plan, synthesize and export BOOK (.epub, .txt, .md); resumes whatever exists.
 
     Run it again after a crash, a full disk or Ctrl-C: finished chunks are kept and only the rest
@@ -116,7 +119,8 @@ def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, a
         batch_size=batch_size, workers=workers, backend=backend, device=device, threads=threads, engine=engine,
         voices_dir=voices_dir, sampling=_sampling(seed, temperature, top_k, top_p, speed, max_tokens, precision),
         read=ReadSettings(include_front, include_back, read_notes), export_format=export_format, preset=preset,
-        single_file=single_file, lease_s=lease_s, max_attempts=max_attempts,
+        single_file=single_file, lease_s=lease_s, max_attempts=max_attempts, subtitles=subtitles,
+        read_along=read_along,
     )
     with BookProgress() as progress:
         result = run_book(settings, on_batch=progress.update)
@@ -271,6 +275,8 @@ def worker(db_url: str, audio_dir: Path, follow: bool, batch_size: int, backend:
 def demo(ctx: click.Context, out_dir: Path, voices_dir: Path | None, export_format: str) -> None:
     """Render the sample book with the sample voice (random weights: it sounds like noise) into OUT.
 
+    Besides the chapter files it writes WebVTT subtitles and the read-along EPUB (sample-book.readalong.epub).
+
     Creates the sample voice first if it is missing (`render voice make-random sample --size tiny`).
     Each chunk is capped at 3 s of audio, since a random model seldom decides to stop by itself.
     """
@@ -280,7 +286,8 @@ def demo(ctx: click.Context, out_dir: Path, voices_dir: Path | None, export_form
     book = sample_book()
     # The random sample voice rarely emits EOS: cap each chunk at 3 s (75 tokens) so the demo takes minutes.
     ctx.invoke(run, book=book, voice_name="sample", out_dir=out_dir, voices_dir=voices_dir,
-               export_format=export_format, batch_size=0, max_tokens=DEMO_MAX_TOKENS)
+               export_format=export_format, batch_size=0, max_tokens=DEMO_MAX_TOKENS, subtitles="vtt",
+               read_along=True)
     files = sorted(p for p in out_dir.iterdir() if p.is_file() and p.suffix not in (".db", ".db-wal", ".db-shm"))
     click.echo(f"demo files in {out_dir.resolve()}:")
     for path in files:
