@@ -25,7 +25,7 @@ from export.loudness import SILENCE_DB
 from export.master import RMS_GUARD_MARGIN_DB, Mastered, master_chapter
 from export.model import BookInfo, ChapterManifest
 from export.options import ExportOptions
-from export.readalong import ReadAlongSource
+from export.readalong import ReadAlongSource, check_source
 from export.report import ChapterReport, ExportReport, FileReport, check_coverage
 from export.space import estimate_bytes, free_bytes, is_disk_full
 from export.tags import tag_file
@@ -96,6 +96,8 @@ def export_book(book: BookInfo, chapters: list[ChapterManifest], out_dir: Path, 
     _check_numbers(chapters)
     if options.format == "m4b":
         ffmpeg_path()  # fail before hours of work, with the message saying what to install
+    if read_along is not None:
+        check_source(read_along.epub, read_along.sha256)  # an EPUB 2, a changed book: say so before the work
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     report = ExportReport(book.title, book.author, options.preset, options.format, options.to_dict(), out_dir=out_dir)

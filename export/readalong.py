@@ -110,13 +110,31 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _load(zf: zipfile.ZipFile, source: ReadAlongSource) -> _Book:
-    package = read_package(zf)
+def _check_version(package: Package, epub: Path) -> None:
     if not package.version.startswith("3"):
         raise ReadAlongError(
-            f"{source.epub.name} is an EPUB {package.version or '2'} book; media overlays need EPUB 3. Convert it "
+            f"{epub.name} is an EPUB {package.version or '2'} book; media overlays need EPUB 3. Convert it "
             "(e.g. Calibre's 'Convert books' to EPUB 3, or Sigil) and render the converted file, or use "
             "--subtitles for text synchronised with the audio")
+
+
+def check_source(epub: Path, sha256: str | None = None) -> None:
+    """Refuse, before any work, a book the read-along EPUB cannot be made from (with what to do)."""
+    if not epub.is_file():
+        raise ReadAlongError(f"the read-along EPUB is made from the book file, and {epub} is gone")
+    if sha256 and _sha256(epub) != sha256:
+        raise ReadAlongError(f"{epub} changed since it was planned; render it again first "
+                             "(unchanged chunks are kept), then export")
+    try:
+        with zipfile.ZipFile(epub) as zf:
+            _check_version(read_package(zf), epub)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise ReadAlongError(f"cannot read {epub}: {exc}") from exc
+
+
+def _load(zf: zipfile.ZipFile, source: ReadAlongSource) -> _Book:
+    package = read_package(zf)
+    _check_version(package, source.epub)
     book, base = _Book(zf, package), 0
     for item_id in package.spine:
         item = package.manifest[item_id]
@@ -310,11 +328,7 @@ def _write_zip(zf: zipfile.ZipFile, out: Path, replaced: dict[str, bytes], added
 
 def write_read_along(source: ReadAlongSource, chapters: Sequence[ReadAlongChapter], out_dir: Path) -> ReadAlongResult:
     """Write ``out_dir / source.file_name``: the book with its rendered chapters' audio and media overlays."""
-    if not source.epub.is_file():
-        raise ReadAlongError(f"the read-along EPUB is made from the book file, and {source.epub} is gone")
-    if source.sha256 and _sha256(source.epub) != source.sha256:
-        raise ReadAlongError(f"{source.epub} changed since it was planned; render it again first "
-                             "(unchanged chunks are kept), then export")
+    check_source(source.epub, source.sha256)
     result = ReadAlongResult(Path(out_dir) / source.file_name)
     with zipfile.ZipFile(source.epub) as zf:
         book = _load(zf, source)

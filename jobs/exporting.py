@@ -72,6 +72,15 @@ def book_info(book: BookInfoRow, chapter_count: int) -> Any:
     )  # fmt: skip
 
 
+def check_read_along(path: Path) -> None:
+    """Before rendering: a book the read-along EPUB cannot be made from is refused now, not hours later."""
+    from export.readalong import check_source
+
+    if path.suffix.lower() != ".epub":
+        raise JobsError(f"--read-along needs an EPUB book; {path.name} is not one (try --subtitles instead)")
+    check_source(path)
+
+
 def read_along_source(book: BookInfoRow, chapters: list[ChapterState]) -> Any:
     from export.readalong import ChapterStart, ReadAlongSource
 

@@ -248,6 +248,8 @@ def run_book(settings: RenderSettings, on_batch: Callable[[Store, int, WorkerRep
         )
         callback = (lambda report: on_batch(store, sync.book_id, report)) if on_batch else None
         worker = Worker(store, root, factory, options, on_batch=callback)
+        if callback is not None:
+            callback(worker.report)  # once before the first batch: progress and metrics start from the plan
         try:
             report = worker.run()
         finally:

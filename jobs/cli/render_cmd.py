@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from jobs.cli.outputs import listener_options
+from jobs.cli.outputs import listener_options, metrics_options, metrics_publisher
 from jobs.cli.params import BATCH_SIZE
 from jobs.cli.progress import BookProgress
 from jobs.cli.status_view import print_status, status_json
@@ -99,13 +99,15 @@ def _sampling(seed: int | None, temperature: float | None, top_k: int | None, to
                    "and a tolerance check against fp32 passed, else fp32]. Part of each chunk's render key.")
 @_read_options
 @listener_options
+@metrics_options
 def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, audio_dir: Path | None,
         chapters: str | None, workers: int, batch_size: int, backend: str, device: str, threads: int | None,
         voices_dir: Path | None, lease_s: float, max_attempts: int, engine: str, export_format: str, preset: str,
         single_file: bool, seed: int | None, temperature: float | None, top_k: int | None,
         top_p: float | None, speed: float | None, max_tokens: int | None, precision: str | None,
         include_front: bool, include_back: bool, read_notes: bool, subtitles: str | None = None,
-        read_along: bool = False) -> None:
+        read_along: bool = False, metrics_file: Path | None = None, metrics_port: int | None = None,
+        metrics_host: str = "127.0.0.1") -> None:
     """Plan, synthesize and export BOOK (.epub, .txt, .md); resumes whatever exists.
 
     Run it again after a crash, a full disk or Ctrl-C: finished chunks are kept and only the rest
@@ -113,6 +115,10 @@ def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, a
     """
     from jobs.pipeline import ReadSettings, RenderSettings, default_out_dir, run_book
 
+    if read_along:
+        from jobs.exporting import check_read_along
+
+        check_read_along(book)
     out = out_dir or default_out_dir(book)
     settings = RenderSettings(
         book=book, voice=voice_name, out_dir=out, db_url=db_url, audio_dir=audio_dir, chapters=chapters,
@@ -122,8 +128,15 @@ def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, a
         single_file=single_file, lease_s=lease_s, max_attempts=max_attempts, subtitles=subtitles,
         read_along=read_along,
     )
-    with BookProgress() as progress:
-        result = run_book(settings, on_batch=progress.update)
+    with BookProgress() as progress, metrics_publisher(metrics_file, metrics_port, metrics_host, device) as metrics:
+
+        def on_batch(store: Any, book_id: int, report: Any) -> None:
+            progress.update(store, book_id, report)
+            if metrics is not None:
+                metrics.metrics.watch_counts(lambda: store.counts(book_id))
+                metrics.on_batch(report)
+
+        result = run_book(settings, on_batch=on_batch)
     if result.worker.interrupted:
         click.echo("stopped; progress is saved, run the same command again to resume", err=True)
         raise click.exceptions.Exit(130)
@@ -244,8 +257,10 @@ def retry_failed(book: str, out_dir: Path | None, db_url: str | None, audio_dir:
               help="Chunk audio folder, the same path on every worker (e.g. an NFS mount).")
 @click.option("--follow", is_flag=True, help="Keep waiting for new work instead of stopping when the queue is empty.")
 @_engine_options
+@metrics_options
 def worker(db_url: str, audio_dir: Path, follow: bool, batch_size: int, backend: str, device: str,
-           threads: int | None, voices_dir: Path | None, lease_s: float, max_attempts: int, engine: str) -> None:
+           threads: int | None, voices_dir: Path | None, lease_s: float, max_attempts: int, engine: str,
+           metrics_file: Path | None = None, metrics_port: int | None = None, metrics_host: str = "127.0.0.1") -> None:
     """Render chunks from a shared job store until the queue is empty (or forever with --follow).
 
     The worker needs the books' voices installed under the same names (same files) on its machine.
@@ -254,9 +269,13 @@ def worker(db_url: str, audio_dir: Path, follow: bool, batch_size: int, backend:
     from jobs.worker import Worker, WorkerOptions
 
     factory = SetupFactory(engine, voices_dir=voices_dir, backend=backend, device=device, threads=threads)
-    with Store(db_url) as store:
+    with Store(db_url) as store, metrics_publisher(metrics_file, metrics_port, metrics_host, device) as metrics:
         options = WorkerOptions(batch_size=batch_size, lease_s=lease_s, follow=follow, max_attempts=max_attempts)
-        job = Worker(store, audio_dir, factory, options)
+        job = Worker(store, audio_dir, factory, options, on_batch=metrics.on_batch if metrics else None)
+        if metrics is not None:
+            metrics.metrics.worker_id = job.id
+            metrics.metrics.watch_counts(store.counts)
+            metrics.publish()
         report = job.run()
     click.echo(f"worker {report.worker_id}: {report.done} chunks done, {report.failed} failed, "
                f"{report.audio_s:.1f} s of audio")

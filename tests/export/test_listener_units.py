@@ -168,3 +168,19 @@ def test_an_export_from_before_the_manifest_is_known_by_its_report(tmp_path: Pat
     assert written_files(out) == {"01 - Old.mp3", "report.json", "report.txt"}
     publish(_stage(tmp_path / "s", ["03 - New.mp3", "report.json"]), out)
     assert sorted(p.name for p in out.iterdir()) == sorted(["03 - New.mp3", MANIFEST_NAME, "report.json"])
+
+
+def test_read_along_of_an_epub2_is_refused_before_any_work(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from jobs.cli import cli
+    from tests.books.epubkit import Doc, EpubSpec, build_epub
+
+    book = build_epub(tmp_path / "old.epub", EpubSpec([Doc("c1.xhtml", "<p>Hello there.</p>")],
+                                                      toc=[(0, "One", "text/c1.xhtml")], ncx=True))
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, [str(book), "--voice", "narrator", "--out", str(out), "--read-along"],
+                                env={"RENDER_ENGINE": "fake"})
+    assert result.exit_code != 0
+    assert "old.epub is an EPUB 2.0 book; media overlays need EPUB 3" in result.output
+    assert not out.exists()  # refused before planning or rendering
