@@ -129,6 +129,7 @@ def _export_all(book: BookInfo, chapters: list[ChapterManifest], out_dir: Path, 
     n_chunks = sum(len(ch.chunks) for ch in chapters)
     report.coverage = check_coverage([(d.chapter.index, d.report.chunks) for d in done], n_chunks,
                                      options.suspicious_ratio, options.norm_seconds_per_phone)
+    report.coverage.missing_parts = list(book.missing_parts)
     listener = [ListenerChapter(d.chapter.index, d.name, d.report.chunks, d.report.book_offset_s, d.mp3)
                 for d in done]
     report.listener_files = write_listener_outputs(listener, book_file, out_dir, options.subtitles, read_along)

@@ -1,4 +1,5 @@
-"""Store → export: the chapter manifests, book metadata and read-along source of a stored book, exported
+"""Store → export: the chapter manifests (with their navigation marks), book metadata (with the parts that
+could not be read) and read-along source of a stored book, exported
 into a staging folder and then published (see :mod:`export.publish`), so the output folder holds exactly
 the latest export, numbered by the plan's chapter numbers."""
 
@@ -17,7 +18,18 @@ STAGING_DIRNAME = ".export-staging"
 READ_ALONG_SUFFIX = ".readalong.epub"
 
 
-def _manifests(chapters: list[ChapterState], root: Path) -> list[Any]:
+def navigation_marks(meta: dict[str, Any]) -> dict[int, list[Any]]:
+    """The stored navigation marks (BookPlan.meta_json) as export NavMarks per chapter number, in order."""
+    from export import NavMark
+
+    marks: dict[int, list[Any]] = {}
+    for mark in meta.get("navigation", []):
+        if mark.get("chunk") is not None:
+            marks.setdefault(int(mark["chapter"]), []).append(NavMark(mark["title"], int(mark["depth"]), mark["chunk"]))
+    return marks
+
+
+def _manifests(chapters: list[ChapterState], root: Path, marks: dict[int, list[Any]]) -> list[Any]:
     from export import ChapterManifest, ChunkAudio
 
     manifests = []
@@ -40,7 +52,8 @@ def _manifests(chapters: list[ChapterState], root: Path) -> list[Any]:
             if not chunk.path.is_file():
                 hint = "is --audio-dir the shared folder the workers used?"
                 raise JobsError(f"chunk audio missing: {chunk.path} ({hint})")
-        manifests.append(ChapterManifest(index=chapter.number, title=chapter.title, chunks=chunks))
+        manifests.append(ChapterManifest(index=chapter.number, title=chapter.title, chunks=chunks,
+                                         marks=marks.get(chapter.number, [])))
     return manifests
 
 
@@ -65,10 +78,12 @@ def book_info(book: BookInfoRow, chapter_count: int) -> Any:
             extra = opf_metadata(Path(book.source_path))
         except ReadAlongError:
             pass  # the plan's metadata is enough for tags
+    missing = tuple(f"{m['href']} ({m['title']!r}): {m['reason']}" if m.get("title") else f"{m['href']}: {m['reason']}"
+                    for m in book.meta.get("missing_parts", []))
     return BookInfo(
         title=book.title, author=book.author, language=book.language, cover=book.cover, cover_mime=book.cover_mime,
         narrator=book.voice_name, year=extra.year, description=extra.description, publisher=extra.publisher,
-        chapter_count=chapter_count,
+        chapter_count=chapter_count, missing_parts=missing,
     )  # fmt: skip
 
 
@@ -114,7 +129,7 @@ def export_from_store(
 
     book = store.book(book_id)
     chapters = store.chapters(book_id, with_chunks=True)
-    manifests = _manifests(chapters, root)
+    manifests = _manifests(chapters, root, navigation_marks(book.meta))
     if not manifests:
         return None
     options = ExportOptions(format=export_format, preset=preset, single_file=single_file, subtitles=subtitles)

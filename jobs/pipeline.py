@@ -32,9 +32,17 @@ from jobs.worker import Worker, WorkerOptions, WorkerReport
 
 @dataclass(frozen=True)
 class ReadSettings:
+    """How the book is read and shaped (``render --help`` describes each; validated by ``ReadOptions``)."""
+
     include_front: bool = False
     include_back: bool = False
     read_notes: bool = False
+    allow_missing: bool = False
+    lenient: bool = False
+    max_text_mb: int = 64
+    stage_directions: str = "read"
+    speaker_names: str = "read"
+    list_numbers: str = "read"
 
 
 @dataclass(frozen=True)
@@ -110,6 +118,12 @@ def read(book: Path, settings: ReadSettings) -> Any:
         include_front=settings.include_front,
         include_back=settings.include_back,
         read_notes="chapter_end" if settings.read_notes else False,
+        allow_missing=settings.allow_missing,
+        lenient=settings.lenient,
+        max_text_bytes=settings.max_text_mb * 1024 * 1024,
+        stage_directions=settings.stage_directions,
+        speaker_names=settings.speaker_names,
+        list_numbers=settings.list_numbers,
     )
     return read_book(book, options)
 
