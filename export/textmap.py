@@ -11,6 +11,7 @@ unsynchronised, never made invalid. Inserting these spans is the only change mad
 from __future__ import annotations
 
 import unicodedata
+from array import array
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -80,31 +81,49 @@ class TextIndex:
 
     def __init__(self, root: etree._Element) -> None:
         self.root = root
-        self.key_chars: list[str] = []
-        self._where: list[tuple[etree._Element, int, int]] = []  # per key char: parent, slot, offset
+        self._parts: list[str] = []  # the key, one piece per text slot
+        self._length = 0
+        # Per key character, compactly (a novel has millions): which text slot it is in, and where in it.
+        self._slots: list[tuple[etree._Element, int]] = []
+        self._slot_of = array("i")
+        self._offset_of = array("i")
         self.element_span: dict[etree._Element, tuple[int, int]] = {}
         self.ids = {el.get("id") for el in root.iter() if el.get("id")}
         body = next((el for el in root.iter() if local(el) == "body"), None)
         if body is not None:
             self._walk(body)
-        self.key = "".join(self.key_chars)
+        self.key = "".join(self._parts)
+        self._parts.clear()
 
     def _add(self, parent: etree._Element, slot: int, text: str | None) -> None:
-        for offset, ch in enumerate(text or ""):
+        if not text:
+            return
+        number = len(self._slots)
+        self._slots.append((parent, slot))
+        piece = []
+        for offset, ch in enumerate(text):
             if ch.isalnum():
-                for folded in ch.casefold():
-                    self.key_chars.append(folded)
-                    self._where.append((parent, slot, offset))
+                folded = ch.casefold()
+                piece.append(folded)
+                self._slot_of.extend([number] * len(folded))
+                self._offset_of.extend([offset] * len(folded))
+        key = "".join(piece)
+        self._parts.append(key)
+        self._length += len(key)
+
+    def _where(self, key_offset: int) -> tuple[etree._Element, int, int]:
+        parent, slot = self._slots[self._slot_of[key_offset]]
+        return parent, slot, self._offset_of[key_offset]
 
     def _walk(self, el: etree._Element) -> None:
-        start = len(self.key_chars)
+        start = self._length
         if not _skipped(el):
             self._add(el, 0, el.text)
             for i, child in enumerate(el):
                 if isinstance(child.tag, str):
                     self._walk(child)
                 self._add(el, i + 1, child.tail)
-        self.element_span[el] = (start, len(self.key_chars))
+        self.element_span[el] = (start, self._length)
 
     def element_start(self, element_id: str) -> int | None:
         for el, (start, _) in self.element_span.items():
@@ -131,12 +150,12 @@ class TextIndex:
     def positions(self, begin: int, end: int) -> tuple[Position, Position]:
         """Text positions around key range [begin, end), widened over opening punctuation before it and
         closing punctuation after it (quotes, the full stop), never over whitespace or another word."""
-        parent, slot, offset = self._where[begin]
+        parent, slot, offset = self._where(begin)
         text = slot_text(parent, slot)
         while offset > 0 and _opens(text[offset - 1]):
             offset -= 1
         first = Position(parent, slot, offset)
-        parent, slot, offset = self._where[end - 1]
+        parent, slot, offset = self._where(end - 1)
         text, offset = slot_text(parent, slot), offset + 1
         while offset < len(text) and _closes(text[offset]):
             offset += 1

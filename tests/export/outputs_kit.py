@@ -58,8 +58,8 @@ AFTERNOON = """<section id="chapter-3b" epub:type="chapter">
 
 def build_rich_book(folder: Path) -> Path:
     """The sample book plus what real books have: a cover, a titlepage (front matter, skipped), OPF date,
-    description and publisher, two chapters in one file (a TOC #fragment) and a sentence that ends inside
-    an inline element (<em>)."""
+    description and publisher, two chapters in one file (a TOC #fragment), a nested TOC entry inside a
+    chapter (a navigation mark) and a sentence that ends inside an inline element (<em>)."""
     src = folder / "src"
     shutil.copytree(SAMPLE_SOURCE, src)
     text = src / "OEBPS" / "text"
@@ -79,10 +79,14 @@ def build_rich_book(folder: Path) -> Path:
     nav = nav.replace('<li><a href="text/chapter-4.xhtml">',
                       '<li><a href="text/chapter-3.xhtml#chapter-3b">Afternoon</a></li>\n'
                       '<li><a href="text/chapter-4.xhtml">')
+    nav = nav.replace('<a href="text/chapter-2.xhtml">The Storm</a></li>',
+                      '<a href="text/chapter-2.xhtml">The Storm</a>'
+                      '<ol><li><a href="text/chapter-2.xhtml#midnight">Near Midnight</a></li></ol></li>')
     (src / "OEBPS" / "nav.xhtml").write_text(nav, encoding="utf-8")
     ch2 = (text / "chapter-2.xhtml").read_text(encoding="utf-8")
     ch2 = ch2.replace("It was a small fishing boat, the Mary Ellen, with a crew of 4.",
                       "It was a small boat, the <em>Mary Ellen. She had</em> a crew of 4.")
+    ch2 = ch2.replace("<hr/>", '<h2 id="midnight">Near Midnight</h2>')
     (text / "chapter-2.xhtml").write_text(ch2, encoding="utf-8")
     ch3 = (text / "chapter-3.xhtml").read_text(encoding="utf-8")
     (text / "chapter-3.xhtml").write_text(ch3.replace("</body>", AFTERNOON), encoding="utf-8")
