@@ -9,8 +9,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from jobs import hooks
 from jobs.errors import JobsError
+from jobs.events import JobHooks
 from jobs.records import BookInfoRow, ChapterState
 from jobs.store import Store
 
@@ -117,6 +117,7 @@ def export_from_store(
     single_file: bool = False,
     subtitles: str | None = None,
     read_along: bool = False,
+    hooks: JobHooks = JobHooks(),
 ) -> Any:
     """Export every complete chapter from stored chunk audio; returns the export report (None if nothing to do).
 
@@ -127,8 +128,8 @@ def export_from_store(
     from export.publish import publish
     from export.space import estimate_bytes, free_bytes, is_disk_full
 
-    book = store.book(book_id)
-    chapters = store.chapters(book_id, with_chunks=True)
+    book = store.status.book(book_id)
+    chapters = store.status.chapters(book_id, with_chunks=True)
     manifests = _manifests(chapters, root, navigation_marks(book.meta))
     if not manifests:
         return None
@@ -146,6 +147,6 @@ def export_from_store(
             needed = getattr(exc, "needed_bytes", 0) or estimate_bytes(manifests, options)
             raise DiskFullError(Path(out_dir), needed, free_bytes(Path(out_dir))) from exc
         raise
-    hooks.pause_point("export")
-    publish(staging, Path(out_dir), on_step=lambda _name: hooks.pause_point("publish"))
+    hooks.at("export")
+    publish(staging, Path(out_dir), on_step=lambda _name: hooks.at("publish"))
     return report

@@ -9,13 +9,18 @@ import struct
 import subprocess
 import zipfile
 import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
 from click.testing import CliRunner
 
 from jobs.cli import cli
+from jobs.planner import default_chunker
+from jobs.services import Services
+from tests.fakes.engine import FakeEngineFactory
+from tests.fakes.hooks import EnvHooks
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLE = ROOT / "samples" / "sample-book.epub"
@@ -101,17 +106,22 @@ def _zip_epub(source: Path, target: Path) -> Path:
     return target
 
 
-def fake_cli_env() -> dict[str, str]:
-    """The fake engine with the real sentence chunker (read-along matches its sentences to the text)."""
-    return {"RENDER_ENGINE": "fake", "RENDER_VOICES_DIR": "/nonexistent-render-voices"}
+@dataclass
+class RealChunkerFactory(FakeEngineFactory):
+    """The fake engine with the real sentence chunker: chunks that hold several sentences, as in a real run,
+    so the read-along EPUB is synchronised finer than chunks."""
+
+    def chunk(self, blocks: list[Any], language: str) -> Sequence[Any]:
+        return default_chunker(blocks, language)
+
+
+def services() -> Services:
+    return Services(engines=RealChunkerFactory(), hooks=EnvHooks())
 
 
 def render(*args: str) -> Any:
-    with pytest.MonkeyPatch.context() as mp:
-        mp.delenv("RENDER_FAKE_CHUNKER", raising=False)
-        for key, value in fake_cli_env().items():
-            mp.setenv(key, value)
-        result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    """`render ARGS` in this process with the fake engine (the real chunker); fails the test on an error."""
+    result = CliRunner().invoke(cli, list(args), obj=services(), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     return result
 

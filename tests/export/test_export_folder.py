@@ -6,14 +6,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
 from export.publish import MANIFEST_NAME
-from tests.export.outputs_kit import SAMPLE, fake_cli_env, plan_json, render
+from tests.export.outputs_kit import SAMPLE, plan_json, render
+from tests.fakes.run_cli import RUN_CLI
 
 pytestmark = pytest.mark.slow
 WAV = ["--voice", "narrator", "--format", "wav", "--preset", "none"]
@@ -76,11 +76,8 @@ def test_disk_full_during_export_is_a_clear_error_and_keeps_the_previous_export(
     assert any(name.endswith(".mp3") for name in before)
 
     render(str(SAMPLE), "--out", str(out), *WAV)  # every chapter now: too much for 3 MB
-    env = {**os.environ, **fake_cli_env()}
-    env.pop("RENDER_FAKE_CHUNKER", None)
-    result = subprocess.run([sys.executable, "-c", "from jobs.cli import main; main()", "export", str(SAMPLE),
-                             "--out", str(out), "--format", "mp3", "--preset", "none", "--to", str(small_tmpfs)],
-                            capture_output=True, text=True, env=env, timeout=300)
+    result = subprocess.run([*RUN_CLI, "export", str(SAMPLE), "--out", str(out), "--format", "mp3", "--preset",
+                             "none", "--to", str(small_tmpfs)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 2, result.stderr
     message = result.stderr
     assert f"disk full while exporting to {small_tmpfs}:" in message and "needs about" in message, message

@@ -175,12 +175,13 @@ def test_read_along_of_an_epub2_is_refused_before_any_work(tmp_path: Path) -> No
 
     from jobs.cli import cli
     from tests.books.epubkit import Doc, EpubSpec, build_epub
+    from tests.export.outputs_kit import services
 
     book = build_epub(tmp_path / "old.epub", EpubSpec([Doc("c1.xhtml", "<p>Hello there.</p>")],
                                                       toc=[(0, "One", "text/c1.xhtml")], ncx=True))
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, [str(book), "--voice", "narrator", "--out", str(out), "--read-along"],
-                                env={"RENDER_ENGINE": "fake"})
+                                obj=services())
     assert result.exit_code != 0
     assert "old.epub is an EPUB 2.0 book; media overlays need EPUB 3" in result.output
     assert not out.exists()  # refused before planning or rendering

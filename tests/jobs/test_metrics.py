@@ -16,6 +16,9 @@ from click.testing import CliRunner
 from jobs.cli import cli
 from jobs.db import sqlite_url
 from jobs.metrics import CONTENT_TYPE, STAGES
+from tests.fakes.engine import FakeEngineConfig
+from tests.fakes.hooks import EnvHooks
+from tests.fakes.run_cli import fake_services
 from tests.jobs.conftest import fake_env, render_cmd
 from tests.jobs.util import planned_store
 
@@ -85,17 +88,14 @@ def test_render_serves_metrics_while_it_runs_and_leaves_the_final_file(md_book: 
     assert not list(prom.parent.glob(".*.tmp"))  # written atomically, no temp file left
 
 
-def test_worker_keeps_a_metrics_file_for_the_whole_queue(md_book: Path, tmp_path: Path,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in fake_env().items():
-        if key.startswith("RENDER_"):
-            monkeypatch.setenv(key, value)
+def test_worker_keeps_a_metrics_file_for_the_whole_queue(md_book: Path, tmp_path: Path) -> None:
     url = sqlite_url(tmp_path)
     store, _ = planned_store(url, md_book)
     store.close()
     prom = tmp_path / "worker.prom"
     result = CliRunner().invoke(cli, ["worker", "--db", url, "--audio-dir", str(tmp_path / "audio"),
-                                      "--batch-size", "4", "--metrics", str(prom)], catch_exceptions=False)
+                                      "--batch-size", "4", "--metrics", str(prom)],
+                                obj=fake_services(FakeEngineConfig(), EnvHooks()), catch_exceptions=False)
     assert result.exit_code == 0, result.output
     final = _families(prom.read_text(encoding="utf-8"))
     assert _value(final, "render_chunks", state="done") == final["render_chunks_done_total"][0][1] == 19
@@ -109,7 +109,8 @@ def test_a_taken_metrics_port_is_a_clear_error(md_book: Path, tmp_path: Path) ->
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        result = CliRunner().invoke(cli, [str(md_book), "--out", str(tmp_path), *ARGS, "--metrics-port", str(port)])
+        result = CliRunner().invoke(cli, [str(md_book), "--out", str(tmp_path), *ARGS, "--metrics-port", str(port)],
+                                    obj=fake_services(FakeEngineConfig(), EnvHooks()))
     assert result.exit_code != 0 and f"cannot serve metrics on 127.0.0.1:{port}" in result.output
 
 
