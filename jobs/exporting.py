@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobs.errors import JobsError
 from jobs.events import JobHooks
@@ -17,19 +17,23 @@ from jobs.store import Store
 STAGING_DIRNAME = ".export-staging"
 READ_ALONG_SUFFIX = ".readalong.epub"
 
+if TYPE_CHECKING:
+    from export import BookInfo, ChapterManifest, ExportReport, NavMark
+    from export.readalong import ReadAlongSource
 
-def navigation_marks(meta: dict[str, Any]) -> dict[int, list[Any]]:
+
+def navigation_marks(meta: dict[str, Any]) -> dict[int, list[NavMark]]:
     """The stored navigation marks (BookPlan.meta_json) as export NavMarks per chapter number, in order."""
     from export import NavMark
 
-    marks: dict[int, list[Any]] = {}
+    marks: dict[int, list[NavMark]] = {}
     for mark in meta.get("navigation", []):
         if mark.get("chunk") is not None:
             marks.setdefault(int(mark["chapter"]), []).append(NavMark(mark["title"], int(mark["depth"]), mark["chunk"]))
     return marks
 
 
-def _manifests(chapters: list[ChapterState], root: Path, marks: dict[int, list[Any]]) -> list[Any]:
+def _manifests(chapters: list[ChapterState], root: Path, marks: dict[int, list[NavMark]]) -> list[ChapterManifest]:
     from export import ChapterManifest, ChunkAudio
 
     manifests = []
@@ -65,7 +69,7 @@ def _is_current_epub(book: BookInfoRow) -> bool:
     return path.suffix.lower() == ".epub" and path.is_file() and sha256_file(path) == book.source_hash
 
 
-def book_info(book: BookInfoRow, chapter_count: int) -> Any:
+def book_info(book: BookInfoRow, chapter_count: int) -> BookInfo:
     """Tags: title/author/language/cover as planned, narrator = the voice, year/description/publisher from
     the OPF (when the EPUB is still there and unchanged; without them otherwise)."""
     from export import BookInfo
@@ -96,7 +100,7 @@ def check_read_along(path: Path) -> None:
     check_source(path)
 
 
-def read_along_source(book: BookInfoRow, chapters: list[ChapterState]) -> Any:
+def read_along_source(book: BookInfoRow, chapters: list[ChapterState]) -> ReadAlongSource:
     from export.readalong import ChapterStart, ReadAlongSource
 
     path = Path(book.source_path)
@@ -118,7 +122,7 @@ def export_from_store(
     subtitles: str | None = None,
     read_along: bool = False,
     hooks: JobHooks = JobHooks(),
-) -> Any:
+) -> ExportReport | None:
     """Export every complete chapter from stored chunk audio; returns the export report (None if nothing to do).
 
     The files are made in ``out_dir/.export-staging`` and published when all of them are ready: a failure
