@@ -26,7 +26,7 @@ The other ``RENDER_*`` variables are not tuning: ``RENDER_VOICES_DIR`` (where vo
 ``RENDER_DB`` (the job store URL of ``render worker``), ``RENDER_BERT_DIR`` (the Chinese BERT folder
 for voices imported without one), ``RENDER_BENCH_CACHE`` (where ``render bench`` keeps its generated
 full-size voice), and, for the test suite only, ``RENDER_CONFORMANCE_DIR`` (the conformance set) and
-the ``RENDER_TEST_*`` variables of the jobs tests. Batch size, threads, the attention kernel, packed
+the jobs tests' own ``RENDER_TEST``-prefixed variables. Batch size, threads, the attention kernel, packed
 weights and vocoder buckets have no variable: they are CLI options (``--batch-size``, ``--threads``)
 or are changed only by ``render bench --tune NAME=VALUE`` for A/B measurements.
 
