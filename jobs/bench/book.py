@@ -219,6 +219,8 @@ class BookEngines:
     token_scale: float = 1.0
     inner: RendererFactory = field(default_factory=RendererFactory)
     engines: list[Any] = field(default_factory=list)
+    #: (live rows, slots) of every decode step
+    step_rows: list[tuple[int, int]] = field(default_factory=list)
 
     @property
     def version(self) -> str:
@@ -262,6 +264,14 @@ class BookEngines:
 
         engine.synthesize = synthesize_timed
         backend = engine.backend
+        step = backend.step
+        rows = self.step_rows
+
+        def counted_step(inputs: Any, *args: Any, **kwargs: Any) -> Any:
+            rows.append((int(np.count_nonzero(inputs.cache_lens)), len(inputs.cache_lens)))
+            return step(inputs, *args, **kwargs)
+
+        backend.step = counted_step
         for method, name in (("prefill", "prefill"), ("step", "decode steps"), ("vocode", "vocoder"),
                              ("start", "KV cache"), ("ensure_capacity", "KV cache"), ("compact", "KV cache"),
                              ("release", "KV cache")):
@@ -296,6 +306,10 @@ class BookRun:
     failed: int
     threads: int = 1
     overlap: bool = False
+    #: decode steps, and the rows they decoded (live) and held (slots) on average
+    steps: int = 0
+    mean_live_rows: float = 0.0
+    mean_slots: float = 0.0
 
     @property
     def rtf(self) -> float:
@@ -342,7 +356,14 @@ def render_book(voice_name: str, voices_dir: Path | None, precision: str, tuning
                    batch_size=int(getattr(engine, "batch_size", 0)),
                    vocoder_batch=getattr(vocoder, "max_batch", None),
                    precision=str(getattr(getattr(engine, "backend", None), "precision", precision)),
-                   failed=result.worker.failed, threads=threads, overlap=bool(getattr(engine, "overlaps", False)))
+                   failed=result.worker.failed, threads=threads, overlap=bool(getattr(engine, "overlaps", False)),
+                   steps=len(engines.step_rows), mean_live_rows=_mean(r[0] for r in engines.step_rows),
+                   mean_slots=_mean(r[1] for r in engines.step_rows))
+
+
+def _mean(values: Any) -> float:
+    listed = list(values)
+    return sum(listed) / len(listed) if listed else 0.0
 
 
 def _count_chunks(settings: Any) -> int:
@@ -366,7 +387,8 @@ def book_figure(run: BookRun) -> Figure:
         # what the run would take with the machine to itself and no idle core: CPU / threads / audio
         "cpu_rtf": cpu / run.threads / run.audio_s if run.audio_s else None,
         "activities": run.activities, "batch_size": run.batch_size, "vocoder_batch": run.vocoder_batch,
-        "overlap": run.overlap, "precision": run.precision, "tokens_per_phone": TOKENS_PER_PHONE})
+        "overlap": run.overlap, "precision": run.precision, "decode_steps": run.steps,
+        "mean_live_rows": run.mean_live_rows, "mean_slots": run.mean_slots, "tokens_per_phone": TOKENS_PER_PHONE})
 
 
 def format_activities(activities: dict[str, dict[str, float]]) -> list[str]:

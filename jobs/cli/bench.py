@@ -63,11 +63,13 @@ def run_bench(quick: bool, backend: str, device: str, tuning: EngineTuning, batc
     log(f"voice {voice.name} ({getattr(voice, 'version', 'v2')})")
     chosen, backend_name = precision, backend
     report: dict[str, Any] = {}
+    in_effect: dict[str, Any] = {}
     engine_stages = {"gpt", "sovits", "chapter"} & set(stages)
     if engine_stages:
         engine = _open_bench_engine(voice, backend, device, precision, tuning, cache, log)
         chosen = getattr(engine.backend, "precision", "fp32")
         backend_name, report = engine.backend.name, getattr(engine.backend, "precision_report", {})
+        in_effect = engine.tuning.to_dict()  # with the settings measured on this machine (autotune)
         log(f"backend {backend_name}, precision {chosen}")
         figures += _engine_stage_figures(engine, stages, quick, batches, tokens, runs, log)
         if "chapter" in stages and not quick and {"gpt", "sovits"} & set(stages):
@@ -84,11 +86,12 @@ def run_bench(quick: bool, backend: str, device: str, tuning: EngineTuning, batc
     if "peak" in stages:
         log("machine peak ...")
         figures = machine_peak(quick) + figures
-    add_fractions_of_peak(figures)
+    add_fractions_of_peak(figures, chosen)
     return {"machine": info, "backend": backend_name, "device": device, "threads": threads,
             "precision": chosen, "precision_report": report, "voice": {"name": voice.name,
                                                                        "version": getattr(voice, "version", "v2")},
-            "tuning": tuning.to_dict(), "quick": quick, "tokens_per_chunk": tokens, "stages": list(stages),
+            "tuning": tuning.to_dict(), "engine_tuning": in_effect, "quick": quick, "tokens_per_chunk": tokens,
+            "stages": list(stages),
             "peak_rss_mb": rss_mb, "seconds": time.perf_counter() - started,
             "figures": [f.to_dict() for f in figures]}
 
@@ -126,6 +129,11 @@ def _engine_stage_figures(engine: Any, stages: tuple[str, ...], quick: bool, bat
     if "gpt" in stages:
         log("GPT ...")
         figures += gpt_figures(engine, batches, tokens, runs)
+        if hasattr(engine.backend, "gpt") and getattr(engine.backend, "cache", None) is not None:
+            from jobs.bench.split import step_split_figures
+
+            log("GPT step split (linears, attention) ...")
+            figures += step_split_figures(engine, max(batches), runs=runs)
     if "sovits" in stages:
         log("SoVITS ...")
         figures += sovits_figures(engine, 25 if quick else 150, 2 if quick else 4, runs)
@@ -149,17 +157,32 @@ def _book_stage(engine_stages: set[str], quick: bool, backend: str, device: str,
     log("book ...")
     run = render_book(voice_name, store_dir, precision, tuning, quick, backend, device, log)
     figure = book_figure(run)
+    extra = figure.extra
+    log(f"book: {run.chunks} chunks, {run.audio_s:.0f} s of audio in {run.wall_s:.0f} s: RTF {run.rtf:.3f} "
+        f"(CPU-bound RTF {extra['cpu_rtf']:.3f}), {extra['tokens_per_s']:.0f} tok/s over the run, GPT batch "
+        f"{run.batch_size} ({run.mean_live_rows:.1f} live rows per step on average), vocoder batch "
+        f"{run.vocoder_batch}, overlap {'on' if run.overlap else 'off'}, peak RSS {run.peak_rss_mb:.0f} MB, "
+        f"idle {extra['idle_cpu_s']:.0f} core-s, waited for other processes {extra['waited_for_cpu_s']:.0f} s")
     for line in format_activities(run.activities):
         log(line)
     return figure
 
 
-def add_fractions_of_peak(figures: list[Any]) -> None:
-    """Each figure with a GFLOP/s rate gets its share of the fp32 GEMM peak measured in the same run."""
-    peak = next((f.median for f in figures if f.name == "gemm_fp32"), None)
+def add_fractions_of_peak(figures: list[Any], precision: str = "fp32") -> None:
+    """Each figure with a GFLOP/s rate gets its share of the GEMM peak of the precision in use measured in the
+    same run (``fraction_of_peak``; and of the fp32 peak, as earlier sessions reported); each with a GB/s
+    rate its share of the measured memory read rate."""
+    peaks = {f.name: f.median for f in figures if f.name in ("gemm_fp32", "gemm_bf16", "memory_read")}
+    gemm = "gemm_bf16" if precision == "bf16" and "gemm_bf16" in peaks else "gemm_fp32"
     for f in figures:
-        if peak and "gflops" in f.extra:
-            f.extra["fraction_of_fp32_peak"] = f.extra["gflops"] / peak
+        if "gflops" in f.extra and gemm in peaks:
+            f.extra["fraction_of_peak"] = f.extra["gflops"] / peaks[gemm]
+            f.extra["peak"] = gemm
+        if "gflops" in f.extra and "gemm_fp32" in peaks:
+            f.extra["fraction_of_fp32_peak"] = f.extra["gflops"] / peaks["gemm_fp32"]
+        if "gbps" in f.extra and "memory_read" in peaks:
+            f.extra["fraction_of_peak"] = f.extra["gbps"] / peaks["memory_read"]
+            f.extra["peak"] = "memory_read"
 
 
 def tune_arguments(tuning: EngineTuning) -> list[str]:
@@ -213,12 +236,14 @@ def format_table(doc: dict[str, Any]) -> str:
              f"{'RSS MB':>9}"]
     for f in doc["figures"]:
         gf = f"{f['gflops']:.1f}" if "gflops" in f else ""
-        frac = f"{100 * f['fraction_of_fp32_peak']:.0f}%" if "fraction_of_fp32_peak" in f else ""
+        share = f.get("fraction_of_peak", f.get("fraction_of_fp32_peak"))
+        frac = f"{100 * share:.0f}%" if share is not None else ""
         rss = f"{f['peak_rss_mb']:.0f}" if "peak_rss_mb" in f else ""
         lines.append(f"{f['name']:<22}{f['median']:>12.3f}{f['min']:>12.3f}{f['max']:>12.3f}  {f['unit']:<9}"
                      f"{gf:>9}{frac:>9}{rss:>9}")
     tuned = {k: v for k, v in doc.get("tuning", {}).items() if k != "threads" and EngineTuning().to_dict()[k] != v}
     lines.append("tuning: " + (", ".join(f"{k}={v}" for k, v in tuned.items()) or "defaults"))
+    lines.append("of peak: of the GEMM peak of the precision in use (GFLOP/s), of memory_read (GB/s)")
     lines.append(f"peak RSS {doc['peak_rss_mb']:.0f} MB; {doc['seconds']:.0f} s in total")
     return "\n".join(lines)
 
