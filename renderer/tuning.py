@@ -30,10 +30,12 @@ Environment variables read here (all optional):
 The other ``RENDER_*`` variables are not tuning: ``RENDER_VOICES_DIR`` (where voices live),
 ``RENDER_DB`` (the job store URL of ``render worker``), ``RENDER_BERT_DIR`` (the Chinese BERT folder
 for voices imported without one), ``RENDER_BENCH_CACHE`` (where ``render bench`` keeps its generated
-full-size voice), and, for the test suite only, ``RENDER_CONFORMANCE_DIR`` (the conformance set) and
-the jobs tests' own ``RENDER_TEST``-prefixed variables. Batch size, threads, the attention kernel, packed
-weights and vocoder buckets have no variable: they are CLI options (``--batch-size``, ``--threads``)
-or are changed only by ``render bench --tune NAME=VALUE`` for A/B measurements.
+full-size voice), and, for the test suite only (read under ``tests/``, never by the product),
+``RENDER_CONFORMANCE_DIR`` (the conformance set), and the PostgreSQL, fake-engine and fault-injection
+variables described in ``tests/jobs/conftest.py`` and ``tests/fakes``. Batch size, threads, the
+attention kernel, packed weights and vocoder buckets have no variable: they are CLI options
+(``--batch-size``, ``--threads``) or are changed only by ``render bench --tune NAME=VALUE`` for A/B
+measurements.
 
 Process-wide settings (the oneDNN cache size, glibc's mmap threshold) are applied by
 :func:`apply_process_settings` when an engine is built, never at import.
