@@ -310,6 +310,8 @@ class BookRun:
     steps: int = 0
     mean_live_rows: float = 0.0
     mean_slots: float = 0.0
+    #: FLOPs and bytes each stage needs (:func:`jobs.bench.floors.book_work`)
+    work: dict[str, float] = field(default_factory=dict)
 
     @property
     def rtf(self) -> float:
@@ -350,6 +352,7 @@ def render_book(voice_name: str, voices_dir: Path | None, precision: str, tuning
             rows = [r for r in store.status.chunk_rows(result.book_id) if r["status"] == "done"]
     engine = engines.engines[-1] if engines.engines else None
     vocoder = getattr(getattr(engine, "backend", None), "vocoder", None)
+    chunks = [(int(r["n_phones"] or 0), int(r["n_tokens"] or 0)) for r in rows]
     return BookRun(wall_s=wall, audio_s=sum(r["duration_s"] or 0.0 for r in rows), chunks=len(rows),
                    tokens=sum(r["n_tokens"] or 0 for r in rows), phones=sum(r["n_phones"] or 0 for r in rows),
                    peak_rss_mb=rss.peak_mb, activities=clock.summary(),
@@ -358,7 +361,21 @@ def render_book(voice_name: str, voices_dir: Path | None, precision: str, tuning
                    precision=str(getattr(getattr(engine, "backend", None), "precision", precision)),
                    failed=result.worker.failed, threads=threads, overlap=bool(getattr(engine, "overlaps", False)),
                    steps=len(engines.step_rows), mean_live_rows=_mean(r[0] for r in engines.step_rows),
-                   mean_slots=_mean(r[1] for r in engines.step_rows))
+                   mean_slots=_mean(r[1] for r in engines.step_rows), work=_work(engine, chunks))
+
+
+def _work(engine: Any, chunks: list[tuple[int, int]]) -> dict[str, float]:
+    """The book's work per stage (empty without a torch GPT to read the shapes from)."""
+    from jobs.bench.floors import book_work, vocoder_flops_per_token
+    from jobs.bench.voices import voice_shape
+
+    backend = getattr(engine, "backend", None)
+    gpt, cache = getattr(backend, "gpt", None), getattr(backend, "cache", None)
+    if gpt is None or cache is None:
+        return {}
+    ref_phones, prompt_tokens = voice_shape(engine.voice)
+    return book_work(chunks, ref_phones + prompt_tokens, gpt.config.d_model, gpt.config.n_layer,
+                     cache.dtype.itemsize, vocoder_flops_per_token(engine, chunks)).to_dict()
 
 
 def _mean(values: Any) -> float:
@@ -388,7 +405,8 @@ def book_figure(run: BookRun) -> Figure:
         "cpu_rtf": cpu / run.threads / run.audio_s if run.audio_s else None,
         "activities": run.activities, "batch_size": run.batch_size, "vocoder_batch": run.vocoder_batch,
         "overlap": run.overlap, "precision": run.precision, "decode_steps": run.steps,
-        "mean_live_rows": run.mean_live_rows, "mean_slots": run.mean_slots, "tokens_per_phone": TOKENS_PER_PHONE})
+        "mean_live_rows": run.mean_live_rows, "mean_slots": run.mean_slots, "tokens_per_phone": TOKENS_PER_PHONE,
+        "work": run.work})
 
 
 def format_activities(activities: dict[str, dict[str, float]]) -> list[str]:

@@ -183,6 +183,11 @@ def add_fractions_of_peak(figures: list[Any], precision: str = "fp32") -> None:
         if "gbps" in f.extra and "memory_read" in peaks:
             f.extra["fraction_of_peak"] = f.extra["gbps"] / peaks["memory_read"]
             f.extra["peak"] = "memory_read"
+        if f.extra.get("work") and gemm in peaks and "memory_read" in peaks:
+            from jobs.bench.floors import stage_floors
+
+            f.extra["floors"] = stage_floors(f.extra["work"], f.extra["activities"], f.extra["audio_seconds"],
+                                             peaks[gemm], peaks["memory_read"])
 
 
 def tune_arguments(tuning: EngineTuning) -> list[str]:
@@ -244,6 +249,11 @@ def format_table(doc: dict[str, Any]) -> str:
     tuned = {k: v for k, v in doc.get("tuning", {}).items() if k != "threads" and EngineTuning().to_dict()[k] != v}
     lines.append("tuning: " + (", ".join(f"{k}={v}" for k, v in tuned.items()) or "defaults"))
     lines.append("of peak: of the GEMM peak of the precision in use (GFLOP/s), of memory_read (GB/s)")
+    for f in doc["figures"]:
+        if "floors" in f:
+            from jobs.bench.floors import format_floors
+
+            lines += [f"{f['name']}:"] + format_floors(f["floors"])
     lines.append(f"peak RSS {doc['peak_rss_mb']:.0f} MB; {doc['seconds']:.0f} s in total")
     return "\n".join(lines)
 

@@ -55,5 +55,20 @@ def test_quick_book_renders_through_the_worker_and_exports(tiny_voices: Path) ->
     figure = book_figure(run)
     assert figure.name == "book_rtf" and figure.median == pytest.approx(run.wall_s / run.audio_s)
     assert figure.extra["tokens"] == run.tokens and figure.extra["peak_rss_mb"] > 0
+    assert run.work["linear_flops"] > 0 and run.work["attention_bytes"] > 0 and run.work["vocoder_flops"] > 0
     wall = sum(a["wall_s"] for a in run.activities.values())
     assert wall == pytest.approx(run.wall_s, rel=0.05)  # nothing the worker did is left out
+
+
+def test_floors_count_each_stage_and_compare_with_the_measured_walls() -> None:
+    from jobs.bench.floors import book_work, stage_floors
+
+    # one chunk of 10 phones decoding 3 tokens after a 90-position prompt: 100, 101, 102 cached positions read
+    work = book_work([(10, 3)], prompt_positions=90, d=8, n_layer=2, kv_bytes=4, vocoder_flops_per_token=1e6)
+    assert work.attention_bytes == 303 * 2 * 8 * 2 * 4
+    assert work.linear_flops == 3 * (24 * 2 * 64 + 2 * 8 * 1025) and work.vocoder_flops == 3e6
+    activities = {"prefill": {"wall_s": 1.0}, "decode steps": {"wall_s": 2.0}, "vocoder": {"wall_s": 0.5}}
+    floors = stage_floors(work.to_dict(), activities, audio_s=4.0, gemm_gflops=1e-3, memory_gbps=1e-4)
+    vocoder = floors["stages"]["vocoder"]
+    assert vocoder["floor_s"] == pytest.approx(3.0) and vocoder["fraction_of_peak"] == pytest.approx(6.0)
+    assert floors["floor_rtf"] == pytest.approx(floors["floor_s"] / 4.0)
