@@ -11,8 +11,13 @@ Environment variables read here (all optional):
 =============================== ===================================================================
 ``RENDER_KV_BUDGET_MB``         KV-cache memory the automatic batch size may plan for, in MB
                                 (default 1600 on CPU; half the free memory on a GPU)
-``RENDER_OVERLAP``              ``1``: run the vocoder on a background thread while the GPT decodes
-                                (default off: slower on 2 cores)
+``RENDER_OVERLAP``              ``1``: run the vocoder on a background thread while the GPT decodes,
+                                ``0``: never (default: as measured, see ``RENDER_MEASURE_SETTINGS``)
+``RENDER_MEASURE_SETTINGS``     ``0``: use the built-in batch sizes and thread split instead of measuring
+                                them on first use per machine, precision and voice (default on;
+                                renderer/engine/autotune.py)
+``RENDER_MEMORY_BUDGET_MB``     resident memory the measured settings must fit, in MB (default 3000
+                                on CPU): the KV cache and the vocoder's chunks in flight count against it
 ``RENDER_HUGE_PAGES``           ``1``: ask for transparent huge pages behind the CPU KV cache
                                 (default off: faster steps but slower chapters, BENCHMARKS.md)
 ``RENDER_MMAP_THRESHOLD_MB``    give every heap block of at least this many MB its own mapping
@@ -56,6 +61,8 @@ ATTENTION_KERNELS = ("auto", "numba", "torch")
 ENVIRONMENT: dict[str, str] = {
     "kv_budget_mb": "RENDER_KV_BUDGET_MB",
     "overlap": "RENDER_OVERLAP",
+    "measure": "RENDER_MEASURE_SETTINGS",
+    "memory_budget_mb": "RENDER_MEMORY_BUDGET_MB",
     "huge_pages": "RENDER_HUGE_PAGES",
     "mmap_threshold_mb": "RENDER_MMAP_THRESHOLD_MB",
     "onednn_primitive_cache": "ONEDNN_PRIMITIVE_CACHE_CAPACITY",
@@ -83,8 +90,8 @@ class TuningError(OptionsError):
 class EngineTuning:
     """How the engine runs; none of these change a chunk's tokens or audio beyond float rounding.
 
-    batch_size: GPT rows decoded at once; None = as many as ``kv_budget_mb`` allows (32 fp32 / 64 bf16
-        on CPU by default).
+    batch_size: GPT rows decoded at once; None = measured (``measure``), else as many as ``kv_budget_mb``
+        allows (32 fp32 / 64 bf16 on CPU by default).
     threads: torch intra-op threads (and ONNX Runtime's); None = torch's default (all cores).
     kv_budget_mb: memory the automatic batch size plans for the KV cache; None = 1600 MB on CPU, half
         the free memory on a GPU.
@@ -95,8 +102,13 @@ class EngineTuning:
     vocoder_bucket_tokens: pad the vocoder's token and phone counts to a multiple of this, so chunks of
         similar length reuse one set of convolution primitives (0 = exact lengths; masked, the audio is
         the same).
-    vocoder_batch: chunks the torch vocoder renders at once; None = 1 on CPU, 8 on GPU.
-    overlap: run the vocoder on a background thread while the GPT decodes.
+    vocoder_batch: chunks the torch vocoder renders at once; None = measured (``measure``), else 1 on CPU,
+        8 on GPU.
+    overlap: run the vocoder on a background thread while the GPT decodes; None = measured (``measure``),
+        else off.
+    measure: choose the settings left automatic (batch_size, vocoder_batch, overlap) by measuring this
+        machine on first use per precision and voice (cached; renderer.engine.autotune); off = built-in.
+    memory_budget_mb: resident memory the measured settings must fit; None = 3000 MB on CPU.
     mmap_threshold_mb: glibc's mmap threshold in MB (0 = leave glibc's adaptive threshold alone).
     onednn_primitive_cache: oneDNN primitive cache capacity (entries).
     """
@@ -109,7 +121,9 @@ class EngineTuning:
     huge_pages: bool = False
     vocoder_bucket_tokens: int = 16
     vocoder_batch: int | None = None
-    overlap: bool = False
+    overlap: bool | None = None
+    measure: bool = True
+    memory_budget_mb: float | None = None
     mmap_threshold_mb: float = 0.0
     onednn_primitive_cache: int = 1024
 
@@ -233,7 +247,9 @@ _SPECS: dict[str, _Spec] = {
     "huge_pages": _Spec("flag", "1/0 (on/off, yes/no, true/false)"),
     "vocoder_bucket_tokens": _Spec("int", "a whole number of tokens >= 0"),
     "vocoder_batch": _Spec("int", "a whole number >= 1 or 'auto'", 1, optional=True),
-    "overlap": _Spec("flag", "1/0 (on/off, yes/no, true/false)"),
+    "overlap": _Spec("flag", "1/0 (on/off, yes/no, true/false) or 'auto'", optional=True),
+    "measure": _Spec("flag", "1/0 (on/off, yes/no, true/false)"),
+    "memory_budget_mb": _Spec("float", "a number of megabytes > 0 or 'auto'", 0, exclusive=True, optional=True),
     "mmap_threshold_mb": _Spec("float", "a number of megabytes >= 0"),
     "onednn_primitive_cache": _Spec("int", "a whole number of entries >= 0"),
 }

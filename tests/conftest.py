@@ -13,6 +13,10 @@ from tests.paths import conformance_dir, missing
 # Nothing in the suite may reach a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Engines keep their built-in batch sizes and thread split instead of measuring this machine on first use
+# per voice (renderer.engine.autotune, tested on its own in tests/engine/test_autotune.py): tiny test voices
+# would each be measured, and results must not depend on a shared machine's load.
+os.environ.setdefault("RENDER_MEASURE_SETTINGS", "0")
 
 #: Seed of the shared tiny random voice assets (GPT, SoVITS, BERT, HuBERT, reference clip).
 SHARED_ASSET_SEED = 11

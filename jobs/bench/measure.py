@@ -87,8 +87,9 @@ class RssPeak:
     """Peak resident memory (MB) of this process while the block runs, sampled every 10 ms
     (``ru_maxrss`` cannot be reset, so it cannot give one stage's peak)."""
 
-    def __init__(self, interval_s: float = 0.01) -> None:
+    def __init__(self, interval_s: float = 0.01, on_sample: Callable[[float], None] | None = None) -> None:
         self.interval_s = interval_s
+        self.on_sample = on_sample
         self.peak_mb = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -103,7 +104,10 @@ class RssPeak:
 
         def sample() -> None:
             while not self._stop.is_set():
-                self.peak_mb = max(self.peak_mb, process.memory_info().rss / 2**20)
+                rss_mb = process.memory_info().rss / 2**20
+                self.peak_mb = max(self.peak_mb, rss_mb)
+                if self.on_sample is not None:
+                    self.on_sample(rss_mb)
                 self._stop.wait(self.interval_s)
 
         self._thread = threading.Thread(target=sample, name="rss-sampler", daemon=True)

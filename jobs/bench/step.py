@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=8, help="timed steps per path")
     parser.add_argument("--positions", type=int, default=345, help="cached positions per row")
     args = parser.parse_args(argv)
-    from jobs.bench.stages import bench_cache_dir, bench_voice
+    from jobs.bench.voices import bench_cache_dir, bench_voice
 
     torch.set_num_threads(args.threads)
     voice = bench_voice(bench_cache_dir())

@@ -8,8 +8,12 @@ import os
 import platform
 import shutil
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from renderer.engine.autotune import MeasuredSettings
 
 
 @dataclass
@@ -119,6 +123,46 @@ def _cpu_checks() -> list[Check]:
     return [Check("cpu", bool(cpu.model), f"{cpu.model or 'unknown model'}; {', '.join(cpu_isa()) or 'no AVX2'}")]
 
 
+def measured_settings_checks(voice: str | None = None, voices_dir: str | None = None, precision: str = "auto",
+                             threads: int | None = None) -> list[Check]:
+    """The engine settings measured on this machine (renderer.engine.autotune) and why they were chosen.
+
+    With ``voice``: that voice's, measured now when they are not cached (a few seconds), as a worker rendering
+    with it on this machine gets them. Without: every cached choice."""
+    from renderer.engine.autotune import cached_settings
+
+    if voice is None:
+        found = cached_settings()
+        if not found:
+            return [Check("measured settings", True, "none yet: measured on the first render with each voice "
+                                                     "(`render doctor --voice NAME` measures now)")]
+        return [line for settings in found for line in _settings_lines(settings)]
+    try:
+        from renderer.backends import open_engine
+        from renderer.engine.autotune import measured_settings, wants_measurement
+        from renderer.tuning import EngineTuning
+        from renderer.voice import VoiceStore
+
+        loaded = VoiceStore(voices_dir).get(voice)
+        tuning = EngineTuning.resolve({"threads": threads})
+        engine = open_engine(loaded, precision=precision, tuning=tuning.with_overrides(measure=False))
+        if not wants_measurement(tuning, engine.backend):
+            return [Check("measured settings", True, f"voice {voice}: not measured (settings given explicitly, "
+                                                     "RENDER_MEASURE_SETTINGS=0, or a backend that is not measured)")]
+        return _settings_lines(measured_settings(loaded, engine.backend, tuning))
+    except Exception as exc:  # noqa: BLE001 - the doctor reports, never raises
+        return [Check("measured settings", False, f"voice {voice}: {exc}")]
+
+
+def _settings_lines(settings: MeasuredSettings) -> list[Check]:
+    info = settings.info
+    head = (f"voice {info.get('voice', '?')}, {info.get('precision', '?')}, {info.get('threads', '?')} threads: "
+            f"GPT batch {settings.batch_size}, vocoder batch {settings.vocoder_batch}, "
+            f"{'vocoder beside the GPT' if settings.overlap else 'stages in turn'} "
+            f"(measured {info.get('measured_at', '?')} in {settings.measurements.seconds:.1f} s)")
+    return [Check("measured settings", True, head)] + [Check("  why", True, reason) for reason in settings.reasons]
+
+
 def collect_checks() -> list[Check]:
     """Run every check; never raises."""
     checks = [Check("python", True, f"{platform.python_version()} on {platform.machine()}, "
@@ -135,17 +179,29 @@ def collect_checks() -> list[Check]:
     except Exception as exc:  # noqa: BLE001
         checks.append(Check("voices folder", False, str(exc)))
     checks += _tuning_checks()
+    checks += measured_settings_checks()
     return checks
 
 
 @click.command("doctor")
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
-def doctor(as_json: bool) -> None:
+@click.option("--voice", default=None,
+              help="Also show the engine settings measured for this voice here (measuring them now if needed).")
+@click.option("--voices-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder of voices for --voice (default: $RENDER_VOICES_DIR or the user's voice folder).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+              help="Precision whose measured settings --voice shows.")
+@click.option("--threads", type=int, default=None, help="CPU threads whose settings --voice shows (default: all).")
+def doctor(as_json: bool, voice: str | None, voices_dir: str | None, precision: str, threads: int | None) -> None:
     """Show what is installed, which backends and devices work here, and the engine tuning in effect.
 
     The tuning lines show each knob's value and the environment variable that sets it (marked "set" when
-    it is), see renderer/tuning.py."""
+    it is), see renderer/tuning.py. The measured-settings lines show the GPT batch, vocoder batch and
+    thread split measured on this machine per voice and precision, and why each was chosen."""
     checks = collect_checks()
+    if voice is not None:
+        checks = [c for c in checks if c.name.strip() not in ("measured settings", "why")]
+        checks += measured_settings_checks(voice, voices_dir, precision, threads)
     if as_json:
         click.echo(json.dumps([asdict(c) for c in checks], indent=2))
         return

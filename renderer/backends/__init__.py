@@ -45,7 +45,10 @@ def open_engine(voice: Any, *, backend: str = "auto", device: str = "cpu", preci
     apply_process_settings(tuning)  # before the backend's first torch work (precision check, packing)
     instance = create_backend(voice, kind=backend, device=device, precision=precision, tuning=tuning,
                               onnx_dir=onnx_dir)
-    return Engine(voice, instance, tuning)
+    from renderer.engine.autotune import apply_measured
+
+    # batch sizes and thread split left automatic: measured on this machine on first use (cached)
+    return Engine(voice, instance, apply_measured(voice, instance, tuning))
 
 
 def create_backend(voice: Any, kind: str = "auto", device: str = "cpu", precision: str = "fp32",

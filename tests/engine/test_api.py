@@ -17,7 +17,7 @@ from tests.engine.conftest import random_chunk
 def engine(vectors, gpt_path, sovits_path, voice_ge):
     voice = VoiceParts.from_arrays(gpt_path, sovits_path, vectors["gpt_prompt_semantic"],
                                    vectors["gpt_prompt_phones"], vectors["gpt_prompt_bert"], voice_ge)
-    return open_engine(voice, backend="torch", precision="fp32", tuning=EngineTuning(batch_size=4))
+    return open_engine(voice, backend="torch", precision="fp32", tuning=EngineTuning(batch_size=4, measure=False))
 
 
 def _requests(seed: int, n: int) -> list[SynthesisRequest]:
@@ -104,7 +104,7 @@ def test_automatic_batch_size_comes_from_the_cache(vectors, gpt_path, sovits_pat
 
     voice = VoiceParts.from_arrays(gpt_path, None, vectors["gpt_prompt_semantic"], vectors["gpt_prompt_phones"],
                                    vectors["gpt_prompt_bert"], None)
-    engine = open_engine(voice, backend="torch", precision="fp32", tuning=EngineTuning())
+    engine = open_engine(voice, backend="torch", precision="fp32", tuning=EngineTuning(measure=False))
     cache = engine.backend.cache  # type: ignore[attr-defined]
     assert engine.batch_size == auto_batch_size(cache.n_layer, cache.n_head * cache.head_dim, cache.dtype, "cpu")
     assert engine.batch_size >= 8

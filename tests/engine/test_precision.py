@@ -31,7 +31,8 @@ def test_auto_precision_is_checked_and_cached(monkeypatch, tmp_path, vectors, gp
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     args = (gpt_path, sovits_path, vectors["gpt_prompt_semantic"], vectors["gpt_prompt_phones"],
             vectors["gpt_prompt_bert"], voice_ge)
-    engine = open_engine(VoiceParts.from_arrays(*args), backend="torch", precision="auto", tuning=EngineTuning())
+    fixed = EngineTuning(measure=False)
+    engine = open_engine(VoiceParts.from_arrays(*args), backend="torch", precision="auto", tuning=fixed)
     report = engine.backend.precision_report
     if not cpu_has_bf16():
         assert engine.backend.precision == "fp32"
@@ -39,7 +40,7 @@ def test_auto_precision_is_checked_and_cached(monkeypatch, tmp_path, vectors, gp
     assert "gpt" in report and report["gpt"]["steps"] > 0 and "sovits_ser_db" in report
     assert engine.backend.precision == ("bf16" if report["passed"] else "fp32")
     assert len(list((tmp_path / "audiobook-renderer" / "precision").glob("*.json"))) == 1
-    again = open_engine(VoiceParts.from_arrays(*args), backend="torch", precision="auto", tuning=EngineTuning())
+    again = open_engine(VoiceParts.from_arrays(*args), backend="torch", precision="auto", tuning=fixed)
     assert again.backend.precision_report == report  # read from the cache, not re-measured
     result = list(again.synthesize([SynthesisRequest("k", vectors["gpt_target_phones"])],
                                    SamplingOptions(max_tokens=12)))[0]
@@ -50,4 +51,4 @@ def test_bad_precision_is_refused(vectors, gpt_path) -> None:
     with pytest.raises(OptionsError):
         voice = VoiceParts.from_arrays(gpt_path, None, vectors["gpt_prompt_semantic"], vectors["gpt_prompt_phones"],
                                        None, None)
-        open_engine(voice, backend="torch", precision="int3", tuning=EngineTuning())
+        open_engine(voice, backend="torch", precision="int3", tuning=EngineTuning(measure=False))
