@@ -93,6 +93,18 @@ _ABBREVIATIONS = {
     "oct": "October",
     "nov": "November",
     "dec": "December",
+    # First names abbreviated in 18th/19th-century print ("Wm. Lloyd Garrison")
+    "wm": "William",
+    "chas": "Charles",
+    "thos": "Thomas",
+    "jas": "James",
+    "geo": "George",
+    "benj": "Benjamin",
+    "robt": "Robert",
+    "saml": "Samuel",
+    "jno": "John",
+    "edw": "Edward",
+    "richd": "Richard",
 }
 _LATIN = {"e.g.": "for example", "i.e.": "that is", "a.m.": "AM", "p.m.": "PM", "cf.": "compare", "viz.": "namely"}
 HEADING_WORDS = ("chapter", "part", "book", "volume", "act", "scene", "section", "canto", "letter", "stave")

@@ -128,6 +128,9 @@ _UNIT_RE = "|".join(re.escape(u) for u in _UNITS)
 _RULES: list[tuple[re.Pattern[str], object]] = [
     (re.compile(r"(\d{1,3}(?:,\d{3})+)"), lambda m: m.group(1).replace(",", "")),
     (re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?!\d)"), _date),
+    # Years and year ranges in brackets, "(1823-49)", "（1785—1850）": read digit by digit like 1823年
+    (re.compile(r"(?<=[(（])\s*(1\d{3}|20\d{2})\s*[-–—~～至]\s*(\d{2}|\d{4})\s*(?=[)）])"),
+     lambda m: f"{digits_zh(m.group(1))}到{digits_zh(m.group(2))}"),
     (re.compile(r"(\d{4})年(?:(\d{1,2})月(?:(\d{1,2})[日号])?)?"),
      lambda m: digits_zh(m.group(1)) + "年" + (number_zh(m.group(2)) + "月" if m.group(2) else "")
      + (number_zh(m.group(3)) + "日" if m.group(3) else "")),

@@ -172,7 +172,7 @@ def test_default_skips() -> None:
 def test_verse_keeps_line_breaks() -> None:
     poe = _read("se-poe-poetry.epub")
     raven = next(c for c in poe.chapters if c.title == "The Raven")
-    first = next(b for b in raven.blocks if b.kind == "paragraph")
+    first = next(b for b in raven.blocks if b.kind == "verse")  # a stanza: poem markup makes it verse
     assert first.text.split("\n")[:2] == [
         "Once upon a midnight dreary, while I pondered, weak and weary,",
         "Over many a quaint and curious volume of forgotten lore—",
