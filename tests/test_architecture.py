@@ -38,6 +38,25 @@ def test_export_never_imports_torch() -> None:
     assert offenders == []
 
 
+def test_the_product_holds_no_test_scaffolding() -> None:
+    """Fakes and fault hooks live under tests/ and are injected (jobs.services.Services): the product
+    imports nothing from tests and reads no RENDER_TEST_* variable."""
+    offenders = [f"{path} imports tests" for package in ("renderer", "jobs", "export")
+                 for path, names in _imported_top_levels(package).items() if "tests" in names]
+    offenders += [str(path.relative_to(ROOT)) + " reads RENDER_TEST_*" for package in ("renderer", "jobs", "export")
+                  for path in sorted((ROOT / package).rglob("*.py")) if "RENDER_TEST_" in path.read_text("utf-8")]
+    assert offenders == []
+
+
+def test_only_the_store_speaks_sql() -> None:
+    """Every query lives in jobs/store/ (the tables in jobs/db.py): nothing else imports sqlalchemy."""
+    allowed = ("jobs/db.py", "jobs/store/")
+    offenders = [path for package in ("renderer", "jobs", "export")
+                 for path, names in _imported_top_levels(package).items()
+                 if "sqlalchemy" in names and not path.startswith(allowed)]
+    assert offenders == []
+
+
 def test_the_walker_sees_imports() -> None:
     # Guard against a walker that silently finds nothing.
     jobs_imports = set().union(*_imported_top_levels("jobs").values())

@@ -6,14 +6,15 @@ from pathlib import Path
 
 import click
 
-from jobs.cli.render_cmd import FORMATS, PRESETS, _common_store_options, open_book_store
+from jobs.cli.render_cmd import FORMATS, PRESETS, _common_store_options, open_one_book
 from jobs.errors import JobsError
 
 
 @click.command("export")
 @click.argument("book")
 @_common_store_options
-@click.option("--format", "export_format", type=click.Choice(FORMATS), default="mp3", show_default=True)
+@click.option("--format", "export_format", type=click.Choice(FORMATS), default="mp3", show_default=True,
+              help="Format of the exported chapter files.")
 @click.option("--preset", type=click.Choice(PRESETS), default="acx", show_default=True,
               help="acx: ACX loudness/peak/noise rules, MP3 44.1 kHz CBR; podcast: -16 LUFS; none: no mastering.")
 @click.option("--single-file", is_flag=True, help="Also export the whole book as one file.")
@@ -27,13 +28,13 @@ def export(book: str, out_dir: Path | None, db_url: str | None, audio_dir: Path 
     """
     from jobs.pipeline import audio_root, default_out_dir, export_from_store
 
-    store, found = open_book_store(book, out_dir, db_url)
+    store, found = open_one_book(book, out_dir, db_url)
     out = out_dir or default_out_dir(Path(found.source_path))
     with store:
         root = audio_root(out, db_url, audio_dir)
         report = export_from_store(store, found.id, root, target or out, export_format=export_format,
                                    preset=preset, single_file=single_file)
-        counts = store.counts(found.id)
+        counts = store.status.counts(found.id)
     if report is None:
         raise JobsError("no chapter is complete yet: nothing to export (see `render status`)")
     click.echo(f"exported to {target or out}")

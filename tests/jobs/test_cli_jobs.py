@@ -11,24 +11,22 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from jobs import audio_files
 from jobs.cli import cli
 from jobs.db import sqlite_url
+from jobs.services import Services
 from jobs.store import Store
+from tests.fakes.engine import FakeEngineConfig
+from tests.fakes.hooks import EnvHooks, disk_full_after
+from tests.fakes.run_cli import fake_services
 from tests.jobs.conftest import fake_env, render_cmd
 
 ARGS = ["--voice", "narrator", "--format", "wav", "--preset", "none", "--batch-size", "3"]
 
 
-@pytest.fixture(autouse=True)
-def fake_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in fake_env().items():
-        if key.startswith("RENDER_"):
-            monkeypatch.setenv(key, value)
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+def invoke(*args: str, services: Services | None = None, catch_exceptions: bool = False) -> Result:
+    """`render ARGS` in this process, with the fake engine unless ``services`` says otherwise."""
+    obj = services or fake_services(FakeEngineConfig(), EnvHooks())
+    return CliRunner().invoke(cli, list(args), obj=obj, catch_exceptions=catch_exceptions)
 
 
 def test_plan_prints_chapters_and_json(md_book: Path) -> None:
@@ -40,10 +38,10 @@ def test_plan_prints_chapters_and_json(md_book: Path) -> None:
     assert data["chunks"] == 7 and data["book"]["title"] == "The Lighthouse Keeper"
 
 
-def test_run_status_retry_export(md_book: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_status_retry_export(md_book: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    monkeypatch.setenv("RENDER_FAKE_ENGINE", json.dumps({"fail_marker": "gulls"}))
-    result = invoke(str(md_book), "--out", str(out), *ARGS)
+    failing = fake_services(FakeEngineConfig(fail_marker="gulls"), EnvHooks())
+    result = invoke(str(md_book), "--out", str(out), *ARGS, services=failing)
     assert result.exit_code != 0 and "1 chunk(s) failed" in result.output
     assert "cannot speak" in result.output
     status = json.loads(invoke("status", str(md_book), "--out", str(out), "--json").output)[0]
@@ -59,7 +57,6 @@ def test_run_status_retry_export(md_book: Path, tmp_path: Path, monkeypatch: pyt
     assert "done: 18" in invoke("status", str(out)).output
 
     assert "1 failed chunk(s) queued again" in invoke("retry-failed", str(md_book), "--out", str(out)).output
-    monkeypatch.setenv("RENDER_FAKE_ENGINE", "{}")
     result = invoke(str(md_book), "--out", str(out), *ARGS)
     assert result.exit_code == 0, result.output
     assert "19 chunks done, 0 failed" in result.output and "1 rendered now" in result.output
@@ -72,24 +69,21 @@ def test_run_status_retry_export(md_book: Path, tmp_path: Path, monkeypatch: pyt
 
 
 def test_status_of_an_unknown_store_is_a_clear_error(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["status", str(tmp_path / "nothing.epub")])
+    result = invoke("status", str(tmp_path / "nothing.epub"), catch_exceptions=True)
     assert result.exit_code != 0 and "no job store" in result.output
-    result = CliRunner().invoke(cli, ["status"])
+    result = invoke("status", catch_exceptions=True)
     assert result.exit_code != 0 and "give BOOK" in result.output
 
 
-def test_disk_full_is_a_clear_error_and_rerun_completes(md_book: Path, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disk_full_is_a_clear_error_and_rerun_completes(md_book: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    monkeypatch.setenv("RENDER_TEST_DISK_FULL_AFTER", "4")
-    monkeypatch.setattr(audio_files, "_writes", 0)
-    result = CliRunner().invoke(cli, [str(md_book), "--out", str(out), *ARGS])
+    full = Services(engines=fake_services().engines, write_audio=disk_full_after(4))
+    result = invoke(str(md_book), "--out", str(out), *ARGS, services=full, catch_exceptions=True)
     assert result.exit_code != 0 and "disk full while writing chunk audio" in result.output
     with Store(sqlite_url(out)) as store:
-        counts = store.counts()
+        counts = store.status.counts()
     assert counts == {"pending": 15, "leased": 0, "done": 4, "failed": 0}
     assert not list(out.rglob("*.tmp"))
-    monkeypatch.delenv("RENDER_TEST_DISK_FULL_AFTER")
     result = invoke(str(md_book), "--out", str(out), *ARGS)
     assert result.exit_code == 0 and "15 rendered now" in result.output
 
@@ -109,8 +103,8 @@ def test_sigint_releases_the_batch_and_rerun_resumes(md_book: Path, tmp_path: Pa
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "run the same command again" in err
     with Store(sqlite_url(out)) as store:
-        counts = store.counts()
-        rows = store.chunk_rows()
+        counts = store.status.counts()
+        rows = store.status.chunk_rows()
     assert counts["leased"] == 0 and 1 <= counts["done"] < 19
     assert all(r["attempts"] == 0 for r in rows if r["status"] == "pending")
     rerun = subprocess.run(render_cmd(str(md_book), "--out", str(out), *ARGS), env=fake_env(),
@@ -122,7 +116,7 @@ def test_sigint_releases_the_batch_and_rerun_resumes(md_book: Path, tmp_path: Pa
 @pytest.mark.postgres
 def test_postgresql_store_with_shared_audio_dir_and_two_workers(md_book: Path, tmp_path: Path, pg_url: str) -> None:
     out = tmp_path / "out"
-    missing = CliRunner().invoke(cli, [str(md_book), "--out", str(out), "--db", pg_url, *ARGS])
+    missing = invoke(str(md_book), "--out", str(out), "--db", pg_url, *ARGS, catch_exceptions=True)
     assert missing.exit_code != 0 and "--audio-dir" in missing.output
     shared = tmp_path / "shared-audio"
     result = invoke(str(md_book), "--out", str(out), "--db", pg_url, "--audio-dir", str(shared),
@@ -139,7 +133,7 @@ def test_progress_bars_follow_the_store(md_book: Path, tmp_path: Path) -> None:
     from tests.jobs.util import plan_for, run_worker
 
     store = Store(sqlite_url(tmp_path))
-    store.sync_plan(plan_for(md_book))
+    store.plans.sync_plan(plan_for(md_book))
     with BookProgress(enabled=True) as progress:
         run_worker(store, tmp_path / "chunks", batch_size=5)
         progress.update(store, 1, None)
@@ -158,13 +152,13 @@ def test_follow_worker_picks_up_new_books_and_stops_on_sigterm(md_book: Path, tm
     store = Store(url)  # empty store: a following worker waits for work
     proc = subprocess.Popen(render_cmd("worker", "--db", url, "--audio-dir", str(tmp_path / "audio"), "--follow"),
                             env=fake_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    store.sync_plan(plan_for(md_book))
+    store.plans.sync_plan(plan_for(md_book))
     deadline = time.monotonic() + 90
-    while store.counts()["done"] < 19 and time.monotonic() < deadline and proc.poll() is None:
+    while store.status.counts()["done"] < 19 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
-    assert store.counts()["done"] == 19
+    assert store.status.counts()["done"] == 19
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "19 chunks done" in out
-    assert store.workers() == []
+    assert store.workers.listed() == []
     store.close()

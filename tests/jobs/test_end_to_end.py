@@ -41,9 +41,7 @@ def tiny_voices_dir(tmp_path_factory: pytest.TempPathFactory, random_asset_cache
     return root
 
 
-def test_real_engine_renders_resumes_and_exports(tiny_voices_dir: Path, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("RENDER_ENGINE", raising=False)
+def test_real_engine_renders_resumes_and_exports(tiny_voices_dir: Path, tmp_path: Path) -> None:
     book = write_book(tmp_path / "src", TINY_BOOK)
     out = tmp_path / "out"
     args = [str(book), "--voice", "tiny", "--voices-dir", str(tiny_voices_dir), "--out", str(out),
@@ -52,8 +50,8 @@ def test_real_engine_renders_resumes_and_exports(tiny_voices_dir: Path, tmp_path
     assert first.exit_code == 0, first.output
     assert "4 chunks done, 0 failed" in first.output
     with Store(sqlite_url(out)) as store:
-        rows = store.chunk_rows()
-        speed = store.throughput()
+        rows = store.status.chunk_rows()
+        speed = store.stats.throughput()
     assert len(rows) == 4
     for row in rows:
         audio, rate = sf.read(out / "chunks" / row["audio_path"], dtype="float32")
