@@ -138,9 +138,17 @@ def split_stage(text: str) -> list[tuple[bool, str]]:
     return pieces
 
 
+_BRACKETED = re.compile(r"(?<![\w\x02])([\[〔［][^\[\]〔〕［］\x02\x03\n]{1,200}[\]〕］])")
+
+
+def mark_bracketed(text: str) -> str:
+    """In a play, text in square or tortoise-shell brackets is a stage direction: mark it as one."""
+    return _BRACKETED.sub(lambda m: f"{STAGE_OPEN}{m.group(1)}{STAGE_CLOSE}", text)
+
+
 def bracketed(text: str) -> str | None:
     """The inside of "[Exit.]" or "(Aside.)" (a whole italic run in brackets), else None."""
     stripped = text.strip()
-    if len(stripped) > 2 and stripped[0] + stripped[-1] in ("[]", "()"):
-        return stripped[1:-1]
+    if len(stripped) > 2 and stripped[0] + stripped[-1] in ("[]", "()", "〔〕", "［］"):
+        return stripped[1:-1].strip()
     return None

@@ -165,6 +165,9 @@ def drop_repeated_headings(chapters: list[Chapter], book_title: str) -> None:
         text = _norm(chapter.blocks[at].text)
         if text in seen and len(chapter.blocks) > at + 1:
             chapter.blocks = without(chapter.blocks, {at})
+            if chapter.blocks[0].kind != "heading" and chapter.title and _norm(chapter.title) != text:
+                # the dropped heading stood where the chapter's title is announced: announce the title instead
+                chapter.blocks.insert(0, Block("heading", chapter.title, synthetic=True))
         seen.add(text)
 
 

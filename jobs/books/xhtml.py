@@ -147,6 +147,12 @@ class _Walker:
             return
         if kind == "paragraph" and (self._verse or _short_lines(text)):
             kind = "verse"
+        if self.features.drama and kind != "heading":
+            text = drama.mark_bracketed(text)  # "〔向东望着，〕", "[Exit.]" in a play's text
+            if not self.read_stage:
+                text = clean_lines(_STAGE_SPAN.sub(" ", text))
+                if not text:
+                    return
         pieces = drama.split_stage(text) if STAGE_OPEN in text else [(False, text)]
         if kind == "stage_direction":
             pieces = [(True, piece) for _, piece in pieces]

@@ -183,3 +183,24 @@ def test_small_readings() -> None:
     assert "Charles Sumner" in normalize("Wm. Lloyd Garrison wrote to Chas. Sumner.", "en")
     assert normalize("龚自珍(1823-49)。", "zh") == "龚自珍一八二三到四九."
     assert "一七八五到一八五零" in normalize("林则徐（1785—1850）", "zh")
+
+
+def test_a_dropped_repeated_heading_leaves_the_chapter_title_announced(tmp_path: Path) -> None:
+    docs = [Doc(f"c{i}.xhtml", f"<h1>Synthetic Book</h1><p>Text of part {i}.</p>") for i in (1, 2, 3)]
+    toc = [(0, f"Part {i}", f"text/c{i}.xhtml") for i in (1, 2, 3)]
+    chapters = read_book(build_epub(tmp_path / "r.epub", EpubSpec(docs=docs, toc=toc))).chapters
+    assert [[b.text for b in c.blocks if b.kind == "heading"] for c in chapters] == [
+        ["Synthetic Book"], ["Part 2"], ["Part 3"]
+    ]
+
+
+def test_bracketed_text_in_a_play_is_a_stage_direction() -> None:
+    """The Chinese play in the public corpus (过客) puts inline directions in 〔〕 inside speeches."""
+    for name in SHARED_BOOKS:
+        for chapter in book(name).chapters:
+            kinds = {b.kind for b in chapter.blocks}
+            if "stage_direction" not in kinds:
+                continue
+            for block in chapter.blocks:
+                if block.kind != "stage_direction":
+                    assert not re.search(r"〔[^〕]{1,200}〕|\[[^\]]{1,200}\]", block.text), block.text
