@@ -9,13 +9,14 @@ from pathlib import Path
 from jobs.books import Book, ReadOptions, read_book
 from jobs.planner import BookPlan, VoiceRef, build_plan
 from tests.books import owncorpus
+from tests.paths import shared_dir
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "corpus"
-if not SHARED.is_dir():  # a worktree lives elsewhere; the shared folder is fixed
-    SHARED = Path("/work/shared/corpus")
+SHARED = shared_dir() / "corpus"
 SHARED_MANIFEST = json.loads((SHARED / "manifest.json").read_text()) if SHARED.is_dir() else []
 SHARED_BOOKS = [b["file"] for b in SHARED_MANIFEST if not b.get("malformed") and (SHARED / b["file"]).is_file()]
 OWN_BOOKS = [b["file"] for b in owncorpus.MANIFEST]
+# Books the manifest itself calls poetry (its "kind"), whatever the set holds.
+POETRY = [b["file"] for b in SHARED_MANIFEST if b["file"] in SHARED_BOOKS and "poetry" in b.get("kind", "").lower()]
 
 
 @cache
