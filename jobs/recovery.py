@@ -12,6 +12,7 @@ replaced atomically).
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -56,6 +57,8 @@ def find_chunk_audio(root: Path, book_id: int, render_key: str) -> str | None:
 def readable_duration(path: Path) -> float | None:
     """Seconds of audio in a chunk file, or None unless it is a float WAV whose samples all read back
     (as many as its header says) and are finite."""
+    if not _complete_riff(path):
+        return None
     try:
         info = sf.info(str(path))
         if info.format != "WAV" or info.subtype != "FLOAT" or info.frames <= 0 or info.samplerate <= 0:
@@ -66,3 +69,24 @@ def readable_duration(path: Path) -> float | None:
     if len(audio) != info.frames or not np.all(np.isfinite(audio)):
         return None
     return float(info.frames) / float(info.samplerate)
+
+
+def _complete_riff(path: Path) -> bool:
+    """Whether the file holds every byte its WAV header declares (libsndfile quietly reads a truncated
+    file as a shorter one, which would put a cut-off chunk into a chapter)."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(12)
+            size = os.fstat(f.fileno()).st_size
+            if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+                return False
+            while True:
+                chunk = f.read(8)
+                if len(chunk) < 8:
+                    return False
+                length = int.from_bytes(chunk[4:8], "little")
+                if chunk[:4] == b"data":
+                    return f.tell() + length <= size
+                f.seek(length + (length & 1), os.SEEK_CUR)
+    except OSError:
+        return False
