@@ -209,17 +209,23 @@ def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, a
 @click.argument("book", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--voice", "voice_name", help="Voice (only needed to show render keys the way `render` will).")
 @click.option("--chapters", help="Chapters to render, e.g. 1-3,7.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (book metadata and per-chapter figures).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON: book metadata, chapters with their chunks (text, boundary, pause), navigation "
+                   "marks (every TOC entry with its chapter and start chunk) and missing parts.")
+@click.option("--chunks", "show_chunks", is_flag=True,
+              help="Also list each chapter's chunks: the text, the boundary after it and the pause it gets.")
 @click.option("--voices-dir", type=click.Path(file_okay=False, path_type=Path), help="Voice folder root.")
 @_read_options
-def plan(book: Path, voice_name: str | None, chapters: str | None, as_json: bool, voices_dir: Path | None,
-         read: ReadSettings) -> None:
-    """Show how BOOK would be rendered: chapters, chunk counts, estimated duration. Renders nothing."""
+def plan(book: Path, voice_name: str | None, chapters: str | None, as_json: bool, show_chunks: bool,
+         voices_dir: Path | None, read: ReadSettings) -> None:
+    """Show how BOOK would be rendered: chapters (and why front or back matter is read or skipped), chunk
+    counts, estimated duration, navigation marks; with --chunks the chunks themselves. Renders nothing."""
+    from export import PauseOptions
     from jobs.pipeline import make_plan
 
     setups = SetupCache(current_services().engines, voices_dir=voices_dir)
     result = make_plan(book, voice_name, setups, chapters=chapters, read_settings=read)
-    data = result.to_json()
+    data = result.to_json(pause_after=PauseOptions().after)
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
@@ -233,8 +239,18 @@ def plan(book: Path, voice_name: str | None, chapters: str | None, as_json: bool
         else:
             state = f"{ch['chunks']:4d} chunks {ch['characters']:7d} chars ~{_hms(ch['estimated_seconds'])}"
         click.echo(f"{ch['number']:3d}. {ch['title'][:48]:48s} {state}")
+        if ch["kind"] != "body" or ch["skipped"]:
+            click.echo(f"       why: {ch['why'] or ch['skip_reason']}")
+        if show_chunks:
+            for chunk in ch["chunk_list"]:
+                text = chunk["text"].replace("\n", " / ")
+                click.echo(f"     {chunk['idx']:4d} [{chunk['boundary']} {chunk['pause_s']:.2f}s] {text}")
+    marks = data["navigation"]
+    nested = sum(1 for m in marks if m["depth"] > 0)
     click.echo(f"total: {data['chunks']} chunks, {data['characters']} characters, "
-               f"about {_hms(data['estimated_seconds'])} of audio")
+               f"about {_hms(data['estimated_seconds'])} of audio; {len(marks)} navigation marks ({nested} nested)")
+    for part in data["missing_parts"]:
+        click.echo(f"MISSING: {part['href']} ({part['title']}): {part['reason']} - not rendered", err=True)
     for warning in data["warnings"]:
         click.echo(f"warning: {warning}", err=True)
 
