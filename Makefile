@@ -12,7 +12,7 @@ DEMO_OUT ?= out/demo
 # SoVITS version of the demo's sample voice: `make demo VERSION=v2ProPlus` (or v2Pro).
 VERSION ?= v2
 
-.PHONY: setup test lint readme demo bench bench-quick clean
+.PHONY: setup test lint readme demo bench bench-quick kill-harness clean
 
 setup: $(STAMP)
 
@@ -42,6 +42,11 @@ bench: setup
 
 bench-quick: setup
 	$(VENV)/bin/render bench --quick --out bench-results
+
+# 20 SIGKILLs of `render` (fake engine) at random moments, then one plain run must complete the book
+# (tests/jobs/kill_harness.py; KILL_ARGS="--workers 3" kills any of three workers).
+kill-harness: setup
+	$(PY) -m tests.jobs.kill_harness --kills 20 $(KILL_ARGS)
 
 clean:
 	rm -rf $(VENV) out bench-results .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -16,6 +16,7 @@ large writes, while a shared file system streams it and lets export read files d
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import socket
@@ -26,6 +27,9 @@ import numpy as np
 import soundfile as sf
 
 _HOST = socket.gethostname().replace(".", "_").replace("/", "_")
+
+#: Sample rate of chunk audio (Hz) assumed before the engine says (GPT-SoVITS v2 models make 32 kHz).
+DEFAULT_SAMPLE_RATE = 32000
 
 #: Writes one chunk's audio (final path, float32 samples, sample rate in Hz); :func:`write_chunk_audio`.
 AudioWriter = Callable[[Path, np.ndarray, int], None]
@@ -78,6 +82,20 @@ def _fsync_dir(folder: Path) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def write_failure_message(exc: OSError, folder: Path, needed_bytes: int = 0, chunks_left: int = 0) -> str:
+    """The user's message for an error writing chunk audio into ``folder``: which folder, what happened,
+    (disk full) about how much room the rest of the book needs there, and that rerunning resumes."""
+    if exc.errno == errno.ENOSPC:
+        need = (f": about {needed_bytes / 1e6:.1f} MB more is needed there for the {chunks_left} chunk(s) left "
+                "(and room for the exported chapter files)") if needed_bytes else ""
+        return (
+            f"disk full while writing chunk audio in {folder}{need}. Finished chunks are kept and the rest was "
+            "released: free some space and run the same command again"
+        )
+    return (f"I/O error while writing chunk audio in {folder}: {exc.strerror or exc}; "
+            "run the same command again to resume")
 
 
 def read_chunk_audio(path: Path) -> tuple[np.ndarray, int]:

@@ -35,10 +35,11 @@ from sqlalchemy import (
     create_engine,
     event,
 )
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from jobs.errors import StoreError
+from jobs.events import JobHooks
 from jobs.migrations import VERSION_TABLE, ensure_schema
 
 #: Chunk states. ``leased`` chunks belong to one worker until their lease expires.
@@ -250,11 +251,12 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, hooks: JobHooks = JobHooks()) -> Engine:
     """Create the SQLAlchemy engine for a store URL, with the tables of this program's schema version.
 
     A new store is created, an older one migrated (SQLite: after a backup copy), a newer one refused
-    with :class:`jobs.errors.StoreTooNewError` (see :mod:`jobs.migrations`).
+    with :class:`jobs.errors.StoreTooNewError` (see :mod:`jobs.migrations`). Database and file-system
+    errors propagate as they are; :class:`jobs.store.session.Database` explains them.
     """
     url = normalise_url(url)
     try:
@@ -266,17 +268,17 @@ def make_engine(url: str) -> Engine:
             _configure_sqlite(engine)
         else:
             engine = create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
-        ensure_schema(engine, Base.metadata)
     except (ArgumentError, NoSuchModuleError) as exc:
-        raise StoreError(f"cannot use store URL {url!r}: {exc}") from exc
-    except OperationalError as exc:
-        raise StoreError(f"cannot open the job store {_redact(url)}: {exc.orig}") from exc
-    except OSError as exc:
-        raise StoreError(f"cannot create the job store {_redact(url)}: {exc}") from exc
+        raise StoreError(f"cannot use store URL {redact(url)!r}: {exc}") from exc
+    try:
+        ensure_schema(engine, Base.metadata, hooks)
+    except BaseException:
+        engine.dispose()
+        raise
     return engine
 
 
-def _redact(url: str) -> str:
+def redact(url: str) -> str:
     """Hide a password in a URL before it goes into an error message."""
     if "@" in url and "://" in url:
         scheme, rest = url.split("://", 1)

@@ -9,10 +9,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Literal
 
+#: migrate: inside the transaction that migrates an old store, after its first step (jobs.migrations);
 #: plan: inside the transaction that stores a plan; claim: inside the claim transaction; synth: a chunk's
 #: audio made, nothing written; rename: its file in place, the chunk not yet marked done; done: a chunk
 #: marked done; export: chapter files in the staging folder; publish: one exported file moved into place.
-Point = Literal["plan", "claim", "synth", "rename", "done", "export", "publish"]
+Point = Literal["migrate", "plan", "claim", "synth", "rename", "done", "export", "publish"]
 
 
 class JobHooks:

@@ -63,7 +63,7 @@ class _Figures:
     failed: int = 0
     audio_s: float = 0.0
     tokens: int = 0
-    rerolled: int = 0  # re-rolled takes: stays 0 until the takes feature exists
+    rerolled: int = 0  # takes rendered again because their check failed (the worker report's ``rerolled``)
     stage_s: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     last_tokens_per_s: float = 0.0
     last_batch_fill: float = 0.0
@@ -114,6 +114,7 @@ class RunMetrics:
             if report.worker_id and not self.worker_id:
                 self.worker_id = report.worker_id
             f.batches, f.done, f.failed, f.audio_s = report.batches, report.done, report.failed, report.audio_s
+            f.rerolled = int(getattr(report, "rerolled", 0))  # a worker without the take loop has none
             batch = getattr(report, "last_batch", None)
             if batch is None or id(batch) == f.seen_batch:
                 return

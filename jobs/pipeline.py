@@ -12,6 +12,7 @@ Where things go (``--out DIR``, default ``out/<book file stem>``):
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from collections.abc import Callable, Mapping
@@ -20,19 +21,29 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from jobs.audio_files import sweep_stale_temp_files
-from jobs.db import is_sqlite, normalise_url, sqlite_url
+from jobs.db import ERROR_INPUT, is_sqlite, normalise_url, sqlite_url
 from jobs.engines import EngineSettings, SetupCache, voice_defaults
 from jobs.errors import JobsError
 from jobs.exporting import export_from_store
 from jobs.planner import BookPlan, VoiceRef, build_plan, parse_chapter_spec
+from jobs.recovery import adopt_chunk_audio
 from jobs.services import Services
-from jobs.store import Failure, Store, SyncReport
-from jobs.worker import Worker, WorkerOptions, WorkerReport
+from jobs.store import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_DEATHS,
+    Failure,
+    RetryReport,
+    Store,
+    SyncReport,
+)
+from jobs.worker import Worker, WorkerOptions, WorkerReport, reap_dead_local_workers
 
 if TYPE_CHECKING:
     from export import ExportReport
     from jobs.books.model import Book
     from renderer.protocols import RenderOptions
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -73,7 +84,8 @@ class RenderSettings:
     subtitles: str | None = None
     read_along: bool = False
     lease_s: float = 120.0
-    max_attempts: int = 3
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    max_deaths: int = DEFAULT_MAX_DEATHS
 
     def __post_init__(self) -> None:
         if self.workers < 1:
@@ -91,6 +103,8 @@ class RunResult:
     exported: ExportReport | None = None
     out_dir: Path = Path(".")
     failures: list[Failure] = field(default_factory=list)
+    retried: RetryReport = RetryReport()  # failed chunks of earlier runs queued again by this one
+    adopted: int = 0  # chunks whose audio was found on disk (jobs.recovery), not rendered
 
 
 def default_out_dir(book: Path) -> Path:
@@ -182,12 +196,15 @@ def book_lexicon(book_path: Path) -> Any:
 def _spawn_workers(
     settings: RenderSettings, command: tuple[str, ...], url: str, root: Path, n: int
 ) -> list[subprocess.Popen[bytes]]:
-    """Extra local worker processes (``render worker``) on the same store."""
+    """Extra local worker processes (``render worker``) on the same store.
+
+    The store URL goes through the environment (``RENDER_DB``), never the command line: a PostgreSQL
+    URL may hold a password, and every user of the machine can read command lines (``ps``), while a
+    process's environment is readable only by its owner.
+    """
     cmd = [
         *command,
         "worker",
-        "--db",
-        url,
         "--audio-dir",
         str(root),
         "--batch-size",
@@ -200,10 +217,13 @@ def _spawn_workers(
         str(settings.lease_s),
         "--max-attempts",
         str(settings.max_attempts),
+        "--max-deaths",
+        str(settings.max_deaths),
     ]
     if settings.voices_dir:
         cmd += ["--voices-dir", str(settings.voices_dir)]
-    return [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=os.environ.copy()) for _ in range(n)]
+    env = {**os.environ, "RENDER_DB": url}
+    return [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env) for _ in range(n)]
 
 
 def run_book(
@@ -225,12 +245,15 @@ def run_book(
     root = audio_root(settings.out_dir, settings.db_url, settings.audio_dir)
     with Store(url, hooks=services.hooks) as store:
         sync = store.plans.sync_plan(plan)
+        retried = _retry_earlier_failures(store, sync.book_id, settings.max_deaths)
         sweep_stale_temp_files(root / str(sync.book_id))
+        adopted = adopt_chunk_audio(store, sync.book_id, root)
         helpers = _spawn_workers(settings, services.worker_command, url, root, settings.workers - 1)
         options = WorkerOptions(
             batch_size=settings.batch_size,
             lease_s=settings.lease_s,
             max_attempts=settings.max_attempts,
+            max_deaths=settings.max_deaths,
             book_id=sync.book_id,
             wait_for_others=True,
         )
@@ -243,8 +266,10 @@ def run_book(
             report = worker.run()
         finally:
             _stop_helpers(helpers, interrupted=worker.report.interrupted)
+        store.db.verify()  # the store this run recorded its work in is still there and whole
         counts = store.status.counts(sync.book_id)
-        result = RunResult(sync.book_id, sync, report, counts, out_dir=settings.out_dir)
+        result = RunResult(sync.book_id, sync, report, counts, out_dir=settings.out_dir, retried=retried,
+                           adopted=adopted)
         if report.interrupted:
             return result
         result.exported = export_from_store(
@@ -260,7 +285,30 @@ def run_book(
             hooks=services.hooks,
         )
         result.failures = store.status.failures(sync.book_id)
+        store.db.verify()
         return result
+
+
+def _retry_earlier_failures(store: Store, book_id: int, max_deaths: int) -> RetryReport:
+    """Running the book again is the user asking for it to complete: failures that may be transient
+    (engine errors, worker deaths) get another chance; text that cannot be spoken stays failed.
+
+    Workers of earlier runs that died are accounted for first (their chunks may fail by it), so that
+    "kill it anywhere, run the same command again" always completes a book of innocent chunks. A chunk
+    that really kills its worker is then tried alone once per run; the warning names it and why.
+    """
+    reap_dead_local_workers(store, max_deaths)
+    store.queue.requeue_expired(max_deaths)
+    earlier = [f for f in store.status.failures(book_id) if f.kind != ERROR_INPUT]
+    retried = store.queue.retry_failed(book_id, include_input=False)
+    if retried.retried:
+        named = "; ".join(f"chapter {f.chapter_number} chunk {f.idx}: {f.error}" for f in earlier[:3])
+        more = f" (and {len(earlier) - 3} more)" if len(earlier) > 3 else ""
+        log.warning("retrying %d chunk(s) that failed in an earlier run: %s%s", retried.retried, named, more)
+    if retried.kept_input_errors:
+        log.warning("%d chunk(s) stay failed: their text cannot be spoken (see `render status`; edit the book, "
+                    "or `render retry-failed BOOK` to try anyway)", retried.kept_input_errors)
+    return retried
 
 
 def _stop_helpers(procs: list[subprocess.Popen[bytes]], interrupted: bool) -> None:

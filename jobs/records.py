@@ -20,6 +20,7 @@ class ClaimedChunk:
     normalized: str
     language: str
     attempts: int
+    worker_deaths: int = 0  # times a worker died holding it (jobs.store.deaths); at the limit it is claimed alone
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,28 @@ class Failure:
     text: str
     error: str
     attempts: int
+    kind: str | None = None  # jobs.db.ERROR_KINDS: input, engine or worker
+    worker_deaths: int = 0
+
+
+@dataclass(frozen=True)
+class AudioEstimate:
+    """What is left of a book: chunks and characters, and the seconds of audio per character so far (None
+    before any chunk is done)."""
+
+    chunks_left: int
+    chars_left: int
+    seconds_per_char: float | None
+
+
+@dataclass(frozen=True)
+class RetryReport:
+    """What ``store.queue.retry_failed`` did: chunks queued again (of them, failed by their workers'
+    deaths) and failed chunks left alone because their text cannot be spoken."""
+
+    retried: int = 0
+    after_worker_deaths: int = 0
+    kept_input_errors: int = 0
 
 
 @dataclass(frozen=True)
@@ -173,4 +196,5 @@ def claimed_from_row(row: Any) -> ClaimedChunk:
         normalized=row.normalized,
         language=row.language,
         attempts=row.attempts,
+        worker_deaths=row.worker_deaths,
     )

@@ -1,18 +1,22 @@
 """The worker: claim a batch, synthesise it, write each chunk's audio, mark it done; repeat.
 
-Errors are decided by type:
+Errors are decided by type, and each cause is counted where it belongs (:mod:`jobs.store.queue`):
 - out of memory (``MemoryError``, torch's ``OutOfMemoryError``, "out of memory" runtime errors):
-  the batch is split and retried with a smaller engine batch; a chunk that does not fit alone fails;
-- :class:`renderer.errors.RendererError` for one chunk (e.g. ``TextError``): that chunk is
-  ``failed`` with the reason, the rest of the book continues (a batch-level error is split until
-  the culprit is isolated);
-- ``OSError`` while writing audio (disk full, I/O error): every chunk this worker holds is
-  released, and :class:`AudioWriteError` stops the worker with a clear message (rerun resumes);
-- anything else: leases are released without refunding the attempt and the error propagates, so a
-  chunk that keeps crashing workers ends ``failed`` after ``max_attempts`` instead of looping.
+  the batch is split and retried with a smaller engine batch; a chunk that does not fit alone counts
+  an attempt (failed after ``max_attempts``);
+- :class:`renderer.errors.TextError` (the chunk's text cannot be spoken): that chunk is ``failed`` at
+  once (kind ``input``), the rest of the book continues; another ``RendererError`` for one chunk
+  counts an attempt of it (kind ``engine``; a batch-level error is split until the culprit is isolated);
+- ``OSError`` while writing audio (disk full, I/O error): every chunk this worker holds is released
+  (refunded: not their fault), and :class:`AudioWriteError` stops the worker with a clear message;
+- anything else: leases are released counting the attempt (kind ``engine``) and the error propagates;
+- the worker itself dying (kill, crash, power loss, lost lease) is counted against the worker by
+  whoever finds it dead, not against its chunks (:mod:`jobs.store.deaths`); a chunk whose workers
+  keep dying is rendered alone, then failed.
 
-SIGINT/SIGTERM: the worker finishes the chunk in hand, releases the rest of the batch and stops;
-a second signal interrupts at once (leases are still released).
+SIGINT/SIGTERM: the first one abandons the batch in hand at once (the engine is interrupted between
+two of its steps; chunks already written are kept, the rest released) and the worker stops; a second
+one interrupts whatever runs (leases are still released).
 """
 
 from __future__ import annotations
@@ -25,19 +29,22 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
-from jobs.audio_files import AudioWriter, chunk_relpath, write_chunk_audio
+from jobs.audio_files import DEFAULT_SAMPLE_RATE, AudioWriter, chunk_relpath, write_chunk_audio, write_failure_message
+from jobs.db import ERROR_ENGINE, ERROR_INPUT
 from jobs.engines import RenderSetup, SetupCache
-from jobs.errors import JobsError
+from jobs.errors import JobsError, StoreError
 from jobs.events import JobHooks
+from jobs.planner import DEFAULT_CHARS_PER_SECOND
 from jobs.prefetch import FrontendPrefetch
-from jobs.store import DEFAULT_MAX_ATTEMPTS, BatchRecord, BookInfoRow, ClaimedChunk, Store
-from renderer.errors import RendererError
+from jobs.store import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_DEATHS, BatchRecord, BookInfoRow, ClaimedChunk, Store
+from renderer.errors import RendererError, TextError
 
 if TYPE_CHECKING:
     from renderer.engine.api import SynthesisRequest, SynthesisResult
@@ -55,8 +62,14 @@ class AudioWriteError(WorkerError):
     """Chunk audio could not be written (disk full, I/O error)."""
 
 
+class StopRendering(BaseException):  # noqa: N818 - a control-flow signal, like KeyboardInterrupt
+    """Raised by the first SIGINT/SIGTERM inside an abandonable section: the batch in hand is given up."""
+
+
 #: Rows the first claim plans for when the batch size is automatic (the engine reports its own after).
 AUTO_FIRST_CLAIM_ROWS = 32
+#: Seconds between two looks for dead workers on this host (their chunks are queued again at once).
+REAP_INTERVAL_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -64,7 +77,8 @@ class WorkerOptions:
     """batch_size: rows the engine decodes at once (0 = the engine's automatic choice); a claim takes
     ``claim_factor`` times as many chunks so continuous batching can refill finished rows.
     lease_s: lease length (renewed every third).
-    max_attempts: claims after which a chunk that keeps killing workers is failed. follow: wait for
+    max_attempts: renders of a chunk ending in an exception after which it is failed. max_deaths: worker
+    deaths while holding a chunk after which it is rendered alone (one more death fails it). follow: wait for
     new work forever. book_id: only this book. wait_for_others: when nothing is pending, wait while
     other workers still hold chunks (``render run`` does, to export a complete book)."""
 
@@ -72,6 +86,7 @@ class WorkerOptions:
     claim_factor: int = 2
     lease_s: float = 120.0
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    max_deaths: int = DEFAULT_MAX_DEATHS
     follow: bool = False
     poll_s: float = 1.0
     book_id: int | None = None
@@ -87,6 +102,8 @@ class WorkerOptions:
             raise JobsError(f"lease must be >= 1 s, got {self.lease_s}")
         if self.max_attempts < 1:
             raise JobsError(f"max attempts must be >= 1, got {self.max_attempts}")
+        if self.max_deaths < 0:
+            raise JobsError(f"max worker deaths must be >= 0, got {self.max_deaths}")
         if self.poll_s <= 0:
             raise JobsError(f"poll interval must be > 0, got {self.poll_s}")
 
@@ -131,8 +148,9 @@ def process_start_time(pid: int | None = None) -> float:
     return float(psutil.Process(pid or os.getpid()).create_time())
 
 
-def reap_dead_local_workers(store: Store, max_attempts: int, own_id: str | None = None) -> int:
-    """Workers on this host whose process is gone give their leases back now (no wait for expiry)."""
+def reap_dead_local_workers(store: Store, max_deaths: int = DEFAULT_MAX_DEATHS, own_id: str | None = None) -> int:
+    """Workers on this host whose process is gone give their leases back now (no wait for expiry); the
+    death is recorded against the worker, not its chunks."""
     import psutil
 
     released = 0
@@ -145,7 +163,8 @@ def reap_dead_local_workers(store: Store, max_attempts: int, own_id: str | None 
         except psutil.Error:
             alive = False
         if not alive:
-            released += store.workers.mark_dead(worker.id, max_attempts)
+            cause = f"process {worker.pid} is gone (killed or crashed)"
+            released += store.workers.mark_dead(worker.id, cause, max_deaths)
     return released
 
 
@@ -196,17 +215,21 @@ class Worker:
         self._engine_rows = options.batch_size or AUTO_FIRST_CLAIM_ROWS
         self.report = WorkerReport(worker_id=self.id)
         self._stop_requested = False
+        self._abandonable = False  # inside the engine or the frontend: a stop signal may abandon the batch
+        self._last_reap = 0.0
+        self._book_id: int | None = None  # the book of the batch in hand
+        self._sample_rate = DEFAULT_SAMPLE_RATE  # of the audio the engine makes (known after the first result)
         self._prefetch = FrontendPrefetch()
 
     def request_stop(self) -> None:
-        """Finish the chunk in hand, release the rest, stop (what the first SIGINT/SIGTERM does)."""
+        """Stop after the step in hand: the rest of the batch is released (a stop signal abandons it at once)."""
         self._stop_requested = True
 
     # ------------------------------------------------------------------------------ main loop
 
     def run(self) -> WorkerReport:
         self.store.workers.register(self.id, os.getpid(), process_start_time())
-        reap_dead_local_workers(self.store, self.options.max_attempts, own_id=self.id)
+        self._reap()
         heartbeat = _Heartbeat(self.store, self.id, self.options.lease_s)
         heartbeat.start()
         restore = self._install_signals()
@@ -217,8 +240,8 @@ class Worker:
             return self.report
         except OSError as exc:
             self._release_all(refund=True, error=f"released after an I/O error: {exc}")
-            raise AudioWriteError(_io_message(exc)) from exc
-        except KeyboardInterrupt:
+            raise AudioWriteError(self._write_failure(exc)) from exc
+        except (KeyboardInterrupt, StopRendering, StoreError):  # nobody's failure: the claims are refunded
             self._release_all(refund=True, error=None)
             raise
         except BaseException as exc:
@@ -235,41 +258,50 @@ class Worker:
 
     def _loop(self) -> None:
         while not self._stop_requested:
-            self.store.queue.requeue_expired(self.options.max_attempts)
+            self.store.queue.requeue_expired(self.options.max_deaths)
+            if time.monotonic() - self._last_reap > REAP_INTERVAL_S:
+                self._reap()
             batch = self.store.queue.claim_batch(
                 self.id,
                 self._claim_size,
                 self.options.lease_s,
                 exclude_books=list(self.report.skipped_books),
                 book_id=self.options.book_id,
+                max_deaths=self.options.max_deaths,
             )
-            if batch:
-                self.hooks.claimed(self.id, [c.id for c in batch])
-            batch = self._isolate_suspects(batch)
             if not batch:
                 if self._should_wait():
+                    self._reap()
                     time.sleep(self.options.poll_s)
                     continue
                 return
+            self.hooks.claimed(self.id, [c.id for c in batch])
             self._process(batch)
             self.report.batches += 1
             if self.on_batch is not None:
                 self.on_batch(self.report)
+
+    def _reap(self) -> None:
+        self._last_reap = time.monotonic()
+        reap_dead_local_workers(self.store, self.options.max_deaths, own_id=self.id)
 
     @property
     def _claim_size(self) -> int:
         """Chunks per claim: ``claim_factor`` engine batches, so finished rows can be refilled."""
         return self._engine_rows * self.options.claim_factor
 
-    def _isolate_suspects(self, batch: list[ClaimedChunk]) -> list[ClaimedChunk]:
-        """A chunk claimed before by a worker that died may be what killed it: render it alone,
-        so that if it crashes again only its own attempt count grows."""
-        suspects = [c for c in batch if c.attempts > 1]
-        if not suspects or len(batch) == 1:
-            return batch
-        keep = suspects[0]
-        self.store.queue.release_chunks(self.id, [c.id for c in batch if c.id != keep.id], refund=True)
-        return [keep]
+    def _write_failure(self, exc: OSError) -> str:
+        """What went wrong writing chunk audio, where, and (disk full) how much room the rest needs."""
+        folder = Path(exc.filename).parent if exc.filename else self.audio_root
+        if exc.errno != errno.ENOSPC or self._book_id is None:
+            return write_failure_message(exc, folder)
+        try:
+            left = self.store.status.audio_estimate(self._book_id)
+        except JobsError:
+            return write_failure_message(exc, folder)
+        seconds = left.chars_left * (left.seconds_per_char or 1.0 / DEFAULT_CHARS_PER_SECOND)
+        needed = int(seconds * self._sample_rate * 4 * 1.05)  # float32 samples, 5% for headers and estimate error
+        return write_failure_message(exc, folder, needed, left.chunks_left)
 
     def _should_wait(self) -> bool:
         if self.options.follow:
@@ -292,8 +324,11 @@ class Worker:
         def handler(signum: int, _frame: FrameType | None) -> None:
             if self._stop_requested:
                 raise KeyboardInterrupt
-            log.warning("signal %d: finishing the current chunk, then stopping", signum)
+            log.warning("signal %d: abandoning the batch in hand (finished chunks are kept) and stopping", signum)
             self._stop_requested = True
+            if self._abandonable:
+                self._abandonable = False
+                raise StopRendering
 
         previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
 
@@ -302,6 +337,18 @@ class Worker:
                 signal.signal(sig, old)
 
         return restore
+
+    @contextmanager
+    def _may_abandon(self) -> Iterator[None]:
+        """A section a stop signal interrupts at once (engine steps, text preparation): nothing in it
+        writes to the store or to disk, so giving it up loses only work that is redone later."""
+        if self._stop_requested:
+            raise StopRendering
+        self._abandonable = True
+        try:
+            yield
+        finally:
+            self._abandonable = False
 
     # ------------------------------------------------------------------------------ one batch
 
@@ -317,6 +364,7 @@ class Worker:
 
     def _process(self, batch: list[ClaimedChunk]) -> None:
         book = self._book(batch[0].book_id)
+        self._book_id = book.id
         figures = BatchFigures(claimed=len(batch), capacity=self._claim_size)
         try:
             setup = self._setup(book)
@@ -330,9 +378,13 @@ class Worker:
         groups: dict[str, list[ClaimedChunk]] = {}
         for chunk in batch:
             groups.setdefault(chunk.render_key, []).append(chunk)
-        requests = self._frontend(setup, groups, figures)
-        self._prefetch_next(setup)
-        self._synthesize(book, requests, groups, figures)
+        try:
+            requests = self._frontend(setup, groups, figures)
+            self._prefetch_next(setup)
+            self._synthesize(book, requests, groups, figures)
+        except StopRendering:
+            self._release_all(refund=True, error=None)  # what is left of the batch; written chunks stay done
+            return
         finished = figures.finished_at = time.time()
         self.report.last_batch = figures
         self.store.stats.record_batch(BatchRecord(
@@ -367,9 +419,10 @@ class Worker:
                 ready[key] = prefetched
             else:
                 todo[key] = (chunks[0].normalized, chunks[0].language)
-        prepared = prepare_requests(setup.frontend, todo)
+        with self._may_abandon():
+            prepared = prepare_requests(setup.frontend, todo)
         for key, reason in prepared.errors.items():
-            self._fail(groups[key], reason)
+            self._fail(groups[key], reason, ERROR_INPUT)
         ready.update(prepared.requests)
         figures.frontend_s += time.perf_counter() - started
         return [ready[key] for key in groups if key in ready]
@@ -404,11 +457,14 @@ class Worker:
         waiting = {r.key: r for r in requests}
         try:
             setup = self._setup(book)
-            for result in setup.engine.synthesize(list(waiting.values()), setup.options.sampling):
+            results = iter(setup.engine.synthesize(list(waiting.values()), setup.options.sampling))
+            while not self._stop_requested:
+                with self._may_abandon():
+                    result = next(results, None)
+                if result is None:
+                    break
                 request = waiting.pop(result.key)
                 self._finish(book, result, len(request.phone_ids), groups[result.key], figures)
-                if self._stop_requested:
-                    break
         except Exception as exc:
             if not (is_out_of_memory(exc) or isinstance(exc, RendererError)):
                 raise
@@ -435,11 +491,16 @@ class Worker:
             for start in range(0, len(requests), half):
                 self._synthesize(book, requests[start : start + half], groups, figures)
             return
-        key = requests[0].key
-        if oom:
-            self._fail(groups[key], f"out of memory even when rendered alone ({exc})")
-        else:
-            self._fail(groups[key], f"{type(exc).__name__}: {exc}")
+        chunks = groups[requests[0].key]
+        if isinstance(exc, TextError):
+            self._fail(chunks, f"text error: {exc}", ERROR_INPUT)
+            return
+        reason = f"out of memory even when rendered alone ({exc})" if oom else f"{type(exc).__name__}: {exc}"
+        # An exception while rendering it: one attempt; failed once it used them all (kind engine).
+        self.store.queue.release_chunks(self.id, [c.id for c in chunks], refund=False, error=reason,
+                                        max_attempts=self.options.max_attempts)
+        log.warning("chunk %s: %s", ", ".join(str(c.id) for c in chunks), reason)
+        self.report.failed += sum(1 for c in chunks if c.attempts >= self.options.max_attempts)
 
     def _finish(
         self,
@@ -451,6 +512,7 @@ class Worker:
     ) -> None:
         """Write one result's audio and mark its chunks (those sharing its render key) done."""
         self.hooks.at("synth")
+        self._sample_rate = int(result.sample_rate)
         relpath = chunk_relpath(book.id, result.key)
         started = time.perf_counter()
         self.write_audio(self.audio_root / relpath, result.audio, result.sample_rate)
@@ -475,21 +537,11 @@ class Worker:
             figures.stages[stage] += float(timings.get(stage, 0.0))
         self.report.audio_s += duration_s
 
-    def _fail(self, chunks: list[ClaimedChunk], reason: str) -> None:
+    def _fail(self, chunks: list[ClaimedChunk], reason: str, kind: str = ERROR_ENGINE) -> None:
         for chunk in chunks:
-            if self.store.queue.fail_chunk(self.id, chunk.id, reason):
+            if self.store.queue.fail_chunk(self.id, chunk.id, reason, kind):
                 self.report.failed += 1
 
     def _release_keys(self, keys: list[str], groups: dict[str, list[ClaimedChunk]]) -> None:
         ids = [c.id for k in keys for c in groups.get(k, [])]
         self.store.queue.release_chunks(self.id, ids, refund=True)
-
-
-def _io_message(exc: OSError) -> str:
-    where = f" ({exc.filename})" if exc.filename else ""
-    if exc.errno == errno.ENOSPC:
-        return (
-            f"disk full while writing chunk audio{where}; finished chunks are kept and the rest was "
-            "released: free some space and run the same command again"
-        )
-    return f"I/O error while writing chunk audio{where}: {exc.strerror or exc}; run the same command again to resume"

@@ -38,3 +38,50 @@ def conformance() -> ConformanceSet:
         missing(f"conformance set not found at {path} (manifest.json + vectors.npz); "
                 "set RENDER_CONFORMANCE_DIR to its folder")
     return ConformanceSet.load(path)
+
+
+# CI installs every tool the suite uses and lists them in RENDER_TEST_REQUIRE (see .ci/run): a test that
+# skips because one of them is missing then fails instead, so a broken install cannot pass unnoticed.
+REQUIRE_ENV = "RENDER_TEST_REQUIRE"
+#: A required tool's name -> words that a skip reason caused by its absence contains (lower case).
+TOOL_WORDS = {"ffmpeg": ("ffmpeg", "ffprobe"), "postgresql": ("postgresql", "psycopg"),
+              "epubcheck": ("epubcheck",), "chromium": ("chromium",), "prometheus": ("prometheus",)}
+
+
+def required_tool_in(reason: str, required: str) -> str | None:
+    """The required tool (from a comma-separated ``required``) whose absence ``reason`` reports, if any."""
+    text = reason.lower()
+    for tool in (t.strip().lower() for t in required.split(",") if t.strip()):
+        if any(word in text for word in TOOL_WORDS.get(tool, (tool,))):
+            return tool
+    return None
+
+
+def _skip_reason(report: pytest.CollectReport | pytest.TestReport) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2])
+    return str(longrepr)
+
+
+def _fail_required_skip(report: pytest.CollectReport | pytest.TestReport) -> None:
+    required = os.environ.get(REQUIRE_ENV, "")
+    if not required or not report.skipped:
+        return
+    reason = _skip_reason(report)
+    tool = required_tool_in(reason, required)
+    if tool is not None:
+        report.outcome = "failed"
+        report.longrepr = f"{tool} is required in this run ({REQUIRE_ENV}={required}) but the test skipped: {reason}"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    outcome = yield
+    _fail_required_skip(outcome.get_result())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):  # type: ignore[no-untyped-def]
+    outcome = yield
+    _fail_required_skip(outcome.get_result())

@@ -7,6 +7,7 @@ from pathlib import Path
 from lxml import etree
 
 from jobs.books.model import Block, Book, BookMetadata, Chapter, MissingPart, ReadOptions, TocEntry
+from jobs.books.shape import shape_book
 from jobs.errors import BookError
 from renderer.files import sha256_file
 
@@ -51,4 +52,5 @@ def read_book(path: str | Path, options: ReadOptions = ReadOptions()) -> Book:
     except (OSError, RecursionError, MemoryError, ValueError, KeyError, LookupError, etree.LxmlError) as exc:
         # A library bug or an exotic file must still end as a clear message, not a traceback.
         raise BookError(path, f"cannot read the book: {type(exc).__name__}: {exc}") from exc
-    return Book(path, metadata, chapters, warnings, source_hash, toc=toc, format=fmt, missing=missing, options=options)
+    book = Book(path, metadata, chapters, warnings, source_hash, toc=toc, format=fmt, missing=missing, options=options)
+    return shape_book(book)

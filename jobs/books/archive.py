@@ -103,6 +103,11 @@ class SafeArchive:
     def exists(self, name: str) -> bool:
         return self.resolve(name) is not None
 
+    def declared_size(self, name: str) -> int:
+        """The entry's uncompressed size as its header declares it (reading never goes past it); 0 if absent."""
+        stored = self.resolve(name)
+        return self._infos[stored].file_size if stored is not None else 0
+
     def read(self, name: str) -> bytes:
         stored = self.resolve(name)
         if stored is None:

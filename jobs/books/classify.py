@@ -115,7 +115,9 @@ def _only_title_and_author(texts: Sequence[str], title: str, author: str) -> boo
     if not words or not set(_words(title)) or len(words) > 40:
         return False
     other = [w for w in words if w not in known]
-    return len(other) <= max(3, len(words) // 4) and any(w in words for w in _words(title))
+    # A sentence ("Text of part one.") is a chapter's text, however short; a title page has none.
+    sentences = any(len(t.split()) >= 3 and re.search(r"[.!?。！？]$", t.strip()) for t in texts)
+    return not sentences and len(other) <= max(3, len(words) // 4) and any(w in words for w in _words(title))
 
 
 def judge(

@@ -99,7 +99,7 @@ class _EpubReader:
         if self.archive.exists(href):
             try:
                 root = parse_xhtml(self.archive.read(href), href, self.warn)
-                doc = extract(root, wanted, self.options.image_alt)
+                doc = extract(root, wanted, self.options.image_alt, read_stage=self.options.stage_directions == "read")
             except XmlError as exc:
                 self.warn(f"{exc}; its text is skipped")
         self.docs[href] = doc

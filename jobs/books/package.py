@@ -11,6 +11,8 @@ from jobs.books.xmlsafe import XmlError, local_name, parse_xml
 from jobs.errors import BookError
 
 CONTAINER = "META-INF/container.xml"
+# Real covers are a few MB at most; a larger one is left out rather than inflated into memory (issue 24).
+MAX_COVER_BYTES = 32 * 1024 * 1024
 CONTENT_TYPES = ("application/xhtml+xml", "text/html", "application/xml", "text/x-oeb1-document")
 
 
@@ -90,10 +92,7 @@ def _metadata(root, manifest: dict[str, ManifestItem], archive: SafeArchive, war
             cover = manifest.get(meta.get("content") or "")
     cover_bytes = None
     if cover is not None and cover.media_type.startswith("image/"):
-        if archive.exists(cover.href):
-            cover_bytes = archive.read(cover.href)
-        else:
-            warn(f"cover image {cover.href!r} is listed in the OPF but missing from the archive")
+        cover_bytes = _cover_bytes(archive, cover.href, warn)
     return BookMetadata(
         title=titles[0] if titles else archive.path.stem,
         author=", ".join(creators) if creators else "Unknown",
@@ -102,6 +101,22 @@ def _metadata(root, manifest: dict[str, ManifestItem], archive: SafeArchive, war
         cover_mime=cover.media_type if cover_bytes is not None and cover is not None else None,
         identifier=ident,
     )
+
+
+def _cover_bytes(archive: SafeArchive, href: str, warn: Callable[[str], None]) -> bytes | None:
+    """The cover image, unless it is missing or larger than any real cover (then the book has none, with a
+    warning): the text budget does not cover images, and a cover is held in memory whole."""
+    if not archive.exists(href):
+        warn(f"cover image {href!r} is listed in the OPF but missing from the archive")
+        return None
+    size = archive.declared_size(href)
+    if size > MAX_COVER_BYTES:
+        warn(
+            f"cover image {href!r} would expand to {size:,} bytes, over the {MAX_COVER_BYTES >> 20} MiB a cover "
+            "may take; the audiobook gets no cover (add one with an EPUB editor)"
+        )
+        return None
+    return archive.read(href)
 
 
 def _manifest(root, opf_path: str, warn) -> dict[str, ManifestItem]:  # type: ignore[no-untyped-def]

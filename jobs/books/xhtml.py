@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
+from jobs.books import drama
+from jobs.books.drama import STAGE_CLOSE, STAGE_OPEN, Features
 from jobs.books.model import Block
 from jobs.books.xmlsafe import epub_types, local_name
 
@@ -36,6 +38,8 @@ _NOTE_MARK = re.compile(r"^[\[(]?(\d{1,3}|[*†‡§¶]{1,3}|[a-z])[\])]?$")
 _SCENE_TEXT = re.compile(r"^[\s*⁂•·~#—–-]{1,15}$")
 _INVISIBLE = dict.fromkeys(map(ord, "\u00ad\u200b\u2060\ufeff"), None)
 _SPACES = re.compile(r"\s+")
+_STAGE_SPAN = re.compile(f"{STAGE_OPEN}[^{STAGE_CLOSE}]*{STAGE_CLOSE}?")
+_LEAD_PUNCT = re.compile(r"^[\s.:—–]+")
 
 
 @dataclass(frozen=True)
@@ -98,27 +102,85 @@ def _is_note_container(el: etree._Element, types: set[str]) -> bool:
     return bool(types & NOTE_CONTAINER_TYPES) or "footnotes" in classes or "endnotes" in classes
 
 
+def _short_lines(text: str) -> bool:
+    """Two or more line breaks between short lines: a poem even without poem markup."""
+    lines = text.split("\n")
+    return len(lines) >= 3 and all(len(line) <= 80 for line in lines)
+
+
 class _Walker:
-    def __init__(self, wanted_ids: set[str], image_alt: bool) -> None:
+    def __init__(
+        self, wanted_ids: set[str], image_alt: bool, features: Features = Features(), read_stage: bool = True
+    ) -> None:
         self.wanted = wanted_ids
         self.image_alt = image_alt
+        self.features = features
+        self.read_stage = read_stage
         self.items: list[Item] = []
         self.notes: dict[str, list[Block]] = {}
         self.found: set[str] = set()
         self._buf: list[str] = []
         self._kinds: list[str] = ["paragraph"]
         self._ancestor_types: list[frozenset[str]] = []
+        self._blocks: list[etree._Element] = []  # the block elements being read, innermost last
+        self._speaker = ""  # the speaker of the speech being read ('' outside plays)
+        self._turn_scope: etree._Element | None = None  # the element whose end ends the speech (a table row)
+        self._turn_blocks = 0  # blocks of the current speech emitted so far
+        self._strip_lead = False  # drop the ". " between an inline speaker name and the speech
+        self._strip_close = ""  # the closing bracket of a bracketed stage direction, still to drop
+        self._stage = 0  # inside stage-direction markup
+        self._cast = 0  # inside a dramatis personae list: names there are text, not speakers
+        self._verse = 0  # inside poem or verse markup
+        self._lines = 0  # inside a stanza whose child blocks are its lines
 
     def flush(self) -> None:
-        text = clean_lines("".join(self._buf))
+        raw = "".join(self._buf)
         self._buf.clear()
-        if not text:
+        if not self.read_stage:
+            raw = _STAGE_SPAN.sub(" ", raw)
+        text = clean_lines(raw)
+        if not text.strip(STAGE_OPEN + STAGE_CLOSE + " \n"):
             return
         kind = self._kinds[-1]
         if kind == "paragraph" and _SCENE_TEXT.match(text):
             self.items.append(Block("scene_break", ""))
-        else:
-            self.items.append(Block(kind, text))
+            return
+        if kind == "paragraph" and (self._verse or _short_lines(text)):
+            kind = "verse"
+        if self.features.drama and kind != "heading":
+            text = drama.mark_bracketed(text)  # "〔向东望着，〕", "[Exit.]" in a play's text
+            if not self.read_stage:
+                text = clean_lines(_STAGE_SPAN.sub(" ", text))
+                if not text:
+                    return
+        pieces = drama.split_stage(text) if STAGE_OPEN in text else [(False, text)]
+        if kind == "stage_direction":
+            pieces = [(True, piece) for _, piece in pieces]
+        self._emit(kind, pieces)
+
+    def _emit(self, kind: str, pieces: list[tuple[bool, str]]) -> None:
+        """Blocks of one flushed buffer; the speaker goes on the speech's first words, later blocks are joined."""
+        if kind == "heading":
+            self.items += [Block(kind, text) for _, text in pieces]
+            return
+        first_speech = next((i for i, (stage, _) in enumerate(pieces) if not stage), 0)
+        for i, (stage, text) in enumerate(pieces):
+            block_kind = "stage_direction" if stage else kind
+            if stage:
+                text = drama.bracketed(text) or text
+            speaker, joined = "", False
+            if self._speaker and self._turn_blocks == 0 and i == first_speech:
+                speaker = self._speaker
+            elif self._speaker and (self._turn_blocks > 0 or i > first_speech):
+                joined = True
+            self.items.append(Block(block_kind, text, speaker=speaker, joined=joined))
+            if speaker or joined:
+                self._turn_blocks += 1
+        if self._speaker and self._turn_scope is None and self._turn_blocks:
+            self._end_turn()
+
+    def _end_turn(self) -> None:
+        self._speaker, self._turn_scope, self._turn_blocks = "", None, 0
 
     def walk(self, el: etree._Element, in_notes: bool = False) -> None:
         tag = local_name(el)
@@ -137,7 +199,77 @@ class _Walker:
         if _is_note(el, tag, types) or (in_notes and (tag == "li" or (el_id and tag in BLOCK_TAGS))):
             self._take_note(el)
             return
+        if self._speaker_here(el, tag, types):
+            return
+        if self._stage_inline(el, tag, types, in_notes):
+            return
+        self._cast += bool(types & drama.CAST_TYPES)
+        self._verse += drama.is_verse_context(el, types)
         self._walk_children(el, tag, types, in_notes or _is_note_container(el, types))
+        self._cast -= bool(types & drama.CAST_TYPES)
+        self._verse -= drama.is_verse_context(el, types)
+        if el is self._turn_scope:
+            self.flush()
+            self._end_turn()
+
+    def _at_block_start(self) -> bool:
+        return not "".join(self._buf).strip()
+
+    def _speaker_here(self, el: etree._Element, tag: str, types: set[str]) -> bool:
+        """A speaker's name: a persona cell or paragraph (the speech follows), or an inline name that opens a
+        paragraph ("<b>Hamlet</b>. To be"). The name is kept aside and read with the speech."""
+        if self._stage or self._cast or tag not in drama.SPEAKER_CELL_TAGS:
+            return False
+        persona = drama.is_persona(el, types)
+        lead_caps = self.features.small_caps_speakers and drama.is_small_caps(el) and tag in drama.INLINE_TAGS
+        if not (persona or lead_caps):
+            return False
+        name = drama.speaker_name(el)
+        if not name:
+            return False
+        if tag in BLOCK_TAGS or tag in ("p", "div", "dt", "h5", "h6"):
+            self.flush()
+            row = next((a for a in el.iterancestors() if local_name(a) == "tr"), None)
+            self._speaker, self._turn_scope, self._turn_blocks = name, row, 0
+            return True
+        tail = el.tail or ""
+        raw = "".join(el.itertext()).strip()
+        speech_follows = raw.endswith((".", ":")) or bool(re.match(r"^\s*[.:—–]", tail))
+        if not self._at_block_start() or not speech_follows or not self._blocks:
+            return False
+        self._speaker, self._turn_scope, self._turn_blocks = name, self._blocks[-1], 0
+        self._strip_lead = True
+        return True
+
+    def _stage_inline(self, el: etree._Element, tag: str, types: set[str], in_notes: bool) -> bool:
+        """An inline stage direction: marked (epub:type, class) or, in a play, italics in brackets."""
+        if tag in BLOCK_TAGS:
+            return False
+        marked = drama.is_stage(el, types)
+        bracketed = False
+        if not marked and self.features.drama and tag in ("i", "em"):
+            before = "".join(self._buf).rstrip()
+            inner = "".join(el.itertext())
+            outer = before.endswith(("[", "(")) and (el.tail or "").lstrip().startswith(("]", ")"))
+            bracketed = outer or drama.bracketed(inner) is not None
+            if outer:
+                self._drop_open_bracket()
+                self._strip_close = "]" if (el.tail or "").lstrip().startswith("]") else ")"
+        if not (marked or bracketed):
+            return False
+        self._buf.append(STAGE_OPEN)
+        self._stage += 1
+        self._walk_children(el, tag, types, in_notes)
+        self._stage -= 1
+        self._buf.append(STAGE_CLOSE)
+        return True
+
+    def _drop_open_bracket(self) -> None:
+        for i in range(len(self._buf) - 1, -1, -1):
+            stripped = self._buf[i].rstrip()
+            if stripped:
+                self._buf[i] = stripped[:-1]
+                return
 
     def _walk_children(self, el: etree._Element, tag: str, types: set[str], in_notes: bool) -> None:
         if tag == "br":
@@ -152,21 +284,38 @@ class _Walker:
             if self.image_alt and alt:
                 self._buf.append(f" {alt} ")
             return
-        block = tag in BLOCK_TAGS
+        stanza = bool(drama.classes(el) & drama.STANZA_CLASSES) and not self._lines
+        line_block = self._lines > 0 and tag in BLOCK_TAGS  # a line of a stanza: part of the stanza's block
+        block = tag in BLOCK_TAGS and not line_block
         if block:
             self.flush()
-            parent_tag = local_name(el.getparent()) if el.getparent() is not None else ""
-            heading = tag in HEADING_TAGS or (parent_tag == "hgroup" and tag == "p")
-            self._kinds.append("heading" if heading or self._kinds[-1] == "heading" else "paragraph")
+            self._kinds.append(self._block_kind(el, tag, types))
+            self._blocks.append(el)
+        self._lines += stanza
         self._ancestor_types.append(frozenset(types))
         self._text(el.text)
         for child in el:
             self.walk(child, in_notes)
             self._text(child.tail)
         self._ancestor_types.pop()
+        self._lines -= stanza
+        if line_block or drama.classes(el) & drama.LINE_CLASSES:
+            self._buf.append("\n")
         if block:
             self.flush()
             self._kinds.pop()
+            self._blocks.pop()
+
+    def _block_kind(self, el: etree._Element, tag: str, types: set[str]) -> str:
+        parent_tag = local_name(el.getparent()) if el.getparent() is not None else ""
+        outer = self._kinds[-1]
+        if tag in HEADING_TAGS or (parent_tag == "hgroup" and tag == "p") or outer == "heading":
+            return "heading"
+        if drama.is_stage(el, types) and not self._cast or outer == "stage_direction":
+            return "stage_direction"
+        if drama.classes(el) & drama.STANZA_CLASSES:
+            return "verse"
+        return "paragraph"
 
     def _text(self, text: str | None) -> None:
         # Source line breaks are just whitespace; only <br/> makes a line break ('\n') in a block.
@@ -189,7 +338,11 @@ class _Walker:
 
 
 def extract(
-    root: etree._Element, wanted_ids: set[str], image_alt: bool, warn: Callable[[str], None] | None = None
+    root: etree._Element,
+    wanted_ids: set[str],
+    image_alt: bool,
+    warn: Callable[[str], None] | None = None,
+    read_stage: bool = True,
 ) -> ContentDoc:
     """Walk the document's body and return its item stream, notes, <title> and structural epub:types."""
     body = next((el for el in root.iter() if local_name(el) == "body"), root)
@@ -199,7 +352,7 @@ def extract(
     for child in body:
         if local_name(child) in ("section", "article", "div", "nav", "main"):
             types |= epub_types(child)
-    walker = _Walker(wanted_ids, image_alt)
+    walker = _Walker(wanted_ids, image_alt, drama.scan(body), read_stage)
     walker.walk(body)
     walker.flush()
     return ContentDoc(walker.items, walker.notes, title.replace("\n", " "), frozenset(types), walker.found)

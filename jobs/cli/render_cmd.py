@@ -16,7 +16,7 @@ from jobs.cli.progress import BookProgress
 from jobs.cli.status_view import print_status, status_json
 from jobs.engines import EngineSettings, SetupCache
 from jobs.errors import JobsError
-from jobs.store import BookInfoRow, Store
+from jobs.store import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_DEATHS, BookInfoRow, Store
 
 if TYPE_CHECKING:
     from jobs.pipeline import ReadSettings
@@ -53,8 +53,12 @@ def _common_store_options(func: Command) -> Command:
 
 
 def _engine_options(func: Command) -> Command:
-    func = click.option("--max-attempts", type=click.IntRange(1, 100), default=3, show_default=True, hidden=True,
-                        help="Claims after which a chunk that keeps crashing workers is failed.")(func)
+    func = click.option("--max-deaths", type=click.IntRange(0, 100), default=DEFAULT_MAX_DEATHS, show_default=True,
+                        hidden=True, help="Worker deaths while holding a chunk after which it is rendered alone "
+                                          "(one more death fails it).")(func)
+    func = click.option("--max-attempts", type=click.IntRange(1, 100), default=DEFAULT_MAX_ATTEMPTS,
+                        show_default=True, hidden=True,
+                        help="Renders of a chunk ending in an error after which it is failed.")(func)
     func = click.option("--lease", "lease_s", type=float, default=120.0, show_default=True, hidden=True,
                         help="Lease length in seconds.")(func)
     func = click.option("--voices-dir", type=click.Path(file_okay=False, path_type=Path),
@@ -144,7 +148,7 @@ def chosen(**options: Any) -> dict[str, Any]:
 @metrics_options
 def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, audio_dir: Path | None,
         chapters: str | None, workers: int, batch_size: int, backend: str, device: str, threads: int | None,
-        voices_dir: Path | None, lease_s: float, max_attempts: int, export_format: str, preset: str,
+        voices_dir: Path | None, lease_s: float, max_attempts: int, max_deaths: int, export_format: str, preset: str,
         single_file: bool, seed: int | None, temperature: float | None, top_k: int | None,
         top_p: float | None, speed: float | None, max_tokens: int | None, precision: str | None,
         read: ReadSettings, subtitles: str | None = None, read_along: bool = False,
@@ -167,8 +171,8 @@ def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, a
         voices_dir=voices_dir, overrides=chosen(seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
                                                 speed=speed, max_tokens=max_tokens, precision=precision),
         read=read, export_format=export_format, preset=preset,
-        single_file=single_file, lease_s=lease_s, max_attempts=max_attempts, subtitles=subtitles,
-        read_along=read_along,
+        single_file=single_file, lease_s=lease_s, max_attempts=max_attempts, max_deaths=max_deaths,
+        subtitles=subtitles, read_along=read_along,
     )
     with BookProgress() as progress, metrics_publisher(metrics_file, metrics_port, metrics_host, device) as metrics:
 
@@ -183,6 +187,8 @@ def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, a
         click.echo("stopped; progress is saved, run the same command again to resume", err=True)
         raise click.exceptions.Exit(130)
     counts = result.counts
+    if result.adopted:
+        click.echo(f"reused {result.adopted} chunk(s) whose audio was already on disk", err=True)
     click.echo(f"{counts['done']} chunks done, {counts['failed']} failed "
                f"({result.sync.added} newly planned, {result.worker.done} rendered now)")
     if result.exported is not None:
@@ -203,17 +209,23 @@ def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, a
 @click.argument("book", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--voice", "voice_name", help="Voice (only needed to show render keys the way `render` will).")
 @click.option("--chapters", help="Chapters to render, e.g. 1-3,7.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON (book metadata and per-chapter figures).")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print JSON: book metadata, chapters with their chunks (text, boundary, pause), navigation "
+                   "marks (every TOC entry with its chapter and start chunk) and missing parts.")
+@click.option("--chunks", "show_chunks", is_flag=True,
+              help="Also list each chapter's chunks: the text, the boundary after it and the pause it gets.")
 @click.option("--voices-dir", type=click.Path(file_okay=False, path_type=Path), help="Voice folder root.")
 @_read_options
-def plan(book: Path, voice_name: str | None, chapters: str | None, as_json: bool, voices_dir: Path | None,
-         read: ReadSettings) -> None:
-    """Show how BOOK would be rendered: chapters, chunk counts, estimated duration. Renders nothing."""
+def plan(book: Path, voice_name: str | None, chapters: str | None, as_json: bool, show_chunks: bool,
+         voices_dir: Path | None, read: ReadSettings) -> None:
+    """Show how BOOK would be rendered: chapters (and why front or back matter is read or skipped), chunk
+    counts, estimated duration, navigation marks; with --chunks the chunks themselves. Renders nothing."""
+    from export import PauseOptions
     from jobs.pipeline import make_plan
 
     setups = SetupCache(current_services().engines, voices_dir=voices_dir)
     result = make_plan(book, voice_name, setups, chapters=chapters, read_settings=read)
-    data = result.to_json()
+    data = result.to_json(pause_after=PauseOptions().after)
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
@@ -227,8 +239,18 @@ def plan(book: Path, voice_name: str | None, chapters: str | None, as_json: bool
         else:
             state = f"{ch['chunks']:4d} chunks {ch['characters']:7d} chars ~{_hms(ch['estimated_seconds'])}"
         click.echo(f"{ch['number']:3d}. {ch['title'][:48]:48s} {state}")
+        if ch["kind"] != "body" or ch["skipped"]:
+            click.echo(f"       why: {ch['why'] or ch['skip_reason']}")
+        if show_chunks:
+            for chunk in ch["chunk_list"]:
+                text = chunk["text"].replace("\n", " / ")
+                click.echo(f"     {chunk['idx']:4d} [{chunk['boundary']} {chunk['pause_s']:.2f}s] {text}")
+    marks = data["navigation"]
+    nested = sum(1 for m in marks if m["depth"] > 0)
     click.echo(f"total: {data['chunks']} chunks, {data['characters']} characters, "
-               f"about {_hms(data['estimated_seconds'])} of audio")
+               f"about {_hms(data['estimated_seconds'])} of audio; {len(marks)} navigation marks ({nested} nested)")
+    for part in data["missing_parts"]:
+        click.echo(f"MISSING: {part['href']} ({part['title']}): {part['reason']} - not rendered", err=True)
     for warning in data["warnings"]:
         click.echo(f"warning: {warning}", err=True)
 
@@ -297,7 +319,7 @@ def retry_failed(book: str, out_dir: Path | None, db_url: str | None, audio_dir:
     """Put BOOK's failed chunks back in the queue (then run `render BOOK ...` or a worker again)."""
     store, found = open_one_book(book, out_dir, db_url)
     with store:
-        n = store.queue.retry_failed(found.id)
+        n = store.queue.retry_failed(found.id).retried
     click.echo(f"{n} failed chunk(s) queued again")
 
 
@@ -310,7 +332,7 @@ def retry_failed(book: str, out_dir: Path | None, db_url: str | None, audio_dir:
 @_engine_options
 @metrics_options
 def worker(db_url: str, audio_dir: Path, follow: bool, batch_size: int, backend: str, device: str,
-           threads: int | None, voices_dir: Path | None, lease_s: float, max_attempts: int,
+           threads: int | None, voices_dir: Path | None, lease_s: float, max_attempts: int, max_deaths: int,
            metrics_file: Path | None = None, metrics_port: int | None = None, metrics_host: str = "127.0.0.1") -> None:
     """Render chunks from a shared job store until the queue is empty (or forever with --follow).
 
@@ -322,7 +344,8 @@ def worker(db_url: str, audio_dir: Path, follow: bool, batch_size: int, backend:
     setups = SetupCache(services.engines, voices_dir=voices_dir, settings=EngineSettings(backend, device, threads))
     with Store(db_url, hooks=services.hooks) as store, \
             metrics_publisher(metrics_file, metrics_port, metrics_host, device) as metrics:
-        options = WorkerOptions(batch_size=batch_size, lease_s=lease_s, follow=follow, max_attempts=max_attempts)
+        options = WorkerOptions(batch_size=batch_size, lease_s=lease_s, follow=follow, max_attempts=max_attempts,
+                                max_deaths=max_deaths)
         job = Worker(store, audio_dir, setups, options, hooks=services.hooks, write_audio=services.write_audio,
                      on_batch=metrics.on_batch if metrics else None)
         if metrics is not None:
@@ -330,6 +353,7 @@ def worker(db_url: str, audio_dir: Path, follow: bool, batch_size: int, backend:
             metrics.metrics.watch_counts(store.status.counts)
             metrics.publish()
         report = job.run()
+        store.db.verify()
     click.echo(f"worker {report.worker_id}: {report.done} chunks done, {report.failed} failed, "
                f"{report.audio_s:.1f} s of audio")
     for book_id, reason in report.skipped_books.items():

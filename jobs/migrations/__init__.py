@@ -42,6 +42,7 @@ from sqlalchemy import Connection, Engine, MetaData, Table, func, insert, inspec
 from sqlalchemy.exc import SQLAlchemyError
 
 from jobs.errors import StoreError, StoreTooNewError
+from jobs.events import JobHooks
 from jobs.migrations.steps import STEPS, V1_COLUMNS, Step
 
 __all__ = ["SCHEMA_VERSION", "VERSION_TABLE", "SchemaOutcome", "ensure_schema", "stored_version"]
@@ -67,10 +68,11 @@ class SchemaOutcome:
     backup: Path | None = None  # SQLite copy taken before migrating
 
 
-def ensure_schema(engine: Engine, metadata: MetaData) -> SchemaOutcome:
+def ensure_schema(engine: Engine, metadata: MetaData, hooks: JobHooks = JobHooks()) -> SchemaOutcome:
     """Bring the store behind ``engine`` to :data:`SCHEMA_VERSION` (see the module docstring).
 
-    ``metadata`` holds the current tables, including :data:`VERSION_TABLE`.
+    ``metadata`` holds the current tables, including :data:`VERSION_TABLE`; ``hooks`` is told when a
+    migration is under way (point ``migrate``: crash tests stop there).
     """
     with engine.begin() as conn:
         _lock(conn)
@@ -91,7 +93,7 @@ def ensure_schema(engine: Engine, metadata: MetaData) -> SchemaOutcome:
         if not inspect(conn).has_table(VERSION_TABLE):
             metadata.tables[VERSION_TABLE].create(conn)
             _record(conn, metadata, found, "adopted: written before schema versions existed")
-        _migrate(conn, metadata, found)
+        _migrate(conn, metadata, found, hooks)
     return SchemaOutcome(found, SCHEMA_VERSION, backup)
 
 
@@ -124,7 +126,7 @@ def _lock(conn: Connection) -> None:
         conn.execute(select(func.pg_advisory_xact_lock(PG_MIGRATION_LOCK)))
 
 
-def _migrate(conn: Connection, metadata: MetaData, found: int) -> None:
+def _migrate(conn: Connection, metadata: MetaData, found: int, hooks: JobHooks) -> None:
     ops = Operations(MigrationContext.configure(conn))
     for step in STEPS:
         if step.version <= found:
@@ -134,6 +136,7 @@ def _migrate(conn: Connection, metadata: MetaData, found: int) -> None:
         except SQLAlchemyError as exc:
             raise StoreError(_failed(step, exc)) from exc
         _record(conn, metadata, step.version, step.title)
+        hooks.at("migrate")
 
 
 def _failed(step: Step, exc: SQLAlchemyError) -> str:

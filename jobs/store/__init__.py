@@ -4,7 +4,8 @@
 
 - ``store.plans`` (:mod:`.plans`): store a book's plan idempotently;
 - ``store.queue`` (:mod:`.queue`): claims, leases, completion, failure, release, retries;
-- ``store.workers`` (:mod:`.workers`): the worker registry (heartbeats, dead workers' leases);
+- ``store.workers`` (:mod:`.workers`): the worker registry (heartbeats, dead workers' leases:
+  :mod:`.deaths`);
 - ``store.status`` (:mod:`.status`): books, chapters, chunk counts and failures as they stand;
 - ``store.stats`` (:mod:`.stats`): per-batch figures and throughput.
 
@@ -23,9 +24,11 @@ from jobs.records import (
     ClaimedChunk,
     Failure,
     ManifestChunk,
+    RetryReport,
     SyncReport,
     Throughput,
 )
+from jobs.store.deaths import DEFAULT_MAX_DEATHS
 from jobs.store.plans import PlanSync
 from jobs.store.queue import DEFAULT_MAX_ATTEMPTS, ChunkQueue
 from jobs.store.session import Database
@@ -35,6 +38,7 @@ from jobs.store.workers import LocalWorker, WorkerInfo, WorkerRegistry
 
 __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
+    "DEFAULT_MAX_DEATHS",
     "BatchRecord",
     "BookInfoRow",
     "ChapterState",
@@ -42,6 +46,7 @@ __all__ = [
     "Failure",
     "LocalWorker",
     "ManifestChunk",
+    "RetryReport",
     "Store",
     "SyncReport",
     "Throughput",
@@ -52,11 +57,11 @@ __all__ = [
 class Store:
     """The job store behind one URL (``sqlite:///…/render.db`` or ``postgresql+psycopg://…``).
 
-    ``hooks`` is told when a plan or a claim is inside its transaction (crash tests stop there).
+    ``hooks`` is told when a migration, a plan or a claim is inside its transaction (crash tests stop there).
     """
 
     def __init__(self, url: str, *, hooks: JobHooks = JobHooks()) -> None:
-        self.db = Database(url)
+        self.db = Database(url, hooks)
         self.plans = PlanSync(self.db, hooks)
         self.queue = ChunkQueue(self.db, hooks)
         self.workers = WorkerRegistry(self.db)

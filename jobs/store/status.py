@@ -6,9 +6,9 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from jobs.db import CHUNK_STATES, DONE, FAILED, BookRow, ChapterRow, ChunkRow
+from jobs.db import CHUNK_STATES, DONE, FAILED, LEASED, PENDING, BookRow, ChapterRow, ChunkRow
 from jobs.errors import StoreError
-from jobs.records import BookInfoRow, ChapterState, Failure, ManifestChunk, book_info_from_row
+from jobs.records import AudioEstimate, BookInfoRow, ChapterState, Failure, ManifestChunk, book_info_from_row
 from jobs.store.session import Database
 
 
@@ -101,7 +101,32 @@ class StatusQueries:
             stmt = stmt.where(ChunkRow.book_id == book_id)
         with self.db.transaction() as s:
             rows = s.execute(stmt).all()
-        return [Failure(r[0].id, r[1], r[0].idx, r[0].text, r[0].last_error or "", r[0].attempts) for r in rows]
+        return [Failure(r[0].id, r[1], r[0].idx, r[0].text, r[0].last_error or "", r[0].attempts,
+                        r[0].last_error_kind, r[0].worker_deaths) for r in rows]
+
+    def pending_keys(self, book_id: int) -> list[tuple[int, str]]:
+        """(chunk id, render key) of the book's pending chunks, in reading order."""
+        stmt = (
+            select(ChunkRow.id, ChunkRow.render_key)
+            .where(ChunkRow.book_id == book_id, ChunkRow.status == PENDING)
+            .order_by(ChunkRow.chapter_position, ChunkRow.idx)
+        )
+        with self.db.transaction() as s:
+            return [(int(r[0]), str(r[1])) for r in s.execute(stmt).all()]
+
+    def audio_estimate(self, book_id: int) -> AudioEstimate:
+        """Characters left to render and the seconds of audio per character measured so far."""
+        chars = func.coalesce(func.sum(func.length(ChunkRow.normalized)), 0)
+        with self.db.transaction() as s:
+            left, left_chunks = s.execute(
+                select(chars, func.count()).where(ChunkRow.book_id == book_id, ChunkRow.status.in_((PENDING, LEASED)))
+            ).one()
+            done_chars, done_s = s.execute(
+                select(chars, func.coalesce(func.sum(ChunkRow.duration_s), 0.0))
+                .where(ChunkRow.book_id == book_id, ChunkRow.status == DONE)
+            ).one()
+        per_char = float(done_s) / float(done_chars) if done_chars else None
+        return AudioEstimate(int(left_chunks), int(left), per_char)
 
     def chunk_rows(self, book_id: int | None = None) -> list[dict[str, Any]]:
         """Every chunk as a plain dict, in reading order (status displays and tests)."""

@@ -365,6 +365,9 @@ def _verse_units(text: str, o: ChunkingOptions) -> list[_Unit]:
         if _SENTENCE_END_RE.search(line) and not _is_short(" ".join(group), o):
             flush()
     flush()
+    if len(units) > 1 and _is_short(units[-1].text, o) and _fits(units[-2].text + "\n" + units[-1].text, o):
+        last = units.pop()  # a stanza's short last line joins the lines before it
+        units[-1] = _Unit(units[-1].text + "\n" + last.text, "line")
     return units
 
 

@@ -128,6 +128,9 @@ _TITLES = {
     "mr": "Mr", "mrs": "Mrs", "ms": "Ms", "prof": "Professor", "capt": "Captain", "col": "Colonel", "gen": "General",
     "lt": "Lieutenant", "sgt": "Sergeant", "rev": "Reverend", "hon": "Honorable", "gov": "Governor",
     "sen": "Senator", "jr": "Junior", "sr": "Senior", "mt": "Mount", "vs": "versus", "messrs": "Messers",
+    # first names abbreviated in 18th/19th-century print ("Wm. Lloyd Garrison")
+    "wm": "William", "chas": "Charles", "thos": "Thomas", "jas": "James", "geo": "George", "benj": "Benjamin",
+    "robt": "Robert", "saml": "Samuel", "jno": "John", "edw": "Edward", "richd": "Richard",
 }  # fmt: skip
 _TITLE_RE = re.compile(r"\b(" + "|".join(sorted(_TITLES, key=len, reverse=True)) + r")\.(?=\s)", re.IGNORECASE)
 _ROAD_RE = re.compile(r"\b(Dr|St)\.(?=(\s+[\"“(]?\w)?)")

@@ -109,6 +109,15 @@ def _range(m: re.Match[str]) -> str:
     return f"{nz.signed(m.group(1), m.group(2))}到{nz.signed(m.group(3), m.group(4))}"
 
 
+# Years in brackets, "(1823-49)", "（1785—1850）": digit by digit, as years are read (1823年); before the
+# original's dash deletion, which would glue them into one number.
+_BRACKETED_YEARS_RE = re.compile(r"(?<=[(（])\s*(1\d{3}|20\d{2})\s*[-–—―~～至]+\s*(\d{2}|\d{4})\s*(?=[)）])")
+
+
+def _bracketed_years(m: re.Match[str]) -> str:
+    return f"{nz.digit_string(m.group(1))}到{nz.digit_string(m.group(2))}"
+
+
 _OUR_FIXES: list[Rule] = [
     # thousands separators (the original splits sentences at every comma, 1,000,000 included)
     (re.compile(r"(?<![\d,])\d{1,3}(?:,\d{3})+(?![\d,])"), lambda m: m.group(0).replace(",", "")),
@@ -259,7 +268,7 @@ def map_punctuation_zh(text: str) -> str:
 
 def normalize_zh(text: str) -> str:
     """Normalise Chinese (possibly mixed with English words) text for G2P (see module docstring)."""
-    text = ascii_digits(to_simplified(text))
+    text = _BRACKETED_YEARS_RE.sub(_bracketed_years, ascii_digits(to_simplified(text)))
     text = re.sub(r"[—―]+", "", text)  # the original deletes dashes before anything else: no pause
     # Spaces go (the original removes them all), except between two Latin words and in "10 - 4".
     text = re.sub(r"(?<=\d) +- +(?=\d)", _SPACED_MINUS, text)

@@ -242,3 +242,19 @@ def test_html_entities_in_an_xhtml_doctype_become_characters(tmp_path: Path) -> 
     )
     path = build_epub(tmp_path / "b.epub", _spec(extra={"OEBPS/text/c2.xhtml": doc.encode()}))
     assert read_book(path).chapters[1].blocks[-1].text == "Yes—no & maybe…"
+
+
+def test_an_oversized_cover_is_left_out_with_a_warning(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 24: images are outside the text budget, so a cover larger than any real one is never inflated."""
+    import os
+
+    from jobs.books import package
+
+    cover = os.urandom(8 * 1024)  # incompressible: no ratio check stops it first
+    path = build_epub(tmp_path / "b.epub", _spec(cover=cover))
+    assert read_book(path).metadata.cover == cover
+    monkeypatch.setattr(package, "MAX_COVER_BYTES", len(cover) - 1)
+    book = read_book(path)
+    assert book.metadata.cover is None and book.metadata.cover_mime is None
+    assert any("cover.png" in w and f"{len(cover):,} bytes" in w for w in book.warnings), book.warnings
+    assert [c.title for c in book.chapters] == ["One", "Two"]

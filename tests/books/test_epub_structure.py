@@ -195,7 +195,7 @@ def test_blocks_verse_scene_breaks_and_ignored_elements(tmp_path: Path) -> None:
     assert chapter.title == "From TOC"
     assert [(b.kind, b.text) for b in chapter.blocks] == [
         ("heading", "Title here"),
-        ("paragraph", "Line one\nline two\nline three"),
+        ("verse", "Line one\nline two\nline three"),
         ("scene_break", ""),
         ("paragraph", "After the break."),
         ("scene_break", ""),

@@ -85,3 +85,38 @@ def test_disk_full_during_export_is_a_clear_error_and_keeps_the_previous_export(
     after = {p.name: p.read_bytes() for p in small_tmpfs.iterdir() if p.is_file()}
     assert after == before  # nothing half-written in place of the previous export
     assert [p.name for p in small_tmpfs.iterdir() if p.is_dir()] == []  # no staging or temp folder left
+
+
+def test_disk_full_while_writing_temp_audio_is_a_clear_error_anywhere(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """The same guarantee without root: ENOSPC raised where the issue's traceback came from (export/rawfile.py),
+    through the console entry point (which gives user errors exit code 2)."""
+    import errno
+
+    from export.rawfile import RawWriter
+    from jobs.cli import main
+    from tests.export.outputs_kit import services
+
+    out = tmp_path / "out"
+    render(str(SAMPLE), "--out", str(out), "--chapters", "4", *WAV)
+    before = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    writes = {"n": 0}
+    real_write = RawWriter.write
+
+    def write_until_full(self: RawWriter, samples: object) -> None:
+        writes["n"] += 1
+        if writes["n"] > 3:
+            raise OSError(errno.ENOSPC, "No space left on device", str(self.path))
+        real_write(self, samples)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(RawWriter, "write", write_until_full)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exited:
+        main(["export", str(SAMPLE), "--out", str(out), "--format", "wav", "--preset", "none"], services())
+    message = capsys.readouterr().err
+    assert exited.value.code == 2, message
+    assert f"disk full while exporting to {out}:" in message and "needs about" in message, message
+    assert writes["n"] > 3 and "Traceback" not in message
+    after = {p.name: p.read_bytes() for p in out.iterdir() if p.is_file()}
+    assert after == before  # the previous export as it was
+    assert not [p for p in out.iterdir() if p.is_dir() and p.name.startswith(".export")]

@@ -220,3 +220,30 @@ def test_m4b_has_cover_metadata_and_chapter_marks(rich: dict[str, Any], tmp_path
                            capture_output=True, text=True, check=True)
     format_tags = {k.lower(): v for k, v in json.loads(probe.stdout)["format"]["tags"].items()}
     assert format_tags["composer"] == "narrator" and format_tags["artist"] == rich["plan"]["book"]["author"]
+    assert bytes(tags["----:com.apple.iTunes:LANGUAGE"][0]) == b"en"
+    _assert_ffprobe_sees_book_tags_and_cover(m4b, rich)
+
+
+def _assert_ffprobe_sees_book_tags_and_cover(path: Path, rich: dict[str, Any]) -> None:
+    """What players built on FFmpeg read: the book's tags and the cover as an attached picture."""
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format_tags:stream=codec_type,codec_name:"
+                            "stream_disposition=attached_pic", "-of", "json", str(path)],
+                           capture_output=True, text=True, check=True)
+    info = json.loads(probe.stdout)
+    found = {k.lower(): v for k, v in info["format"]["tags"].items()}
+    book = rich["plan"]["book"]
+    assert found["album"] == book["title"] and found["artist"] == book["author"]
+    assert found["composer"] == "narrator" and found["date"].startswith(RICH_META["date"][:4])
+    assert RICH_META["description"] in (found.get("comment"), found.get("description"))
+    pictures = [s for s in info["streams"] if s.get("disposition", {}).get("attached_pic") == 1]
+    assert [s["codec_name"] for s in pictures] == ["png"]
+
+
+@pytest.mark.skipif(not HAS_FFMPEG, reason="ffmpeg/ffprobe not installed: tags cannot be read back with ffprobe")
+def test_ffprobe_reads_the_mp3_tags_and_cover(rich: dict[str, Any]) -> None:
+    mp3 = sorted(rich["out"].glob("*.mp3"))[0]
+    _assert_ffprobe_sees_book_tags_and_cover(mp3, rich)
+    probe = subprocess.run(["ffprobe", "-v", "error", "-show_entries", "format_tags", "-of", "json", str(mp3)],
+                           capture_output=True, text=True, check=True)
+    found = {k.lower(): v for k, v in json.loads(probe.stdout)["format"]["tags"].items()}
+    assert found["language"] == "en" and found["publisher"] == RICH_META["publisher"]

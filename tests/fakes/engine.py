@@ -7,7 +7,10 @@ needs no voice files: any voice name will do. Behaviour comes from :class:`FakeE
 subprocess started through ``tests/fakes/run_cli.py`` reads it from ``RENDER_FAKE_ENGINE`` (JSON):
 
 - a chunk whose text contains ``fail_marker`` raises :class:`renderer.errors.TextError`;
+- a chunk whose text contains ``error_marker`` raises a plain :class:`renderer.errors.RendererError`
+  (an engine failure, not the text's fault);
 - a chunk whose text contains ``crash_marker`` kills the process (SIGKILL) when synthesised;
+- a chunk whose text contains ``slow_marker`` takes ``slow_s`` seconds (a long row in the batch);
 - ``oom_above`` > 0: a ``synthesize`` call with more requests than that raises ``MemoryError``;
 - ``log_path``: one line ``<pid> <key>`` is appended per synthesised chunk.
 """
@@ -31,7 +34,7 @@ from jobs.engines import EngineSettings
 from jobs.planner import VoiceRef
 from renderer.engine.api import SynthesisRequest, SynthesisResult
 from renderer.engine.options import SamplingOptions
-from renderer.errors import TextError
+from renderer.errors import RendererError, TextError
 from renderer.text.frontend import Phonemes
 
 FAKE_ENGINE_VERSION = "fake-engine-1"
@@ -46,12 +49,15 @@ class FakeEngineConfig:
     seconds_per_char: float = 0.03
     fail_marker: str = "[[fail]]"
     crash_marker: str = "[[crash]]"
+    error_marker: str = "[[error]]"
+    slow_marker: str = "[[slow]]"
+    slow_s: float = 0.0
     oom_above: int = 0
     log_path: str | None = None
 
     def __post_init__(self) -> None:
-        if self.delay_s < 0 or self.seconds_per_char <= 0 or self.oom_above < 0:
-            raise ValueError("FakeEngineConfig: delay_s >= 0, seconds_per_char > 0, oom_above >= 0")
+        if self.delay_s < 0 or self.slow_s < 0 or self.seconds_per_char <= 0 or self.oom_above < 0:
+            raise ValueError("FakeEngineConfig: delay_s >= 0, slow_s >= 0, seconds_per_char > 0, oom_above >= 0")
 
     @classmethod
     def from_env(cls) -> FakeEngineConfig:
@@ -111,9 +117,13 @@ class FakeEngine:
             os.kill(os.getpid(), signal.SIGKILL)
         if self.config.fail_marker and self.config.fail_marker in text:
             raise TextError(f"the fake engine cannot speak {text[:40]!r}")
+        if self.config.error_marker and self.config.error_marker in text:
+            raise RendererError(f"the fake engine broke on {text[:40]!r}")
         started = time.perf_counter()
         if self.config.delay_s:
             time.sleep(self.config.delay_s)
+        if self.config.slow_s and self.config.slow_marker and self.config.slow_marker in text:
+            time.sleep(self.config.slow_s)
         audio = fake_audio(text, request.key, self.config.seconds_per_char)
         if self.config.log_path:
             with open(self.config.log_path, "a", encoding="utf-8") as log:

@@ -113,6 +113,28 @@ def test_sigint_releases_the_batch_and_rerun_resumes(md_book: Path, tmp_path: Pa
     assert f"{19 - counts['done']} rendered now" in rerun.stdout
 
 
+def test_first_sigterm_abandons_a_long_row_at_once_and_keeps_finished_chunks(md_book: Path, tmp_path: Path) -> None:
+    """The 5th chunk takes 10 minutes; SIGTERM while it renders stops the run without waiting for it."""
+    out = tmp_path / "out"
+    env = fake_env(RENDER_FAKE_ENGINE=json.dumps({"slow_marker": "great lamp", "slow_s": 600}))
+    proc = subprocess.Popen(render_cmd(str(md_book), "--out", str(out), *ARGS), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(list((out / "chunks").rglob("*.wav"))) < 4 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    time.sleep(0.3)  # inside the long row by now (the heading and the three sentences before it are written)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=90)  # far less than the 600 s row: it was abandoned, not waited for
+    assert proc.returncode == 130 and "run the same command again" in err, err
+    with Store(sqlite_url(out)) as store:
+        rows = store.status.chunk_rows()
+    lamp = next(i for i, r in enumerate(rows) if "great lamp" in r["text"])
+    assert [r["status"] for r in rows[: lamp + 1]] == ["done"] * lamp + ["pending"]  # kept what was finished
+    assert not [r for r in rows if r["status"] == "leased"]  # the abandoned batch was released...
+    assert all(r["attempts"] == 0 for r in rows if r["status"] == "pending")  # ...without charging it
+    assert not list(out.rglob("*.tmp"))
+
+
 @pytest.mark.postgres
 def test_postgresql_store_with_shared_audio_dir_and_two_workers(md_book: Path, tmp_path: Path, pg_url: str) -> None:
     out = tmp_path / "out"

@@ -129,3 +129,19 @@ def test_gpu_figures_appear_on_a_cuda_device(monkeypatch: pytest.MonkeyPatch) ->
     assert families["render_gpu_memory_used_bytes"][0][1] == 2.5e9
     assert families["render_gpu_memory_peak_bytes"][0][1] == 3.0e9
     assert "render_gpu_utilization_ratio" not in _families(RunMetrics("w1", device="cpu").render())
+
+
+def test_rerolled_takes_come_from_the_worker_report_and_the_endpoint_is_loopback_by_default() -> None:
+    from jobs.metrics import MetricsOptions, MetricsPublisher, RunMetrics
+    from jobs.worker import WorkerReport
+
+    report = WorkerReport(worker_id="w1", batches=2, done=5)
+    report.rerolled = 3  # type: ignore[attr-defined]  # what the take loop counts (issue 19)
+    metrics = RunMetrics()
+    metrics.on_batch(report)
+    with MetricsPublisher(metrics, MetricsOptions(port=0)) as publisher:
+        assert publisher.url is not None and publisher.url.startswith("http://127.0.0.1:")
+        content_type, text = _scrape(publisher.url)
+    families = _families(text)
+    assert families["render_rerolled_takes_total"] == [({"worker": "w1"}, 3.0)]
+    assert families["render_chunks_done_total"] == [({"worker": "w1"}, 5.0)]

@@ -1,14 +1,15 @@
-"""Job store: atomic claims, guarded completion, leases, attempts, retries (SQLite and PostgreSQL)."""
+"""Job store: atomic claims, guarded completion, leases, failure accounting by cause, retries (SQLite, PostgreSQL)."""
 
 from __future__ import annotations
 
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from jobs.db import sqlite_url
+from jobs.db import ERROR_INPUT, sqlite_url
 from jobs.store import Store
 from tests.jobs.util import planned_store
 
@@ -77,21 +78,53 @@ def test_completion_is_guarded_by_owner_status_and_key(store_and_book) -> None:
     assert (row["status"], row["audio_path"], row["lease_owner"]) == ("done", "x.wav", None)
 
 
-def test_expired_leases_return_to_the_queue_then_fail_after_max_attempts(store_and_book) -> None:
+def _row(store: Store, chunk_id: int) -> dict[str, Any]:
+    return next(r for r in store.status.chunk_rows() if r["id"] == chunk_id)
+
+
+def test_a_lost_lease_counts_against_the_worker_then_the_chunk_goes_alone_then_fails(store_and_book) -> None:
     store, book_id = store_and_book
+    store.workers.register("w1", 1, 0.0)
     chunk = store.queue.claim_batch("w1", 1, 60)[0]
-    assert store.queue.requeue_expired(max_attempts=2, now=time.time() + 30) == 0
-    assert store.queue.requeue_expired(max_attempts=2, now=time.time() + 61) == 1
-    again = store.queue.claim_batch("w2", 1, 60)[0]
-    assert again.id == chunk.id and again.attempts == 2
+    assert store.queue.requeue_expired(max_deaths=1, now=time.time() + 30) == 0
+    assert store.queue.requeue_expired(max_deaths=1, now=time.time() + 61) == 1
+    row = _row(store, chunk.id)
+    assert (row["status"], row["attempts"], row["worker_deaths"], row["last_error_kind"]) == ("pending", 0, 1, "worker")
+    [dead] = store.workers.deaths()
+    assert (dead.id, dead.state, dead.chunks_lost) == ("w1", "dead", 1) and "lease expired" in (dead.death_cause or "")
     # the old owner lost the chunk: its late completion is refused
     assert not store.queue.complete_chunk("w1", chunk.id, chunk.render_key, "x.wav", 1.0, 1, 1)
-    assert store.queue.requeue_expired(max_attempts=2, now=time.time() + 61) == 1
-    failures = store.status.failures(book_id)
-    assert [f.chunk_id for f in failures] == [chunk.id]
-    assert "2 times" in failures[0].error
-    assert store.queue.retry_failed(book_id) == 1
-    assert store.queue.claim_batch("w3", 1, 60)[0].attempts == 1
+    # at max_deaths the chunk is a suspect: a claim of 3 takes it alone
+    again = store.queue.claim_batch("w2", 3, 60, max_deaths=1)
+    assert [c.id for c in again] == [chunk.id] and again[0].attempts == 1 and again[0].worker_deaths == 1
+    # one more death while alone: failed, as the worker's doing
+    assert store.queue.requeue_expired(max_deaths=1, now=time.time() + 61) == 1
+    [failure] = store.status.failures(book_id)
+    assert (failure.chunk_id, failure.kind, failure.worker_deaths, failure.attempts) == (chunk.id, "worker", 2, 0)
+    assert "died 2 times" in failure.error and "alone" in failure.error
+    # `render BOOK` again retries it, still alone
+    report = store.queue.retry_failed(book_id, include_input=False)
+    assert (report.retried, report.after_worker_deaths, report.kept_input_errors) == (1, 1, 0)
+    assert [c.id for c in store.queue.claim_batch("w3", 3, 60, max_deaths=1)] == [chunk.id]
+
+
+def test_exceptions_count_as_attempts_and_text_errors_are_permanent(store_and_book) -> None:
+    store, book_id = store_and_book
+    a, b, _c = store.queue.claim_batch("w1", 3, 60)
+    assert store.queue.release_chunks("w1", [a.id], refund=False, error="EngineError: boom", max_attempts=2) == 1
+    assert (_row(store, a.id)["status"], _row(store, a.id)["attempts"]) == ("pending", 1)
+    assert _row(store, a.id)["last_error_kind"] == "engine"
+    assert store.queue.fail_chunk("w1", b.id, "text error: nothing to say", ERROR_INPUT)
+    [a2] = store.queue.claim_batch("w2", 1, 60)
+    assert a2.id == a.id and a2.attempts == 2
+    assert store.queue.release_chunks("w2", refund=False, error="EngineError: boom", max_attempts=2) == 1
+    failed = {f.chunk_id: f for f in store.status.failures(book_id)}
+    assert {i: (f.kind, f.attempts) for i, f in failed.items()} == {a.id: ("engine", 2), b.id: ("input", 1)}
+    report = store.queue.retry_failed(book_id, include_input=False)
+    assert (report.retried, report.kept_input_errors) == (1, 1)
+    assert [f.chunk_id for f in store.status.failures(book_id)] == [b.id]
+    assert _row(store, a.id)["attempts"] == 0
+    assert store.queue.retry_failed(book_id).retried == 1  # `render retry-failed`: every failure
 
 
 def test_renewal_keeps_a_lease_alive(store_and_book) -> None:
@@ -111,7 +144,7 @@ def test_release_refunds_the_attempt_and_keeps_the_error(store_and_book) -> None
     assert (rows[batch[0].id]["status"], rows[batch[0].id]["attempts"]) == ("pending", 0)
     assert rows[batch[0].id]["last_error"] == "disk full"
     assert rows[batch[1].id]["status"] == "leased"
-    # without refund a chunk at its attempt cap is failed rather than queued again
+    # without refund (an exception) a chunk at its attempt cap is failed rather than queued again
     assert store.queue.release_chunks("w1", refund=False, error="boom", max_attempts=1) == 2
     assert store.status.counts(book_id)["failed"] == 2
 
@@ -122,8 +155,12 @@ def test_dead_local_worker_leases_are_released_at_once(tmp_path: Path, md_book: 
     store, book_id = planned_store(sqlite_url(tmp_path), md_book)
     store.workers.register("ghost", pid=2**22 - 1, process_started_at=1.0)
     store.queue.claim_batch("ghost", 3, 3600)
-    assert reap_dead_local_workers(store, max_attempts=3) == 3
+    assert reap_dead_local_workers(store) == 3
     assert store.status.counts(book_id)["leased"] == 0
+    rows = [r for r in store.status.chunk_rows() if r["worker_deaths"]]
+    assert len(rows) == 3 and all(r["attempts"] == 0 and r["status"] == "pending" for r in rows)
+    [ghost] = store.workers.deaths()
+    assert ghost.chunks_lost == 3 and "is gone" in (ghost.death_cause or "")
     store.close()
 
 

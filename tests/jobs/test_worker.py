@@ -61,7 +61,23 @@ def test_unspeakable_chunk_fails_and_the_book_continues(tmp_path: Path) -> None:
     failures = store.status.failures()
     assert [f.text for f in failures] == ["Waves struck the rocks with a roar!"]
     assert "cannot speak" in failures[0].error and report.failed == 1
+    assert (failures[0].kind, failures[0].attempts) == ("input", 1)  # permanent at once: no retries
     assert store.status.counts()["done"] == len(store.status.chunk_rows()) - 1
+    _assert_consistent(store, tmp_path / "chunks")
+    store.close()
+
+
+def test_engine_error_counts_attempts_alone_then_fails_and_the_book_continues(tmp_path: Path) -> None:
+    store = Store(sqlite_url(tmp_path))
+    store.plans.sync_plan(plan_for(write_book(tmp_path / "src")))
+    report = run_worker(store, tmp_path / "chunks", FakeEngineConfig(error_marker="great lamp"), batch_size=4,
+                        max_attempts=3)
+    [failure] = store.status.failures()
+    assert failure.text == "He lit the great lamp." and "broke on" in failure.error
+    assert (failure.kind, failure.attempts, failure.worker_deaths) == ("engine", 3, 0)
+    assert report.failed == 1 and store.status.counts()["done"] == len(store.status.chunk_rows()) - 1
+    # the innocent chunks of its first batch were charged nothing
+    assert all(r["attempts"] == 1 for r in store.status.chunk_rows() if r["status"] == "done")
     _assert_consistent(store, tmp_path / "chunks")
     store.close()
 
