@@ -124,7 +124,7 @@ def _cpu_checks() -> list[Check]:
 
 
 def measured_settings_checks(voice: str | None = None, voices_dir: str | None = None, precision: str = "auto",
-                             threads: int | None = None) -> list[Check]:
+                             threads: int | None = None, remeasure: bool = False) -> list[Check]:
     """The engine settings measured on this machine (renderer.engine.autotune) and why they were chosen.
 
     With ``voice``: that voice's, measured now when they are not cached (a few seconds), as a worker rendering
@@ -149,7 +149,7 @@ def measured_settings_checks(voice: str | None = None, voices_dir: str | None = 
         if not wants_measurement(tuning, engine.backend):
             return [Check("measured settings", True, f"voice {voice}: not measured (settings given explicitly, "
                                                      "RENDER_MEASURE_SETTINGS=0, or a backend that is not measured)")]
-        return _settings_lines(measured_settings(loaded, engine.backend, tuning))
+        return _settings_lines(measured_settings(loaded, engine.backend, tuning, refresh=remeasure))
     except Exception as exc:  # noqa: BLE001 - the doctor reports, never raises
         return [Check("measured settings", False, f"voice {voice}: {exc}")]
 
@@ -159,7 +159,8 @@ def _settings_lines(settings: MeasuredSettings) -> list[Check]:
     head = (f"voice {info.get('voice', '?')}, {info.get('precision', '?')}, {info.get('threads', '?')} threads: "
             f"GPT batch {settings.batch_size}, vocoder batch {settings.vocoder_batch}, "
             f"{'vocoder beside the GPT' if settings.overlap else 'stages in turn'} "
-            f"(measured {info.get('measured_at', '?')} in {settings.measurements.seconds:.1f} s)")
+            f"(measured {info.get('measured_at', '?')} in {settings.measurements.seconds:.1f} s, "
+            f"load {info.get('load_average', '?')})")
     return [Check("measured settings", True, head)] + [Check("  why", True, reason) for reason in settings.reasons]
 
 
@@ -192,7 +193,11 @@ def collect_checks() -> list[Check]:
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
               help="Precision whose measured settings --voice shows.")
 @click.option("--threads", type=int, default=None, help="CPU threads whose settings --voice shows (default: all).")
-def doctor(as_json: bool, voice: str | None, voices_dir: str | None, precision: str, threads: int | None) -> None:
+@click.option("--remeasure", is_flag=True,
+              help="With --voice: measure the settings again and replace the cached ones (after a change of "
+                   "machine load or hardware; a busy machine measures wrong).")
+def doctor(as_json: bool, voice: str | None, voices_dir: str | None, precision: str, threads: int | None,
+           remeasure: bool) -> None:
     """Show what is installed, which backends and devices work here, and the engine tuning in effect.
 
     The tuning lines show each knob's value and the environment variable that sets it (marked "set" when
@@ -201,7 +206,7 @@ def doctor(as_json: bool, voice: str | None, voices_dir: str | None, precision: 
     checks = collect_checks()
     if voice is not None:
         checks = [c for c in checks if c.name.strip() not in ("measured settings", "why")]
-        checks += measured_settings_checks(voice, voices_dir, precision, threads)
+        checks += measured_settings_checks(voice, voices_dir, precision, threads, remeasure)
     if as_json:
         click.echo(json.dumps([asdict(c) for c in checks], indent=2))
         return

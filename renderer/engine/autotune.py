@@ -138,7 +138,10 @@ def choose(m: Measurements, limits: Limits) -> MeasuredSettings:
     """Settings from measurements (see the module docstring); never more memory than ``limits`` allow."""
     reasons: list[str] = []
     batch = None
-    allowed = {b: r for b, r in m.gpt_tokens_per_s.items() if b * m.kv_mb_per_row <= limits.kv_budget_mb}
+    # the KV cache may take what the budget leaves beside the engine and one vocoder chunk in flight
+    one_chunk_mb = m.vocoder_mb_per_audio_s * limits.chunk_seconds if m.vocoder_audio_per_s else 0.0
+    kv_room = min(limits.kv_budget_mb, limits.memory_budget_mb - m.base_mb - one_chunk_mb)
+    allowed = {b: r for b, r in m.gpt_tokens_per_s.items() if b * m.kv_mb_per_row <= kv_room}
     allowed = allowed or ({min(m.gpt_tokens_per_s): m.gpt_tokens_per_s[min(m.gpt_tokens_per_s)]}
                           if m.gpt_tokens_per_s else {})
     if allowed:
@@ -147,7 +150,8 @@ def choose(m: Measurements, limits: Limits) -> MeasuredSettings:
             f"within {TOLERANCE:.0%} of batch {fastest}'s {allowed[fastest]:.0f} tok/s with "
             f"{(fastest - batch) * m.kv_mb_per_row:.0f} MB less KV cache")
         reasons.append(f"GPT batch {batch}: {why} (decode steps, {_rates_text(m.gpt_tokens_per_s, 'tok/s')}; "
-                       f"KV budget {limits.kv_budget_mb:.0f} MB = {limits.kv_budget_mb / m.kv_mb_per_row:.0f} rows)")
+                       f"{_kv_room_text(limits, kv_room, m.base_mb, one_chunk_mb)} = "
+                       f"{max(kv_room, 0) / m.kv_mb_per_row:.0f} rows)")
     vocoder = None
     if m.vocoder_audio_per_s:
         kv_mb = (batch or 0) * m.kv_mb_per_row
@@ -164,6 +168,13 @@ def choose(m: Measurements, limits: Limits) -> MeasuredSettings:
                        f"{m.vocoder_mb_per_audio_s:.0f} MB per audio second in flight)")
     overlap = _choose_overlap(m, batch, vocoder, reasons)
     return MeasuredSettings(batch, vocoder, overlap, tuple(reasons), m, limits)
+
+
+def _kv_room_text(limits: Limits, kv_room: float, base_mb: float, one_chunk_mb: float) -> str:
+    if kv_room >= limits.kv_budget_mb:
+        return f"KV budget {limits.kv_budget_mb:.0f} MB"
+    return (f"KV room {max(kv_room, 0):.0f} MB: {limits.memory_budget_mb:.0f} MB budget - {base_mb:.0f} MB engine - "
+            f"{one_chunk_mb:.0f} MB for a {limits.chunk_seconds:.0f} s chunk in the vocoder")
 
 
 def _choose_overlap(m: Measurements, batch: int | None, vocoder: int | None, reasons: list[str]) -> bool:
@@ -409,9 +420,18 @@ def measured_settings(voice: Any, backend: Any, tuning: Any, refresh: bool = Fal
     chosen = MeasuredSettings(chosen.batch_size, chosen.vocoder_batch, chosen.overlap, chosen.reasons,
                               chosen.measurements, chosen.limits,
                               {"voice": str(getattr(voice, "name", "")), "precision": precision, "threads": threads,
-                               "measured_at": time.strftime("%Y-%m-%d %H:%M:%S")})
+                               "measured_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+                               # a busy machine measures wrong: the load is kept to judge the choice by
+                               "load_average": _load_average()})
     store_cached(key, chosen)
     return chosen
+
+
+def _load_average() -> list[float] | None:
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        return None
 
 
 def apply_measured(voice: Any, backend: Any, tuning: Any, log: Callable[[str], None] | None = None) -> Any:

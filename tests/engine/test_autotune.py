@@ -107,3 +107,28 @@ def test_measured_once_cached_and_overridden(monkeypatch: Any, tmp_path: Any, ti
     fixed = open_engine(tiny_voice, backend="torch", precision="fp32", tuning=tuning.with_overrides(measure=False))
     assert fixed.backend.vocoder.max_batch == 1 and fixed.overlap is None
     assert EngineTuning.resolve(environ={"RENDER_MEASURE_SETTINGS": "0"}).measure is False
+
+
+def test_the_gpt_batch_leaves_room_for_the_engine_and_a_vocoder_chunk() -> None:
+    # 3000 MB - 1100 MB engine - 33 MB/s x 15 s of vocoder = 1405 MB for the cache: 29 rows of 48 MB, so 16
+    chosen = choose(EPYC_FP32, Limits(memory_budget_mb=3000.0, kv_budget_mb=1600.0))
+    assert chosen.batch_size == 16
+    assert "KV room 1405 MB: 3000 MB budget - 1100 MB engine - 495 MB for a 15 s chunk" in chosen.reasons[0]
+
+
+def test_doctor_shows_the_cached_choice_and_why(monkeypatch: Any, tmp_path: Any) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from jobs.cli import cli
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    chosen = choose(EPYC_FP32, ROOMY)
+    autotune.store_cached("k1", dataclasses.replace(chosen, info={"voice": "narrator", "precision": "fp32",
+                                                                   "threads": 2, "load_average": [0.5, 0.4, 0.3]}))
+    result = CliRunner().invoke(cli, ["doctor", "--json"])
+    assert result.exit_code == 0, result.output
+    lines = [c["detail"] for c in json.loads(result.output) if c["name"].strip() in ("measured settings", "why")]
+    assert "voice narrator, fp32, 2 threads: GPT batch 32, vocoder batch 1, stages in turn" in lines[0]
+    assert "load [0.5, 0.4, 0.3]" in lines[0] and list(chosen.reasons) == lines[1:]
