@@ -78,11 +78,15 @@ def normalize(text: str, language: str, *, heading: bool = False) -> str:
     body = text.strip()
     lead = body.startswith((".", "。"))
     norm = _normalize_with_groups(body[1:] if lead else body, language, heading)
+    if lead and not norm:  # only marks after the leading '.': normalise them as they are
+        return _normalize_with_groups(body, language, heading)
     # GPT-SoVITS puts a '.' before the text it is given when its first clause, as written, is under 4
     # characters ("1,000 people came" -> "1", "Mr. Smith" -> "Mr"); the same test on the normalised text
     # (``model_text`` makes it too) keeps normalising idempotent.
     if norm and norm[0] not in _END_MARKS and (lead or _short_first_clause(body) or _short_first_clause(norm)):
         norm = "." + norm
+    elif norm.startswith(". "):  # "×.A" -> ". A": the same text as ".A" once normalised again
+        norm = "." + norm[1:].lstrip()
     return norm
 
 
