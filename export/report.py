@@ -98,6 +98,7 @@ class ExportReport:
     chapters: list[ChapterReport] = field(default_factory=list)
     coverage: Coverage = field(default_factory=lambda: Coverage(0, 0))
     out_dir: Path | None = None
+    listener_files: list[dict[str, Any]] = field(default_factory=list)  # subtitles, the read-along EPUB
 
     @property
     def passed(self) -> bool:
@@ -107,7 +108,7 @@ class ExportReport:
         return {"book": {"title": self.book_title, "author": self.author}, "preset": self.preset,
                 "format": self.format, "passed": self.passed, "options": self.options,
                 "files": [f.to_dict() for f in self.files], "chapters": [c.to_dict() for c in self.chapters],
-                "coverage": self.coverage.to_dict()}
+                "coverage": self.coverage.to_dict(), "listener_files": list(self.listener_files)}
 
     def to_text(self) -> str:
         lines = [f"Export report: {self.book_title} — {self.author}",
@@ -140,6 +141,10 @@ class ExportReport:
         if cov.suspicious:
             lines.append(f"Suspicious chunks (possible skipped or repeated speech): {len(cov.suspicious)}")
             lines += [f"    ch {s.chapter} {s.key}: {s.reason}" for s in cov.suspicious]
+        for extra in self.listener_files:
+            detail = (f": {extra['synced_sentences']} sentences synchronised, {extra['unsynced_sentences']} not found "
+                      "in the book's text" if extra["kind"] == "read-along" else "")
+            lines.append(f"{extra['kind']}: {extra['name']}{detail}")
         return "\n".join(lines) + "\n"
 
     def write(self, out_dir: Path) -> tuple[Path, Path]:

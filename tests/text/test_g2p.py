@@ -1,6 +1,6 @@
 import pytest
 
-from renderer.text.bench_g2p import edit_distance, heldout_words, score
+from jobs.bench.g2p import edit_distance, heldout_words, score
 from renderer.text.en_dict import names
 from renderer.text.g2p_en import g2p_en, lookup
 from renderer.text.g2p_en_neural import model

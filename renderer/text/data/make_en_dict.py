@@ -62,7 +62,7 @@ def main(text_dir: str) -> None:
 HELDOUT_HEADER = """\
 # Words of the original's table that CMUdict 0.7b lacks (they come from its cmudict-fast list, newer
 # CMUdict entries such as webinar or obamacare): g2p-en's neural model, trained on 0.7b-era CMUdict,
-# never saw them. renderer/text/bench_g2p.py scores the model on them. Written by make_en_dict.py.
+# never saw them. jobs/bench/g2p.py scores the model on them. Written by make_en_dict.py.
 """
 
 

@@ -1,10 +1,10 @@
 """How well the neural G2P for unknown English words reads, measured against the dictionary.
 
-    python -m renderer.text.bench_g2p [--seen 2000]
+    python -m jobs.bench.g2p [--seen 2000]
 
 Two word sets, both scored against the phones of the original's dictionary (``en_dict``):
 
-- held-out: the words of that dictionary which CMUdict 0.7b lacks (``data/g2p_heldout.txt``,
+- held-out: the words of that dictionary which CMUdict 0.7b lacks (``renderer/text/data/g2p_heldout.txt``,
   newer entries such as webinar or obamacare): g2p-en's model never saw them in training, so this
   is the figure for a name or word the dictionary does not know;
 - seen: a fixed random sample of dictionary words (alphabetic, 4+ letters), mostly in the model's
