@@ -9,6 +9,8 @@ it runs, and ``tests/test_architecture.py`` checks both.
   (``python -m jobs.bench.step``);
 * :mod:`jobs.bench.sovits` – every CPU variant of the SoVITS decode side by side (``python -m jobs.bench.sovits``);
 * :mod:`jobs.bench.text` – the text frontend, sentences per second (``python -m jobs.bench.text``);
+* :mod:`jobs.bench.g2p` – the neural G2P for unknown English words against the dictionary
+  (``python -m jobs.bench.g2p``);
 * :mod:`jobs.bench.export_stream` – streaming export of hours of chunk files, peak RSS and time
   (``python -m jobs.bench.export_stream``).
 """

@@ -16,12 +16,18 @@ SUPPORTED = ("zh", "en", "ja")  # "ja" only where pyopenjtalk is installed
 # Marks after which GPT-SoVITS considers a text finished (its ``splits``), in their normalised forms.
 _END_MARKS = frozenset({",", ".", "?", "!", "…", "~", ":", "—"})
 # The marks at which the original looks for the first clause (its ``splits``): "-" is not one of them.
-_SPLITS_RE = re.compile("[，。？！,.?!~:：—…]")
+_SPLIT_MARKS = "，。？！,.?!~:：—…"
+_SPLITS_RE = re.compile(f"[{_SPLIT_MARKS}]")
 _SPEAKABLE_RE = re.compile(r"[^\W_]")
 # Terminal escape sequences (colours, cursor moves, titles) are markup, never words: "\x1b[31mred".
 _ANSI_RE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])|\x9b[0-?]*[ -/]*[@-~]")
 PHONE_GROUP_RE = re.compile(r"(\{[^{}]*\})")  # "{HH AH0 L OW1}": phones written by the user lexicon
-_ELLIPSIS = "\ue000"  # keeps "…" through NFKC (which would make it "...")
+# Marks NFKC would rewrite although the original reads them differently from their compatibility forms:
+# "…" (NFKC: "...") and the full-width colon and semicolon, which the Chinese frontend reads as a comma
+# while it drops ASCII ":" and ";".
+_KEEP_THROUGH_NFKC = {"…": "\ue000", "：": "\ue003", "；": "\ue004"}
+_PROTECT = str.maketrans(_KEEP_THROUGH_NFKC)
+_RESTORE = str.maketrans({v: k for k, v in _KEEP_THROUGH_NFKC.items()})
 
 
 def check_language(language: str) -> None:
@@ -68,7 +74,27 @@ def normalize(text: str, language: str, *, heading: bool = False) -> str:
     text = strip_invisible(text)
     # compatibility forms first (half-width kana, compatibility ideographs, full-width digits), so that
     # the script of every character is settled before the text is split by language
-    text = unicodedata.normalize("NFKC", text.replace("…", _ELLIPSIS)).replace(_ELLIPSIS, "…")
+    text = unicodedata.normalize("NFKC", text.translate(_PROTECT)).translate(_RESTORE)
+    body = text.strip()
+    lead = body.startswith((".", "。"))
+    norm = _normalize_with_groups(body[1:] if lead else body, language, heading)
+    if lead and not norm:  # only marks after the leading '.': normalise them as they are
+        return _normalize_with_groups(body, language, heading)
+    # GPT-SoVITS puts a '.' before the text it is given when its first clause, as written, is under 4
+    # characters ("1,000 people came" -> "1", "Mr. Smith" -> "Mr"); the same test on the normalised text
+    # (``model_text`` makes it too) keeps normalising idempotent.
+    if norm and norm[0] not in _END_MARKS and (lead or _short_first_clause(body) or _short_first_clause(norm)):
+        norm = "." + norm
+    elif norm.startswith(". "):  # "×.A" -> ". A": the same text as ".A" once normalised again
+        norm = "." + norm[1:].lstrip()
+    return norm
+
+
+def _short_first_clause(text: str) -> bool:
+    return bool(text) and text[0] not in _SPLIT_MARKS and len(_SPLITS_RE.split(text, maxsplit=1)[0].strip()) < 4
+
+
+def _normalize_with_groups(text: str, language: str, heading: bool) -> str:
     if "{" in text:
         # Only groups of known phones are phones; other braces are ordinary text (and dropped).
         parts = PHONE_GROUP_RE.split(text)
@@ -124,8 +150,7 @@ def model_text(norm: str, language: str) -> str:
     text = norm.strip()
     if not text:
         return text
-    first_clause = _SPLITS_RE.split(text, maxsplit=1)[0].strip()
-    if text[0] not in _END_MARKS and len(first_clause) < 4:
+    if text[0] not in _END_MARKS and _short_first_clause(text):
         text = "." + text
     if text[-1] not in _END_MARKS:
         text += "."

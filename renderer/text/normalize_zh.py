@@ -59,8 +59,8 @@ _POST_MAP = {"/": "每", "+": "加", "-": "减", "×": "乘", "÷": "除", "=": 
 } | _GREEK
 _PUNCT_MAP = {
     "：": ",", "；": ",", "，": ",", "。": ".", "！": "!", "？": "?", "\n": ".", "·": ",", "、": ",", "...": "…",
-    "$": ".", "/": ",", "—": "-", "~": "…", "～": "…", ":": ",", ";": ",",
-}  # fmt: skip
+    "$": ".", "/": ",", "—": "-", "~": "…", "～": "…",
+}  # fmt: skip  (ASCII ":" and ";" are not in it: the original drops them, 比分3:2 = 三二)
 _PUNCT_RE = re.compile("|".join(re.escape(k) for k in sorted(_PUNCT_MAP, key=len, reverse=True)))
 _PUNCT_CHARS = "".join(re.escape(p) for p in PUNCTUATION)
 _LATIN_RUN_RE = re.compile(r"[A-Za-z][A-Za-z'\-]*(?:\s+[A-Za-z][A-Za-z'\-]*)*")

@@ -14,6 +14,13 @@ def _squash(s: str) -> str:
     return re.sub(r"\s+", "", s)
 
 
+def _body(normalized: str, raw: str) -> str:
+    """Normalised text without the '.' GPT-SoVITS puts before a short first clause (it depends on where
+    a chunk starts, so a paragraph and its chunks differ there)."""
+    added = normalized.startswith(".") and not raw.lstrip().startswith((".", "。"))
+    return normalized[1:] if added else normalized
+
+
 def test_sentence_split_respects_abbreviations_decimals_quotes_and_ellipses() -> None:
     text = (
         '"Hello!" she said. Mr. Smith paid $3.50 for it... and left. J. R. R. Tolkien wrote it, e.g. this. '
@@ -47,9 +54,9 @@ def test_chunk_boundaries_golden() -> None:
         (Boundary.SENTENCE, "en", 1, "It was late. The rain, which had fallen since noon, kept falling on the town.",
          "It was late. The rain, which had fallen since noon, kept falling on the town."),
         (Boundary.SCENE_BREAK, "en", 1, "Mr. Smith closed the shop at 6 p.m. and walked home alone.",
-         "Mr Smith closed the shop at six P M and walked home alone."),
-        (Boundary.PARAGRAPH, "en", 3, "Yes.", "Yes."),
-        (Boundary.SENTENCE, "zh", 4, "他说：“你好！”今天是2024年3月5日。", "他说,你好!今天是二零二四年三月五日."),
+         ".Mr Smith closed the shop at six P M and walked home alone."),
+        (Boundary.PARAGRAPH, "en", 3, "Yes.", ".Yes."),
+        (Boundary.SENTENCE, "zh", 4, "他说：“你好！”今天是2024年3月5日。", ".他说,你好!今天是二零二四年三月五日."),
         (Boundary.CHAPTER_END, "zh", 4, "我们一起去公园吧？好的。", "我们一起去公园吧?好的."),
     ]  # fmt: skip
 
@@ -153,7 +160,7 @@ def test_property_english_chunks_cover_input_exactly(text: str, min_words: int, 
     o = ChunkingOptions(min_words=min_words, max_words=max_words)
     chunks = chunk_blocks([Block("paragraph", text)], "en", o)
     assert _squash("".join(c.text for c in chunks)) == _squash(text)
-    assert _squash("".join(c.normalized for c in chunks)) == _squash(normalize(text, "en"))
+    assert _squash("".join(_body(c.normalized, c.text) for c in chunks)) == _squash(_body(normalize(text, "en"), text))
     assert all(len(c.text.split()) <= max_words for c in chunks)
 
 
@@ -166,7 +173,8 @@ def test_property_chinese_chunks_cover_input_exactly(text: str, min_cjk: int, ma
     for c in chunks:
         assert c.normalized == normalize(c.text, c.language)
     if all(c.language == "zh" for c in chunks):  # a chunk that is mostly English is normalised as English
-        assert _squash("".join(c.normalized for c in chunks)) == _squash(normalize(text, "zh"))
+        joined = "".join(_body(c.normalized, c.text) for c in chunks)
+        assert _squash(joined) == _squash(_body(normalize(text, "zh"), text))
 
 
 @settings(max_examples=40, deadline=None)

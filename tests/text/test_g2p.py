@@ -1,6 +1,9 @@
 import pytest
 
+from jobs.bench.g2p import edit_distance, heldout_words, score
+from renderer.text.en_dict import names
 from renderer.text.g2p_en import g2p_en, lookup
+from renderer.text.g2p_en_neural import model
 from renderer.text.g2p_zh import g2p_zh, pinyin_to_phones
 from renderer.text.symbols import ARPABET, SYMBOL_TO_ID
 
@@ -78,5 +81,14 @@ def test_unknown_words_use_the_neural_model_and_the_originals_fallbacks() -> Non
         assert phones and all(p in ARPABET for p in phones), (word, phones)
     assert lookup("zyx") == lookup("z") + lookup("y") + lookup("x")  # up to three letters: spelled
     assert lookup("zorblax's") == lookup("zorblax") + ("AH0", "Z")  # possessive after /S/
-    assert lookup("saoirse", title=True) != lookup("saoirse") or lookup("saoirse")  # name list for Title case
+    assert lookup("aadi", title=True) == names()["aadi"] != lookup("aadi")  # the name list only for Title case
     assert lookup("blackbirdhouse")[:3] == ("B", "L", "AE1")  # split into known words first
+
+
+def test_neural_g2p_reads_held_out_words_close_to_the_dictionary() -> None:
+    """Words the model never saw (newer than its CMUdict): most phones right, some words exact."""
+    assert edit_distance(("K", "AE1", "T"), ("K", "AH1", "T", "S")) == 2
+    held_out = dict(list(heldout_words().items())[:60])
+    assert len(held_out) == 60
+    result = score(model(), held_out)
+    assert result.word_accuracy > 0.15 and result.phone_error_rate < 0.35, result

