@@ -4,8 +4,8 @@
   it is taken off into ``Block.ordinal`` so it is never run into the sentence. Only numbers that count up
   from one paragraph to the next (or a Chinese "、" enumeration) qualify, so "1823 was a hard year" stays.
 - A heading repeated at the top of many chapters (the book's title atop every chapter file) is read once.
-- Plays in plain text ("HAMLET. To be, or not to be") get their speakers as ``Block.speaker`` when many
-  paragraphs open with the same few capitalised names.
+- Plays in plain text ("HAMLET. To be, or not to be"; Chinese "翁——孩子。") get their speakers as
+  ``Block.speaker`` when many paragraphs open with the same few names.
 - Every TOC entry gets the block where it starts (``TocEntry.block_index``): the navigation points.
 """
 
@@ -26,6 +26,8 @@ _ORDINAL = re.compile(
     r"(?P<num>\d{1,4}|[IVXLCDM]{1,7}|[ivxlcdm]{1,7}|[〇零一二三四五六七八九十百]{1,6})"
     r"\s*(?P<close>[)）\]]?)(?P<sep>\s*[.．:：、]\s*|\s+|(?=[\u3400-\u9fff]))(?=\S)"
 )
+# "翁——孩子。喂…": a Chinese play's speaker, a short name and a double dash (Lu Xun's 过客).
+_DASH_SPEAKER = re.compile(r"^\s*(?P<name>[\u3400-\u9fff]{1,4})(?:——|──)\s*")
 _CAPS_SPEAKER = re.compile(r"^(?P<name>[A-Z][A-Z'’ .-]{1,28}[A-Z])\.\s+(?=\S)")
 _NORM = re.compile(r"[\W_]+")
 
@@ -130,6 +132,39 @@ def mark_caps_speakers(blocks: list[Block]) -> list[Block]:
     return out
 
 
+def mark_dash_speakers(blocks: list[Block]) -> list[Block]:
+    """Chinese plays: "翁——孩子。喂…" → speaker '翁', for names that open at least two paragraphs, when at
+    least 5 paragraphs open so (the cast list's "老翁——约七十岁" names each once and stays text). A name
+    left alone by a stage direction ("孩——〔向东望着，〕有谁走来了") goes to the speech after the direction."""
+    matches = {i: m for i, b in enumerate(blocks) if b.kind == "paragraph" and not b.speaker
+               and (m := _DASH_SPEAKER.match(b.text))}  # fmt: skip
+    counts = Counter(m.group("name") for m in matches.values())
+    cast = {name for name, n in counts.items() if n >= 2}
+    if sum(counts[name] for name in cast) < 5:
+        return blocks
+    out = list(blocks)
+    for i, m in matches.items():
+        if m.group("name") in cast:
+            out[i] = dataclasses.replace(blocks[i], text=blocks[i].text[m.end() :], speaker=m.group("name"))
+    return _carry_bare_speakers(out)
+
+
+def _carry_bare_speakers(blocks: list[Block]) -> list[Block]:
+    """A block that is only a speaker's name hands the name to the speech after its stage directions."""
+    out = list(blocks)
+    bare = set()
+    for i, block in enumerate(out):
+        if not block.speaker or re.search(r"\w", block.text):
+            continue
+        j = i + 1
+        while j < len(out) and out[j].kind == "stage_direction":
+            j += 1
+        if j < len(out) and out[j].kind in ("paragraph", "verse") and not out[j].speaker and j > i + 1:
+            out[j] = dataclasses.replace(out[j], speaker=block.speaker, joined=False)
+            bare.add(i)
+    return without(out, bare)
+
+
 def _norm(text: str) -> str:
     return _NORM.sub("", text).casefold()
 
@@ -206,7 +241,7 @@ def locate_toc(toc: list[TocEntry], chapters: list[Chapter]) -> list[TocEntry]:
 def shape_book(book: Book) -> Book:
     """Apply the book-wide shaping (module docstring) in place and return the book."""
     for chapter in book.chapters:
-        chapter.blocks = mark_caps_speakers(mark_ordinals(chapter.blocks))
+        chapter.blocks = mark_dash_speakers(mark_caps_speakers(mark_ordinals(chapter.blocks)))
     drop_repeated_headings(book.chapters, book.metadata.title)
     book.toc = locate_toc(book.toc, book.chapters)
     return book
