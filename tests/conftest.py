@@ -20,3 +20,16 @@ def random_asset_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One cache of random voice assets per test run, laid out like ``make_random_voice``'s cache,
     so every layer's tests reuse the same generated files instead of writing their own."""
     return tmp_path_factory.mktemp("random cache")
+
+
+@pytest.fixture(scope="session")
+def browser():  # type: ignore[no-untyped-def]
+    """One headless Chromium for the whole run (pages we write are opened in it); skipped without one."""
+    from tests.browser import Browser, find_chromium
+
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("chromium is not installed (apt-get install chromium; .ci/run installs it)")
+    instance = Browser(executable)
+    yield instance
+    instance.close()
