@@ -15,7 +15,7 @@ soxr resampling, true-peak limiter, room tone)
 
 from export.book import export_book
 from export.errors import EncoderUnavailableError, ExportError
-from export.model import BookInfo, ChapterManifest, ChunkAudio
+from export.model import BookInfo, ChapterManifest, ChunkAudio, NavMark
 from export.options import PRESETS, ExportOptions, PauseOptions
 from export.report import ExportReport
 
@@ -28,6 +28,7 @@ __all__ = [
     "ExportError",
     "ExportOptions",
     "ExportReport",
+    "NavMark",
     "PauseOptions",
     "export_book",
 ]

@@ -90,6 +90,7 @@ def export_book(book: BookInfo, chapters: list[ChapterManifest], out_dir: Path, 
         n_chunks = sum(len(ch.chunks) for ch in chapters)
         report.coverage = check_coverage([(d.chapter.index, d.report.chunks) for d in done], n_chunks,
                                          options.suspicious_ratio, options.norm_seconds_per_phone)
+        report.coverage.missing_parts = list(book.missing_parts)
     finally:
         if not options.keep_temp:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from export.errors import ExportError
 
-BOUNDARIES = ("sentence", "paragraph", "heading", "scene_break", "chapter_end")
+BOUNDARIES = ("sentence", "paragraph", "heading", "scene_break", "chapter_end",
+              "clause", "verse_line", "stanza", "speaker", "stage_direction", "aside")
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,23 @@ class ChunkAudio:
 
 
 @dataclass(frozen=True)
+class NavMark:
+    """A navigation point inside a chapter (a TOC entry, nested ones included): where an M4B chapter mark goes.
+
+    chunk: index into the chapter's ``chunks`` of the first chunk at the mark; depth: 0 for top-level entries.
+    """
+
+    title: str
+    depth: int
+    chunk: int
+
+
+@dataclass(frozen=True)
 class ChapterManifest:
     index: int
     title: str
     chunks: list[ChunkAudio] = field(default_factory=list)
+    marks: list[NavMark] = field(default_factory=list)  # in chunk order
 
     def __post_init__(self) -> None:
         if not self.chunks:
@@ -49,6 +63,9 @@ class BookInfo:
     language: str
     cover: bytes | None = None
     cover_mime: str | None = None
+    # Parts of the book that could not be read (e.g. "text/ch5.xhtml ('Chapter 5'): missing file"): the
+    # export report fails coverage and names them.
+    missing_parts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.cover is not None and self.cover_mime is None:

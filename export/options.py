@@ -18,6 +18,12 @@ class PauseOptions:
     paragraph: float = 0.9
     heading: float = 1.2
     scene_break: float = 2.0
+    clause: float = 0.25  # a long sentence cut at a clause boundary: a breath, not a full stop
+    verse_line: float = 0.35  # the end of a verse line
+    stanza: float = 1.0  # between stanzas: longer than a line end
+    speaker: float = 0.6  # the end of a speech in a play, before the next speaker
+    stage_direction: float = 0.7  # after a stage direction of its own
+    aside: float = 0.35  # around a stage direction inside a speech
 
     def __post_init__(self) -> None:
         for name, value in asdict(self).items():

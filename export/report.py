@@ -71,14 +71,18 @@ class Coverage:
     duplicate_keys: list[str] = field(default_factory=list)
     overlapping: list[str] = field(default_factory=list)
     suspicious: list[SuspiciousChunk] = field(default_factory=list)
+    missing_parts: list[str] = field(default_factory=list)  # parts of the book that could not be read
 
     @property
     def complete(self) -> bool:
-        """Every chunk in exactly one audio interval, intervals in order and disjoint."""
-        return self.n_chunks == self.n_placed and not self.duplicate_keys and not self.overlapping
+        """Every chunk in exactly one audio interval, intervals in order and disjoint, and no part of the
+        book missing (a book read with missing parts never passes coverage)."""
+        return (self.n_chunks == self.n_placed and not self.duplicate_keys and not self.overlapping
+                and not self.missing_parts)
 
     def to_dict(self) -> dict[str, Any]:
         return {"complete": self.complete, "n_chunks": self.n_chunks, "n_placed": self.n_placed,
+                "missing_parts": self.missing_parts,
                 "duplicate_keys": self.duplicate_keys, "overlapping": self.overlapping,
                 "suspicious": [asdict(s) for s in self.suspicious]}
 
@@ -130,6 +134,7 @@ class ExportReport:
         cov = self.coverage
         lines += ["", f"Coverage: {cov.n_placed}/{cov.n_chunks} chunks placed, each in one interval: "
                       f"{'yes' if cov.complete else 'NO'}"]
+        lines += [f"    MISSING from the book (not rendered): {m}" for m in cov.missing_parts]
         lines += [f"    duplicate chunk key: {k}" for k in cov.duplicate_keys]
         lines += [f"    overlapping interval: {k}" for k in cov.overlapping]
         if cov.suspicious:

@@ -175,13 +175,14 @@ class FakeChunk:
     block_index: int
 
 
-def fake_chunker(blocks: list[tuple[str, str]], language: str) -> list[FakeChunk]:
+def fake_chunker(blocks: Any, language: str) -> list[FakeChunk]:
     """Sentence chunker stand-in (used with the fake engine only when ``renderer.text`` has none):
     one chunk per sentence (split after . ! ?), boundary types as ``renderer.text.chunk_blocks``."""
     import re
 
     chunks: list[FakeChunk] = []
-    for block_index, (kind, text) in enumerate(blocks):
+    for block_index, block in enumerate(blocks):
+        kind, text = (block.kind, block.text) if hasattr(block, "kind") else block  # objects or (kind, text)
         if kind == "scene_break":
             if chunks:
                 chunks[-1] = FakeChunk(**{**chunks[-1].__dict__, "boundary": "scene_break"})

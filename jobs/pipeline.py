@@ -35,9 +35,17 @@ STAGING_DIRNAME = ".export-staging"
 
 @dataclass(frozen=True)
 class ReadSettings:
+    """How the book is read and shaped (``render --help`` describes each; validated by ``ReadOptions``)."""
+
     include_front: bool = False
     include_back: bool = False
     read_notes: bool = False
+    allow_missing: bool = False
+    lenient: bool = False
+    max_text_mb: int = 64
+    stage_directions: str = "read"
+    speaker_names: str = "read"
+    list_numbers: str = "read"
 
 
 @dataclass(frozen=True)
@@ -111,6 +119,12 @@ def read(book: Path, settings: ReadSettings) -> Any:
         include_front=settings.include_front,
         include_back=settings.include_back,
         read_notes="chapter_end" if settings.read_notes else False,
+        allow_missing=settings.allow_missing,
+        lenient=settings.lenient,
+        max_text_bytes=settings.max_text_mb * 1024 * 1024,
+        stage_directions=settings.stage_directions,
+        speaker_names=settings.speaker_names,
+        list_numbers=settings.list_numbers,
     )
     return read_book(book, options)
 
@@ -296,6 +310,7 @@ def export_from_store(
     from export import ChapterManifest, ChunkAudio, ExportOptions, export_book
 
     book = store.book(book_id)
+    marks = chapter_marks(book.meta)
     manifests = []
     for chapter in store.chapters(book_id, with_chunks=True):
         if not chapter.complete:
@@ -315,7 +330,8 @@ def export_from_store(
             if not chunk.path.is_file():
                 hint = "is --audio-dir the shared folder the workers used?"
                 raise JobsError(f"chunk audio missing: {chunk.path} ({hint})")
-        manifests.append(ChapterManifest(index=chapter.number, title=chapter.title, chunks=chunks))
+        manifests.append(ChapterManifest(index=chapter.number, title=chapter.title, chunks=chunks,
+                                         marks=marks.get(chapter.number, [])))
     if not manifests:
         return None
     options = ExportOptions(format=export_format, preset=preset, single_file=single_file)
@@ -328,12 +344,24 @@ def export_from_store(
     return report
 
 
+def chapter_marks(meta: dict[str, Any]) -> dict[int, list[Any]]:
+    """The stored navigation marks (BookPlan.meta_json) as export NavMarks per chapter number, in order."""
+    from export import NavMark
+
+    marks: dict[int, list[Any]] = {}
+    for mark in meta.get("navigation", []):
+        if mark.get("chunk") is not None:
+            marks.setdefault(int(mark["chapter"]), []).append(NavMark(mark["title"], int(mark["depth"]), mark["chunk"]))
+    return marks
+
+
 def _book_info(book: BookInfoRow) -> Any:
     from export import BookInfo
 
-    return BookInfo(
-        title=book.title, author=book.author, language=book.language, cover=book.cover, cover_mime=book.cover_mime
-    )
+    missing = tuple(f"{m['href']} ({m['title']!r}): {m['reason']}" if m.get("title") else f"{m['href']}: {m['reason']}"
+                    for m in book.meta.get("missing_parts", []))
+    return BookInfo(title=book.title, author=book.author, language=book.language, cover=book.cover,
+                    cover_mime=book.cover_mime, missing_parts=missing)
 
 
 def _publish(staging: Path, out_dir: Path) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -43,8 +44,8 @@ class ChunkLike(Protocol):
     def boundary(self) -> Any: ...
 
 
-#: (blocks as (kind, text) pairs, default language) -> chunks
-Chunker = Callable[[list[tuple[str, str]], str], Sequence[ChunkLike]]
+#: (blocks, default language) -> chunks
+Chunker = Callable[[list[Any], str], Sequence[ChunkLike]]
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,26 @@ class PlannedChunk:
 
 
 @dataclass(frozen=True)
+class NavMark:
+    """A navigation point: one TOC entry, nested ones included, and where its audio starts.
+
+    chapter: the plan's chapter number (reading order, 1-based) holding the entry; chunk: the index (within
+    that chapter) of the first chunk at or after the entry, None when the chapter is not rendered.
+    M4B chapter marks go at each mark; one file per top-level chapter stays as it is.
+    """
+
+    title: str
+    depth: int
+    chapter: int
+    chunk: int | None
+    href: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"title": self.title, "depth": self.depth, "chapter": self.chapter, "chunk": self.chunk,
+                "href": self.href}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class PlannedChapter:
     position: int
     number: int
@@ -87,6 +108,7 @@ class PlannedChapter:
     characters: int
     chunks: tuple[PlannedChunk, ...]
     estimated_s: float
+    why: str = ""
 
 
 @dataclass(frozen=True)
@@ -105,6 +127,9 @@ class BookPlan:
     options: dict[str, Any]
     chapters: tuple[PlannedChapter, ...]
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    navigation: tuple[NavMark, ...] = field(default_factory=tuple)
+    # Spine documents that could not be read (read with allow_missing): {"href", "title", "reason"}.
+    missing_parts: tuple[dict[str, str], ...] = field(default_factory=tuple)
 
     @property
     def n_chunks(self) -> int:
@@ -114,10 +139,17 @@ class BookPlan:
     def estimated_s(self) -> float:
         return sum(c.estimated_s for c in self.chapters if c.selected)
 
-    def to_json(self) -> dict[str, Any]:
-        """What ``render plan --json`` prints: book metadata and one entry per chapter."""
+    def meta_json(self) -> dict[str, Any]:
+        """What the store keeps with the book beside its chapters: navigation marks and missing parts."""
+        return {"navigation": [m.to_json() for m in self.navigation], "missing_parts": list(self.missing_parts)}
+
+    def to_json(self, pause_after: Callable[[str], float] | None = None) -> dict[str, Any]:
+        """What ``render plan --json`` prints: book metadata, one entry per chapter with its chunks (text,
+        boundary and, given ``pause_after``, the pause in seconds after each), navigation marks, missing parts."""
         chapters = []
         for c in self.chapters:
+            chunks = [{"idx": k.idx, "text": k.text, "boundary": k.boundary, "language": k.language}
+                      | ({"pause_s": pause_after(k.boundary)} if pause_after else {}) for k in c.chunks]
             chapters.append(
                 {
                     "number": c.number,
@@ -128,11 +160,13 @@ class BookPlan:
                     "kind": c.kind,
                     "skipped": c.skipped,
                     "skip_reason": c.skip_reason,
+                    "why": c.why,
                     "selected": c.selected,
                     "paragraphs": c.paragraphs,
                     "chunks": len(c.chunks),
                     "characters": c.characters,
                     "estimated_seconds": round(c.estimated_s, 1),
+                    "chunk_list": chunks,
                 }
             )
         return {
@@ -150,6 +184,8 @@ class BookPlan:
             "characters": sum(c.characters for c in self.chapters if c.selected),
             "estimated_seconds": round(self.estimated_s, 1),
             "warnings": list(self.warnings),
+            "missing_parts": list(self.missing_parts),
+            "navigation": [m.to_json() for m in self.navigation],
             "chapters": chapters,
         }
 
@@ -189,22 +225,54 @@ def parse_chapter_spec(spec: str | None) -> set[int] | None:
     return numbers
 
 
-def default_chunker(blocks: list[tuple[str, str]], language: str) -> Sequence[ChunkLike]:
+def default_chunker(blocks: list[Any], language: str) -> Sequence[ChunkLike]:
     """Split blocks with the text frontend's sentence chunker (``renderer.text.chunk_blocks``)."""
-    from renderer.text import Block, chunk_blocks
+    from renderer.text import chunk_blocks
 
-    return chunk_blocks([Block(kind=kind, text=text) for kind, text in blocks], language)
+    return chunk_blocks(blocks, language)
 
 
-def _chapter_blocks(chapter: Any) -> list[tuple[str, str]]:
-    """Blocks as (kind, text); notes read at chapter end are spoken as paragraphs."""
-    out = []
-    for block in chapter.blocks:
+@dataclass(frozen=True)
+class SpeechBlock:
+    """A block as the chunker reads it (the shape of ``renderer.text.Block``)."""
+
+    kind: str
+    text: str
+    speaker: str = ""
+    joined: bool = False
+
+
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\u3040-\u30ff]")
+
+
+def _with_ordinal(block: Any, read_numbers: bool) -> str:
+    """A block's text with its leading list number as a label of its own: "11. text", "十一。text"."""
+    ordinal = getattr(block, "ordinal", "")
+    if not ordinal or not read_numbers:
+        return block.text
+    cjk = bool(_CJK.search(block.text[:20]))
+    return f"{ordinal}。{block.text}" if cjk else f"{ordinal}. {block.text}"
+
+
+def chapter_blocks(chapter: Any, options: Any = None) -> tuple[list[SpeechBlock], list[int]]:
+    """The chunker's blocks of a chapter and, for each, the index of the book block it came from.
+
+    Notes read at chapter end are spoken as paragraphs; speaker names and list numbers follow the book's
+    read options (``speaker_names``, ``list_numbers``: 'read' or 'skip').
+    """
+    read_names = getattr(options, "speaker_names", "read") == "read"
+    read_numbers = getattr(options, "list_numbers", "read") == "read"
+    out: list[SpeechBlock] = []
+    source: list[int] = []
+    for i, block in enumerate(chapter.blocks):
         kind = "paragraph" if block.kind == "note" else block.kind
-        if kind != "scene_break" and not block.text.strip():
+        text = _with_ordinal(block, read_numbers)
+        if kind != "scene_break" and not text.strip():
             continue
-        out.append((kind, block.text))
-    return out
+        speaker = getattr(block, "speaker", "") if read_names else ""
+        out.append(SpeechBlock(kind, text, speaker, bool(getattr(block, "joined", False))))
+        source.append(i)
+    return out, source
 
 
 def estimate_seconds(text: str, language: str) -> float:
@@ -213,6 +281,11 @@ def estimate_seconds(text: str, language: str) -> float:
 
 def _boundary_value(boundary: Any) -> str:
     return str(getattr(boundary, "value", boundary))
+
+
+def first_chunk_at(chunks: Sequence[PlannedChunk], block: int) -> int | None:
+    """Index of the first chunk made from chunker block ``block`` or a later one (None when there is none)."""
+    return next((c.idx for c in chunks if c.block_index >= block), None)
 
 
 def plan_chapter(
@@ -224,11 +297,12 @@ def plan_chapter(
     engine_version: str,
     chunker: Chunker,
     selected: set[int] | None,
+    options: Any = None,
 ) -> PlannedChapter:
     number = position + 1
-    blocks = [] if chapter.skipped else _chapter_blocks(chapter)
+    blocks = [] if chapter.skipped else chapter_blocks(chapter, options)[0]
     chunks: list[PlannedChunk] = []
-    if blocks and any(kind != "scene_break" for kind, _ in blocks):
+    if blocks and any(b.kind != "scene_break" for b in blocks):
         for i, piece in enumerate(chunker(blocks, language)):
             key = render_key(piece.normalized, piece.language, voice.voice_id, sampling, engine_version)
             chunks.append(
@@ -242,7 +316,7 @@ def plan_chapter(
                     render_key=key,
                 )
             )
-    counted = blocks if blocks else [(b.kind, b.text) for b in chapter.blocks]
+    counted = [(b.kind, b.text) for b in blocks] if blocks else [(b.kind, b.text) for b in chapter.blocks]
     characters = sum(len(text) for _, text in counted)
     estimated = sum(estimate_seconds(c.text, c.language) for c in chunks)
     return PlannedChapter(
@@ -256,11 +330,31 @@ def plan_chapter(
         skipped=bool(chapter.skipped),
         skip_reason=chapter.skip_reason,
         selected=(not chapter.skipped) and (selected is None or number in selected),
-        paragraphs=sum(1 for kind, _ in counted if kind == "paragraph"),
+        paragraphs=sum(1 for kind, _ in counted if kind in ("paragraph", "verse")),
         characters=characters,
         chunks=tuple(chunks),
         estimated_s=estimated,
+        why=getattr(chapter, "why", "") or "",
     )
+
+
+def navigation_marks(book: Any, planned: Sequence[PlannedChapter]) -> tuple[NavMark, ...]:
+    """One mark per TOC entry, in order: the chapter that holds it and the first chunk at or after it."""
+    options = getattr(book, "options", None)
+    marks: list[NavMark] = []
+    for entry in getattr(book, "toc", []):
+        index = entry.chapter_index
+        if index is None or not 0 <= index < len(planned):
+            continue
+        chapter, plan = book.chapters[index], planned[index]
+        chunk = None
+        if plan.selected and plan.chunks:
+            _, source = chapter_blocks(chapter, options)
+            wanted = getattr(entry, "block_index", None) or 0
+            first = next((k for k, i in enumerate(source) if i >= wanted), None)
+            chunk = first_chunk_at(plan.chunks, first) if first is not None else None
+        marks.append(NavMark(entry.label or plan.title, entry.depth, plan.number, chunk, entry.href))
+    return tuple(marks)
 
 
 def build_plan(
@@ -283,8 +377,9 @@ def build_plan(
     language = meta.language or "en"
     # The text frontend speaks base languages ('en', 'zh'); EPUBs carry tags such as 'en-GB', 'zh-Hans-CN'.
     base_language = language.replace("_", "-").split("-")[0].lower() or "en"
+    read_options = getattr(book, "options", None)
     planned = tuple(
-        plan_chapter(ch, pos, base_language, voice, sampling, engine_version, chunker, chapters)
+        plan_chapter(ch, pos, base_language, voice, sampling, engine_version, chunker, chapters, read_options)
         for pos, ch in enumerate(book.chapters)
     )
     if chapters is not None:
@@ -307,9 +402,13 @@ def build_plan(
         options=options,
         chapters=planned,
         warnings=tuple(book.warnings),
+        navigation=navigation_marks(book, planned),
+        missing_parts=tuple(
+            {"href": m.href, "title": m.title, "reason": m.reason} for m in getattr(book, "missing", [])
+        ),
     )
 
 
 def plan_summary(plan: BookPlan) -> dict[str, Any]:
     """Small dict used in logs and tests."""
-    return {k: v for k, v in asdict(plan).items() if k not in ("chapters", "cover")}
+    return {k: v for k, v in asdict(plan).items() if k not in ("chapters", "cover", "navigation")}

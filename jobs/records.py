@@ -53,6 +53,8 @@ class BookInfoRow:
     voice_id: str
     engine_version: str
     options: dict[str, Any]
+    # Beside the chapters (see BookPlan.meta_json): "navigation" marks and "missing_parts" of the book.
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,7 @@ def book_info_from_row(row: BookRow) -> BookInfoRow:
         voice_id=row.voice_id,
         engine_version=row.engine_version,
         options=dict(row.options or {}),
+        meta=dict(row.meta or {}),
     )
 
 

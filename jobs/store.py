@@ -131,6 +131,7 @@ class Store:
                 voice_id=plan.voice_id,
                 engine_version=plan.engine_version,
                 options=plan.options,
+                meta=plan.meta_json(),
             )
             if book_changed:
                 book.updated_at = now

@@ -6,11 +6,13 @@ from pathlib import Path
 
 from lxml import etree
 
-from jobs.books.model import Block, Book, BookMetadata, Chapter, ReadOptions, TocEntry
+from jobs.books.model import Block, Book, BookMetadata, Chapter, MissingPart, ReadOptions, TocEntry
 from jobs.errors import BookError
 from renderer.files import sha256_file
 
-__all__ = ["Block", "Book", "BookError", "BookMetadata", "Chapter", "ReadOptions", "TocEntry", "read_book"]
+__all__ = [
+    "Block", "Book", "BookError", "BookMetadata", "Chapter", "MissingPart", "ReadOptions", "TocEntry", "read_book",
+]  # fmt: skip
 
 SUFFIXES = (".epub", ".txt", ".md", ".markdown")
 
@@ -28,11 +30,12 @@ def read_book(path: str | Path, options: ReadOptions = ReadOptions()) -> Book:
     if not path.is_file():
         raise BookError(path, "file not found")
     warnings: list[str] = []
+    missing: list[MissingPart] = []
     try:
         if suffix == ".epub":
             from jobs.books.epub import read_epub
 
-            metadata, chapters, toc = read_epub(path, options, warnings)
+            metadata, chapters, toc = read_epub(path, options, warnings, missing)
             fmt = "epub"
         else:
             from jobs.books.markdown import read_markdown
@@ -48,4 +51,4 @@ def read_book(path: str | Path, options: ReadOptions = ReadOptions()) -> Book:
     except (OSError, RecursionError, MemoryError, ValueError, KeyError, LookupError, etree.LxmlError) as exc:
         # A library bug or an exotic file must still end as a clear message, not a traceback.
         raise BookError(path, f"cannot read the book: {type(exc).__name__}: {exc}") from exc
-    return Book(path, metadata, chapters, warnings, source_hash, toc=toc, format=fmt)
+    return Book(path, metadata, chapters, warnings, source_hash, toc=toc, format=fmt, missing=missing, options=options)

@@ -1,7 +1,10 @@
 """A zip archive opened defensively: no path escapes, no zip bombs, no DRM, clear errors for damage.
 
 Nothing is ever extracted to disk; entries are read into memory only after their declared sizes passed the
-limits, and :mod:`zipfile` never inflates past an entry's declared size, so a lying header cannot grow either.
+limits. An entry is inflated in bounded pieces (never in one call, which would let zlib expand a whole
+compressed stream at once) and reading stops at its declared size, so a header that understates the size
+costs at most that size before the CRC check refuses the entry. Text documents together may expand to at
+most ``max_text_bytes``: a book that would exceed it is refused before the entry is inflated.
 """
 
 from __future__ import annotations
@@ -19,6 +22,9 @@ FONT_OBFUSCATION = (
     "http://ns.adobe.com/pdf/enc#RC",
 )
 DRM_MARKERS = ("META-INF/rights.xml", "META-INF/sinf.xml")
+# Inflate at most this much per call: memory stays bounded whatever the compression ratio.
+READ_PIECE_BYTES = 64 * 1024
+_TEXT_SUFFIXES = (".xhtml", ".html", ".htm", ".xml", ".opf", ".ncx", ".txt")
 
 
 def _unsafe_name(name: str) -> bool:
@@ -32,8 +38,17 @@ def _unsafe_name(name: str) -> bool:
 class SafeArchive:
     """Read-only view of an EPUB's zip with limits checked up front."""
 
-    def __init__(self, path: Path, *, max_uncompressed_bytes: int, max_compression_ratio: float) -> None:
+    def __init__(
+        self,
+        path: Path,
+        *,
+        max_uncompressed_bytes: int,
+        max_compression_ratio: float,
+        max_text_bytes: int | None = None,
+    ) -> None:
         self.path = path
+        self.max_text_bytes = max_text_bytes
+        self.text_bytes_read = 0
         try:
             self._zip = zipfile.ZipFile(path)
         except zipfile.BadZipFile as exc:
@@ -92,8 +107,12 @@ class SafeArchive:
         stored = self.resolve(name)
         if stored is None:
             raise KeyError(name)
+        info = self._infos[stored]
+        is_text = stored.lower().endswith(_TEXT_SUFFIXES)
+        if is_text:
+            self._check_text_budget(stored, info.file_size)
         try:
-            return self._zip.read(stored)
+            data = self._read_bounded(info)
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
             raise BookError(
                 self.path, f"archive entry {stored!r} is damaged ({exc})", "download or copy the book again"
@@ -106,6 +125,37 @@ class SafeArchive:
             ) from exc
         except NotImplementedError as exc:
             raise BookError(self.path, f"archive entry {stored!r} uses an unsupported compression: {exc}") from exc
+        if is_text:
+            self.text_bytes_read += len(data)
+        return data
+
+    def _read_bounded(self, info: zipfile.ZipInfo) -> bytes:
+        """The entry's bytes, inflated piece by piece and never past its declared size."""
+        pieces: list[bytes] = []
+        left = info.file_size
+        with self._zip.open(info) as stream:
+            while left > 0:
+                piece = stream.read(min(READ_PIECE_BYTES, left))
+                if not piece:
+                    break
+                pieces.append(piece)
+                left -= len(piece)
+            if left == 0:
+                # Reading one byte more lets zipfile reach the end of the entry and check its CRC: data beyond
+                # the declared size (a lying header) or damage is refused here, at no more than a piece's cost.
+                stream.read(1)
+        return b"".join(pieces)
+
+    def _check_text_budget(self, name: str, size: int) -> None:
+        limit = self.max_text_bytes
+        if limit is None or self.text_bytes_read + size <= limit:
+            return
+        raise BookError(
+            self.path,
+            f"the book's text would expand to more than {limit / 2**20:.0f} MiB (at {name!r}, which declares "
+            f"{size:,} bytes); no real book is that large, so this looks like a zip bomb",
+            "if you trust the file, raise the limit (render --max-text-mb N, or ReadOptions.max_text_bytes)",
+        )
 
     def check_drm(self, content_names: set[str], parse_xml) -> None:  # type: ignore[no-untyped-def]
         """Raise BookError when the book's text is encrypted (DRM). Font obfuscation is allowed."""

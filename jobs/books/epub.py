@@ -20,12 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jobs.books.archive import SafeArchive, join_href
-from jobs.books.classify import matter_kind
-from jobs.books.model import Block, BookMetadata, Chapter, ReadOptions, TocEntry
+from jobs.books.classify import judge, matter_kind
+from jobs.books.model import Block, BookMetadata, Chapter, MissingPart, ReadOptions, TocEntry
 from jobs.books.package import Package, find_opf, read_package
 from jobs.books.toc import read_nav, read_ncx
 from jobs.books.xhtml import Anchor, ContentDoc, NoteRef, extract
 from jobs.books.xmlsafe import XmlError, parse_xhtml, parse_xml
+from jobs.errors import BookError
 
 
 @dataclass
@@ -43,6 +44,13 @@ class _Draft:
     noterefs: list[tuple[str, str]] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
     toc_ids: list[int] = field(default_factory=list)
+    pending_marks: list[int] = field(default_factory=list)  # TOC entries that start at the next block
+
+    def add(self, block: Block) -> None:
+        if self.pending_marks:
+            block = dataclasses.replace(block, marks=block.marks + tuple(self.pending_marks))
+            self.pending_marks.clear()
+        self.blocks.append(block)
 
 
 def _split(href: str) -> tuple[str, str | None]:
@@ -68,14 +76,16 @@ def _chapter_starts(toc: list[TocEntry], spine_files: set[str], depth: int | Non
 
 
 class _EpubReader:
-    def __init__(self, path: Path, options: ReadOptions, warnings: list[str]) -> None:
+    def __init__(self, path: Path, options: ReadOptions, warnings: list[str], missing: list[MissingPart]) -> None:
         self.path = path
         self.options = options
         self.warnings = warnings
+        self.missing = missing
         self.archive = SafeArchive(
             path,
             max_uncompressed_bytes=options.max_uncompressed_bytes,
             max_compression_ratio=options.max_compression_ratio,
+            max_text_bytes=options.max_text_bytes,
         )
         self.docs: dict[str, ContentDoc | None] = {}
 
@@ -101,10 +111,11 @@ class _EpubReader:
             self.archive.check_drm({i.href for i in pkg.manifest.values()}, parse_xml)
             toc = self._toc(pkg)
             drafts, toc = self._assemble(pkg, toc)
+            self._check_missing()
             chapters: list[Chapter] = []
             for i, draft in enumerate(drafts):
                 number = 1 + sum(c.kind == "body" for c in chapters)  # "Chapter N" counts body chapters only
-                chapters.append(self._finish(i, draft, number))
+                chapters.append(self._finish(i, draft, number, pkg.metadata))
             return pkg.metadata, chapters, toc
         finally:
             self.archive.close()
@@ -131,6 +142,8 @@ class _EpubReader:
                 reason = "missing file" if not self.archive.exists(item.href) else "unreadable file"
                 if reason == "missing file":
                     self.warn(f"{item.href!r} is listed in the OPF but missing from the archive; chapter skipped")
+                title = next((toc[i].label for i in ids), "")
+                self.missing.append(MissingPart(item.href, title, reason))
                 flow.missing_file(item.href, reason)
                 continue
             for i in ids:
@@ -139,6 +152,18 @@ class _EpubReader:
                     self.warn(f"TOC target {toc[i].href!r} not found in the file; using the start of the file")
             flow.add_file(item.href, item.linear, doc)
         return flow.drafts, flow.finish_toc()
+
+    def _check_missing(self) -> None:
+        """A book with unreadable parts stops here unless the user chose to go on without them."""
+        if not self.missing or self.options.allow_missing:
+            return
+        parts = "; ".join(m.describe() for m in self.missing)
+        raise BookError(
+            self.path,
+            f"{len(self.missing)} part(s) of the book cannot be read, so the audiobook would have a hole: {parts}",
+            "repair or download the EPUB again, or run again with --allow-missing to render the rest: "
+            "the export report then fails coverage and names what is missing",
+        )
 
     def _notes(self, draft: _Draft) -> list[Block]:
         blocks: list[Block] = []
@@ -152,7 +177,7 @@ class _EpubReader:
                 blocks.extend(doc.notes[ref[1]])
         return blocks
 
-    def _finish(self, index: int, d: _Draft, number: int) -> Chapter:
+    def _finish(self, index: int, d: _Draft, number: int, meta: BookMetadata) -> Chapter:
         blocks = _tidy_breaks(d.blocks)
         first_heading = next((b.text for b in blocks if b.kind == "heading"), "")
         title = d.title or first_heading.replace("\n", " ") or f"Chapter {number}"
@@ -160,21 +185,24 @@ class _EpubReader:
             blocks.insert(0, Block("heading", title, synthetic=True))
         if self.options.notes_at_chapter_end:
             blocks.extend(self._notes(d))
-        kind, why = matter_kind(d.types, d.title, d.href)
+        texts = [b.text for b in blocks if not b.synthetic and b.text]
+        verdict = judge(d.types, d.title, d.href, texts, meta.title, meta.author)
+        kind, why = verdict.kind, verdict.why
+        included = (kind == "front" and self.options.include_front) or (kind == "back" and self.options.include_back)
         skipped, reason = False, None
         if d.missing:
-            skipped, reason = True, d.missing
+            skipped, reason, why = True, d.missing, f"{d.missing}: the part cannot be read"
         elif not d.linear and not self.options.include_nonlinear:
-            skipped, reason = True, "non-linear"
-        elif kind == "front" and not self.options.include_front:
-            skipped, reason = True, f"front matter: {why}"
-        elif kind == "back" and not self.options.include_back:
-            skipped, reason = True, f"back matter: {why}"
-        elif not any(b.text for b in blocks if not b.synthetic):
-            skipped, reason = True, "no text"
+            skipped, reason, why = True, "non-linear", "non-linear (linear=\"no\" in the spine): not read by default"
+        elif not verdict.read and not included:
+            skipped, reason = True, f"{'back' if kind == 'back' else 'front'} matter: {verdict.name}"
+        elif not texts:
+            skipped, reason, why = True, "no text", "no text"
+        elif not verdict.read:
+            why = f"{why}; read because of --include-{kind}"
         return Chapter(
             index=index, title=title, href=d.href, anchor=d.anchor, blocks=blocks, skipped=skipped,
-            skip_reason=reason, kind=kind, files=d.files or [d.href],
+            skip_reason=reason, kind=kind, files=d.files or [d.href], why=why,
         )  # fmt: skip
 
 
@@ -195,9 +223,10 @@ def _tidy_breaks(blocks: list[Block]) -> list[Block]:
 
 
 def read_epub(
-    path: Path, options: ReadOptions, warnings: list[str]
+    path: Path, options: ReadOptions, warnings: list[str], missing: list[MissingPart] | None = None
 ) -> tuple[BookMetadata, list[Chapter], list[TocEntry]]:
-    return _EpubReader(path, options, warnings).read()
+    """Read an EPUB; unreadable spine documents are appended to ``missing`` (see ReadOptions.allow_missing)."""
+    return _EpubReader(path, options, warnings, [] if missing is None else missing).read()
 
 
 class _Flow:
@@ -219,6 +248,7 @@ class _Flow:
         self.drafts.append(draft)
         if i is not None:
             self.entry_chapter[i] = len(self.drafts) - 1
+            draft.pending_marks.append(i)
         if linear:
             self.current = draft
         return draft
@@ -251,9 +281,13 @@ class _Flow:
             and current.linear
             and kind == "body" == _kind(current)
         )
+        file_marks = [i for i in at_start if not self.starts[i]]  # entries at the file's start inside a chapter
         for i in at_start:
             if target is not None:
                 self.entry_chapter.setdefault(i, self.drafts.index(target))
+        if target is not None:
+            target.pending_marks += [i for i in file_marks if i not in target.pending_marks]
+            file_marks = []
         for it in doc.items:
             if isinstance(it, Anchor):
                 for i in anchored.get(it.id, []):
@@ -261,6 +295,9 @@ class _Flow:
                         target = self._new(i, href, it.id, it.types, linear)
                     elif target is not None:
                         self.entry_chapter.setdefault(i, self.drafts.index(target))
+                        target.pending_marks.append(i)
+                    else:
+                        file_marks.append(i)
                 continue
             if target is None:
                 if can_continue and current is not None:
@@ -268,13 +305,17 @@ class _Flow:
                     target.files.append(href)
                 else:
                     target = self._new(None, href, None, doc.types, linear)
+                for i in file_marks:
+                    self.entry_chapter.setdefault(i, self.drafts.index(target))
+                target.pending_marks += file_marks
+                file_marks = []
             if isinstance(it, NoteRef):
                 resolved = join_href(href, it.target) if it.target else None
                 frag = it.target.partition("#")[2]
                 if resolved and frag:
                     target.noterefs.append((resolved, frag))
             else:
-                target.blocks.append(it)
+                target.add(it)
 
     def finish_toc(self) -> list[TocEntry]:
         return [

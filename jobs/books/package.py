@@ -63,7 +63,7 @@ def find_opf(archive: SafeArchive, lenient: bool, warn: Callable[[str], None]) -
             archive.path,
             f"{CONTAINER} is missing, so the book's package document (OPF) is unknown{found}",
             "repair the EPUB (e.g. re-save it with Calibre or Sigil)"
-            + (", or read it leniently to use that OPF" if len(opfs) == 1 else ""),
+            + (", or run again with --lenient to use that OPF" if len(opfs) == 1 else ""),
         )
     warn(f"{CONTAINER} is missing; using the only package document in the archive, {opfs[0]!r}")
     return opfs[0]

@@ -7,6 +7,7 @@ expansion, XXE needs external entities or DTD loading; both are off).
 from __future__ import annotations
 
 from collections.abc import Callable
+from html.entities import html5
 
 from lxml import etree
 from lxml import html as lxml_html
@@ -43,6 +44,27 @@ def parse_xml(data: bytes, name: str) -> etree._Element:
             raise XmlError(f"{name} is not well-formed XML: {exc}") from exc
     if root is None:
         raise XmlError(f"{name} is empty")
+    return settle_entities(root)
+
+
+def settle_entities(root: etree._Element) -> etree._Element:
+    """Replace the entity references lxml keeps unexpanded (resolve_entities=False) by their text.
+
+    HTML's named entities (``&mdash;`` in an XHTML 1.1 file with a DOCTYPE) become their characters; anything
+    else (``&xxe;`` pointing at an external file) is dropped, so no reference text such as "T &xxe;" reaches a
+    title or a chunk. Nothing is ever loaded.
+    """
+    for entity in list(root.iter(etree.Entity)):
+        text = html5.get(f"{entity.name};", "") + (entity.tail or "")
+        parent = entity.getparent()
+        if parent is None:
+            continue
+        previous = entity.getprevious()
+        if previous is not None:
+            previous.tail = (previous.tail or "") + text
+        else:
+            parent.text = (parent.text or "") + text
+        parent.remove(entity)
     return root
 
 
@@ -51,7 +73,7 @@ def parse_xhtml(data: bytes, name: str, warn: Callable[[str], None]) -> etree._E
     try:
         root = etree.fromstring(data, parser=_xml_parser())
         if root is not None:
-            return root
+            return settle_entities(root)
     except etree.XMLSyntaxError as exc:
         warn(f"{name} is not well-formed XHTML ({exc.msg}); read it with the forgiving HTML parser instead")
     parser = lxml_html.HTMLParser(no_network=True, remove_comments=True, remove_pis=True, huge_tree=False)

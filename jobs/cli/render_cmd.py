@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 from typing import Any
@@ -61,11 +62,47 @@ def _engine_options(func: Any) -> Any:
     return func
 
 
+_READ_FLAGS = ("include_front", "include_back", "read_notes", "allow_missing", "lenient", "max_text_mb",
+               "stage_directions", "speaker_names", "list_numbers")
+
+
 def _read_options(func: Any) -> Any:
-    func = click.option("--read-notes", is_flag=True, help="Read footnotes/endnotes at the end of their chapter.")(func)
-    func = click.option("--include-back", is_flag=True, help="Read back matter (colophon, ...).")(func)
-    func = click.option("--include-front", is_flag=True, help="Read front matter (cover, copyright, ...).")(func)
-    return func
+    """The options that say how a book is read; the command receives them as one ``read`` ReadSettings."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from jobs.pipeline import ReadSettings
+
+        kwargs["read"] = ReadSettings(**{name: kwargs.pop(name) for name in _READ_FLAGS})
+        return func(*args, **kwargs)
+
+    read_or_skip = click.Choice(["read", "skip"])
+    wrapper = click.option("--list-numbers", type=read_or_skip, default="read", show_default=True,
+                           help="A number or roman numeral leading a paragraph, list item or verse (\"11\", "
+                                "\"IV.\", \"十一、\"): read it as a label followed by a pause, or skip it. It is "
+                                "never run into the sentence.")(wrapper)
+    wrapper = click.option("--speaker-names", type=read_or_skip, default="read", show_default=True,
+                           help="Plays: read each speaker's name before the speech (same chunk, short pause), "
+                                "or skip the names (e.g. when each character gets a voice).")(wrapper)
+    wrapper = click.option("--stage-directions", type=read_or_skip, default="read", show_default=True,
+                           help="Plays: read stage directions as asides with their own pauses, or skip them.")(wrapper)
+    wrapper = click.option("--max-text-mb", type=click.IntRange(1, 4096), default=64, show_default=True,
+                           help="The most a book's text documents may expand to (MiB); protects against zip "
+                                "bombs. Raise it only for a file you trust.")(wrapper)
+    wrapper = click.option("--lenient", is_flag=True,
+                           help="Read an EPUB that lacks META-INF/container.xml by using its only .opf file.")(wrapper)
+    wrapper = click.option("--allow-missing", is_flag=True,
+                           help="Go on when parts of the book (spine documents) are missing or unreadable; the "
+                                "export report then fails coverage and names them. Default: stop.")(wrapper)
+    wrapper = click.option("--read-notes", is_flag=True,
+                           help="Read footnotes/endnotes at the end of their chapter.")(wrapper)
+    wrapper = click.option("--include-back", is_flag=True,
+                           help="Read back matter that is skipped by default (colophon, index, notes, ...).")(wrapper)
+    wrapper = click.option("--include-front", is_flag=True,
+                           help="Read front matter that is skipped by default (cover, title page, copyright, "
+                                "imprint, contents, ...). Dedications, prefaces and other text by the author are "
+                                "read anyway.")(wrapper)
+    return wrapper
 
 
 def _sampling(seed: int | None, temperature: float | None, top_k: int | None, top_p: float | None,
@@ -102,20 +139,20 @@ def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, a
         voices_dir: Path | None, lease_s: float, max_attempts: int, engine: str, export_format: str, preset: str,
         single_file: bool, seed: int | None, temperature: float | None, top_k: int | None,
         top_p: float | None, speed: float | None, max_tokens: int | None, precision: str | None,
-        include_front: bool, include_back: bool, read_notes: bool) -> None:
+        read: Any) -> None:
     """Plan, synthesize and export BOOK (.epub, .txt, .md); resumes whatever exists.
 
     Run it again after a crash, a full disk or Ctrl-C: finished chunks are kept and only the rest
     is rendered. Chapter files, report.json and report.txt land in the output folder.
     """
-    from jobs.pipeline import ReadSettings, RenderSettings, default_out_dir, run_book
+    from jobs.pipeline import RenderSettings, default_out_dir, run_book
 
     out = out_dir or default_out_dir(book)
     settings = RenderSettings(
         book=book, voice=voice_name, out_dir=out, db_url=db_url, audio_dir=audio_dir, chapters=chapters,
         batch_size=batch_size, workers=workers, backend=backend, device=device, threads=threads, engine=engine,
         voices_dir=voices_dir, sampling=_sampling(seed, temperature, top_k, top_p, speed, max_tokens, precision),
-        read=ReadSettings(include_front, include_back, read_notes), export_format=export_format, preset=preset,
+        read=read, export_format=export_format, preset=preset,
         single_file=single_file, lease_s=lease_s, max_attempts=max_attempts,
     )
     with BookProgress() as progress:
@@ -128,6 +165,9 @@ def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, a
                f"({result.sync.added} newly planned, {result.worker.done} rendered now)")
     if result.exported is not None:
         click.echo(f"exported to {out}")
+        missing = result.exported.coverage.missing_parts
+        if missing:
+            click.echo(f"report: FAIL (coverage): parts of the book were not rendered: {'; '.join(missing)}")
     for failure in result.failures[:10]:
         click.echo(f"  failed: chapter {failure.chapter_number} chunk {failure.idx}: {failure.error}", err=True)
     if counts["failed"]:
@@ -146,13 +186,12 @@ def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, a
 @click.option("--engine", type=click.Choice(ENGINE_KINDS), envvar="RENDER_ENGINE", default="real", hidden=True)
 @_read_options
 def plan(book: Path, voice_name: str | None, chapters: str | None, as_json: bool, voices_dir: Path | None,
-         engine: str, include_front: bool, include_back: bool, read_notes: bool) -> None:
+         engine: str, read: Any) -> None:
     """Show how BOOK would be rendered: chapters, chunk counts, estimated duration. Renders nothing."""
-    from jobs.pipeline import ReadSettings, make_plan
+    from jobs.pipeline import make_plan
 
     factory = SetupFactory(engine, voices_dir=voices_dir)
-    result = make_plan(book, voice_name, factory, chapters=chapters,
-                       read_settings=ReadSettings(include_front, include_back, read_notes))
+    result = make_plan(book, voice_name, factory, chapters=chapters, read_settings=read)
     data = result.to_json()
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))

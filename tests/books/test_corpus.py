@@ -156,11 +156,17 @@ def test_default_skips() -> None:
     # Noterefs are removed from the text: "Tamerlane1" must read "Tamerlane".
     assert poe.readable_chapters[0].blocks[0].text == "Tamerlane"
     douglass = _read("epub2-cuny-douglass-narrative.epub")
-    assert [c.title for c in douglass.chapters if c.skipped] == ["Title", "Copyright"]
+    # The CUNY editors' "Note on the Text" is about the edition; Garrison's preface is part of the 1845 book.
+    assert [c.title for c in douglass.chapters if c.skipped] == ["Title", "Copyright", "Note on the Text"]
+    assert "editorial note" in douglass.chapters[2].why and not douglass.chapters[3].skipped
     cover = douglass.metadata.cover
     assert douglass.metadata.cover_mime == "image/jpeg" and cover is not None and cover[:2] == b"\xff\xd8"
     yecao = _read("epub3-zh-luxun-yecao.epub")
-    assert [c.skip_reason for c in yecao.chapters if c.skipped] == ["front matter: titlepage", "back matter: appendix"]
+    # The 1931 preface to the English translation is Lu Xun's own text (epub:type appendix): read.
+    assert [c.skip_reason for c in yecao.chapters if c.skipped] == ["front matter: titlepage"]
+    assert "appendix" in yecao.chapters[-1].why and not yecao.chapters[-1].skipped
+    for book in (jekyll, poe, douglass, yecao):
+        assert all(c.why for c in book.chapters), book.path.name  # `render plan` can say why for every part
 
 
 def test_verse_keeps_line_breaks() -> None:
@@ -189,7 +195,12 @@ def test_malformed_missing_container() -> None:
 
 
 def test_malformed_opf_missing_file() -> None:
-    book = read_book(CORPUS / "malformed-opf-missing-file.epub")
+    with pytest.raises(BookError, match=r"chapter-5.xhtml \('Incident of the Letter'\): missing file.*--allow-missing"):
+        read_book(CORPUS / "malformed-opf-missing-file.epub")
+    book = read_book(CORPUS / "malformed-opf-missing-file.epub", ReadOptions(allow_missing=True))
+    assert [(m.href, m.title, m.reason) for m in book.missing] == [
+        ("epub/text/chapter-5.xhtml", "Incident of the Letter", "missing file")
+    ]
     assert book.warnings == [
         "'epub/text/chapter-5.xhtml' is listed in the OPF but missing from the archive; chapter skipped"
     ]

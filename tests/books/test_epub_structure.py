@@ -138,9 +138,9 @@ def test_front_and_back_matter(tmp_path: Path) -> None:
         ("Copyright", "front", "front matter: copyright"),
         ("One", "body", None),
         ("Colophon", "back", "back matter: colophon"),
-        ("Appendix", "back", "back matter: appendix"),
+        ("Appendix", "back", None),  # the author's text: read even in back matter
     ]
-    assert [c.title for c in book.readable_chapters] == ["One"]
+    assert [c.title for c in book.readable_chapters] == ["One", "Appendix"]
     everything = read_book(path, ReadOptions(include_front=True, include_back=True, image_alt=True))
     assert [c.skipped for c in everything.chapters] == [False] * 6
     assert _texts(everything.chapters[0]) == ["Cover art"]  # the cover page, only readable through its alt text

@@ -59,7 +59,16 @@ def test_long_sentences_split_at_clauses_within_limits() -> None:
     text = ("First part of a long sentence goes here, second part follows right after it, "
             "third part comes later on; and the last part ends the whole thing.")  # fmt: skip
     chunks = chunk_blocks([Block("paragraph", text)], "en", o)
+    # The semicolon is the strongest cut; the first half is cut again at a comma, in balanced pieces.
     assert [c.text for c in chunks] == [
+        "First part of a long sentence goes here,",
+        "second part follows right after it, third part comes later on;",
+        "and the last part ends the whole thing.",
+    ]
+    assert [c.boundary for c in chunks] == [Boundary.CLAUSE, Boundary.CLAUSE, Boundary.CHAPTER_END]
+    # The older 'fill' strategy packs each chunk as full as it goes.
+    fill = chunk_blocks([Block("paragraph", text)], "en", dataclasses.replace(o, long_sentences="fill"))
+    assert [c.text for c in fill] == [
         "First part of a long sentence goes here, second part follows right after it,",
         "third part comes later on; and the last part ends the whole thing.",
     ]
@@ -79,7 +88,7 @@ def test_5000_characters_without_punctuation_still_chunk(language: str) -> None:
         else:
             assert len(c.text) <= o.max_cjk_chars
     assert chunks[-1].boundary is Boundary.CHAPTER_END
-    assert {c.boundary for c in chunks[:-1]} == {Boundary.SENTENCE}
+    assert {c.boundary for c in chunks[:-1]} == {Boundary.CLAUSE}  # cut inside one sentence
 
 
 def test_space_less_latin_run_is_cut_at_fixed_length() -> None:
