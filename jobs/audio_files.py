@@ -16,7 +16,6 @@ large writes, while a shared file system streams it and lets export read files d
 
 from __future__ import annotations
 
-import errno
 import io
 import os
 import socket
@@ -26,35 +25,20 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from jobs import hooks
-
 _HOST = socket.gethostname().replace(".", "_").replace("/", "_")
 
-#: Test hook: called with the final path before each write; may raise (e.g. OSError(ENOSPC)).
-WriteFault = Callable[[Path], None]
-_write_fault: WriteFault | None = None
-_writes = 0
-
-
-def set_write_fault(fault: WriteFault | None) -> None:
-    """Inject a failing writer (tests); ``None`` restores normal writes."""
-    global _write_fault
-    _write_fault = fault
-
-
-def _env_fault(path: Path) -> None:
-    """``RENDER_TEST_DISK_FULL_AFTER=N``: the (N+1)-th chunk write fails half way with ENOSPC."""
-    global _writes
-    limit = os.environ.get("RENDER_TEST_DISK_FULL_AFTER")
-    if limit is None:
-        return
-    _writes += 1
-    if _writes > int(limit):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+#: Writes one chunk's audio (final path, float32 samples, sample rate in Hz); :func:`write_chunk_audio`.
+AudioWriter = Callable[[Path, np.ndarray, int], None]
 
 
 def chunk_relpath(book_id: int, render_key: str) -> str:
     return f"{book_id}/{render_key[:2]}/{render_key}.wav"
+
+
+def temp_path(path: Path) -> Path:
+    """Where ``path`` is written before it is renamed into place (host and pid in the name, see
+    :func:`sweep_stale_temp_files`)."""
+    return path.with_name(f".{path.name}.{_HOST}.{os.getpid()}.tmp")
 
 
 def encode_wav(audio: np.ndarray, sample_rate: int) -> bytes:
@@ -67,14 +51,10 @@ def write_chunk_audio(path: Path, audio: np.ndarray, sample_rate: int) -> None:
     """Write atomically (temp file + fsync + rename + fsync of the folder); no partial file survives."""
     data = encode_wav(audio, sample_rate)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{_HOST}.{os.getpid()}.tmp")
+    tmp = temp_path(path)
     try:
         with open(tmp, "wb") as f:
-            half = len(data) // 2
-            f.write(data[:half])
-            hooks.pause_point("write")
-            (_write_fault or _env_fault)(path)
-            f.write(data[half:])
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

@@ -1,39 +1,68 @@
-"""Voices, engines and text frontends as the jobs layer sees them.
+"""What renders a book, as the jobs layer sees it: voices, engines, text frontends and the chunker.
 
-The worker asks a :class:`SetupFactory` for "what renders this book": an engine, a text frontend
-and the sampling options, built once per (voice, batch size) and reused. ``kind="fake"`` gives the
-fake engine and frontend of :mod:`jobs.fake_engine` (tests, ``--engine fake`` or
-``RENDER_ENGINE=fake``); ``kind="real"`` the renderer's.
+The jobs layer depends on the :class:`EngineFactory` protocol and the seam types of
+:mod:`renderer.protocols` only. :class:`RendererFactory` is the real factory (the renderer's ``Engine``
+and ``TextFrontend``); tests pass their own (``tests/fakes``) through :class:`jobs.services.Services`.
+A worker keeps one :class:`RenderSetup` per (voice, batch size, precision) in a :class:`SetupCache`.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
-from jobs.errors import JobsError
-from jobs.fake_engine import FAKE_ENGINE_VERSION, FakeEngine, FakeFrontend
-from jobs.planner import VoiceRef
+from jobs.planner import ChunkLike, VoiceRef, default_chunker
 from renderer.errors import VoiceError
 from renderer.files import sha256_file
 
-ENGINE_KINDS = ("real", "fake")
+if TYPE_CHECKING:  # renderer.protocols imports torch: `render status` and `--help` must start fast
+    from renderer.protocols import Engine, Frontend, RenderOptions
 
 
-def engine_kind(explicit: str | None = None) -> str:
-    kind = explicit or os.environ.get("RENDER_ENGINE", "real")
-    if kind not in ENGINE_KINDS:
-        raise JobsError(f"unknown engine {kind!r}; expected one of {', '.join(ENGINE_KINDS)}")
-    return kind
+@dataclass(frozen=True)
+class EngineSettings:
+    """Where and how engines run; none of it changes the audio (so none of it is in render keys).
+
+    backend: auto | torch | onnx | tensorrt; device: cpu, cuda, cuda:1, ...; threads: CPU threads (None: torch's).
+    """
+
+    backend: str = "auto"
+    device: str = "cpu"
+    threads: int | None = None
 
 
-def engine_version(kind: str) -> str:
-    """Part of every render key: a new engine version re-renders (its audio may differ)."""
-    if kind == "fake":
-        return FAKE_ENGINE_VERSION
+class EngineFactory(Protocol):
+    """Builds what renders a book. ``version`` is part of every render key: a new version re-renders."""
+
+    @property
+    def version(self) -> str: ...
+
+    def load_voice(self, name: str, voices_dir: Path | None) -> VoiceRef:
+        """The voice called ``name`` with its identity (raises :class:`VoiceError` when it is not installed)."""
+        ...
+
+    def engine(self, voice: VoiceRef, precision: str, batch_size: int | None, settings: EngineSettings) -> Engine:
+        """An engine for ``voice`` (``batch_size`` None: the engine's memory-budgeted choice)."""
+        ...
+
+    def frontend(self, voice: VoiceRef, device: str, bert_dir: Path | None = None) -> Frontend:
+        """The text frontend (``bert_dir``: the Chinese BERT folder, else the one the voice was imported with)."""
+        ...
+
+    def chunk(self, blocks: list[Any], language: str) -> Sequence[ChunkLike]:
+        """Split a chapter's blocks into sentence-sized chunks (see :data:`jobs.planner.Chunker`)."""
+        ...
+
+
+def engine_version() -> str:
+    """The renderer's version as it enters render keys (its audio may differ between versions)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as pkg_version
+
     try:
         from renderer import engine as engine_pkg
 
@@ -41,9 +70,6 @@ def engine_version(kind: str) -> str:
     except ImportError:
         version = None
     if version is None:
-        from importlib.metadata import PackageNotFoundError
-        from importlib.metadata import version as pkg_version
-
         try:
             version = "renderer-" + pkg_version("audiobook-renderer")
         except PackageNotFoundError:
@@ -61,119 +87,96 @@ def voice_identity(folder: Path, name: str) -> str:
     return digest.hexdigest()
 
 
-def resolve_voice(name: str, voices_dir: str | Path | None, kind: str) -> VoiceRef:
-    """Find and load a voice by name. The fake engine needs no voice: any name will do (and nothing
-    heavy is imported, so fake-engine test processes start fast)."""
-    if kind == "fake":
-        return VoiceRef(name=name, voice_id=hashlib.sha256(f"fake:{name}".encode()).hexdigest())
-    from renderer.voice import VoiceStore
-    from renderer.voice import voices_dir as default_voices_dir
-
-    voice = VoiceStore(default_voices_dir(voices_dir)).get(name)
-    return VoiceRef(name=name, voice_id=voice_identity(Path(voice.folder), name), voice=voice)
+def voice_defaults(voice: VoiceRef) -> Mapping[str, Any]:
+    """The sampling defaults stored with the voice (none for a voice that has no files)."""
+    return getattr(voice.voice, "sampling_defaults", None) or {}
 
 
-@dataclass
-class RenderSetup:
-    """What renders one book: engine, frontend and the sampling options object."""
-
-    engine: Any
-    frontend: Any
-    options: Any
-    batch_size: int
-
-
-def sampling_options(sampling: dict[str, Any], kind: str) -> Any:
-    """Build the engine's SamplingOptions from the stored dict (validated there); the fake engine takes the dict."""
-    if kind == "fake":
-        return dict(sampling)
-    from renderer.engine.options import SamplingOptions
-
-    return SamplingOptions.from_dict({k: v for k, v in sampling.items() if k != "precision"})
-
-
-class SetupFactory:
-    """Builds and caches :class:`RenderSetup` per (voice id, batch size)."""
-
-    def __init__(
-        self,
-        kind: str = "real",
-        *,
-        voices_dir: str | Path | None = None,
-        backend: str = "auto",
-        device: str = "cpu",
-        threads: int | None = None,
-    ) -> None:
-        self.kind = engine_kind(kind)
-        self.voices_dir = voices_dir
-        self.backend = backend
-        self.device = device
-        self.threads = threads
-        self._voices: dict[str, VoiceRef] = {}
-        self._setups: dict[tuple[str, int, str], RenderSetup] = {}
-        self._frontend: Any = None
+class RendererFactory:
+    """The real thing: voices from the voice store, ``renderer.engine.Engine``, ``renderer.text.TextFrontend``."""
 
     @property
     def version(self) -> str:
-        return engine_version(self.kind)
+        return engine_version()
+
+    def load_voice(self, name: str, voices_dir: Path | None) -> VoiceRef:
+        from renderer.voice import VoiceStore
+        from renderer.voice import voices_dir as default_voices_dir
+
+        voice = VoiceStore(default_voices_dir(voices_dir)).get(name)
+        return VoiceRef(name=name, voice_id=voice_identity(Path(voice.folder), name), voice=voice)
+
+    def engine(self, voice: VoiceRef, precision: str, batch_size: int | None, settings: EngineSettings) -> Engine:
+        from renderer.engine.api import Engine as RendererEngine
+
+        return RendererEngine(voice.voice, backend=settings.backend, device=settings.device, batch_size=batch_size,
+                              threads=settings.threads, precision=precision)
+
+    def frontend(self, voice: VoiceRef, device: str, bert_dir: Path | None = None) -> Frontend:
+        from renderer.text import TextFrontend
+
+        if bert_dir is None:
+            # Chinese BERT features need the BERT folder the voice was imported with (or RENDER_BERT_DIR).
+            sources = getattr(voice.voice, "sources", None) or {}
+            found = os.environ.get("RENDER_BERT_DIR") or (sources.get("bert") or {}).get("path")
+            bert_dir = Path(found) if found and Path(found).is_dir() else None
+        return TextFrontend(bert_dir=bert_dir, device=device)
+
+    def chunk(self, blocks: list[Any], language: str) -> Sequence[ChunkLike]:
+        return default_chunker(blocks, language)
+
+
+@dataclass(frozen=True)
+class RenderSetup:
+    """What renders one book: engine, text frontend, the book's options and the engine's batch size."""
+
+    engine: Engine
+    frontend: Frontend
+    options: RenderOptions
+    batch_size: int
+
+
+class SetupCache:
+    """Builds :class:`RenderSetup` s for one worker, keeping one engine per (voice id, batch size, precision)."""
+
+    def __init__(self, engines: EngineFactory, *, voices_dir: Path | None = None,
+                 settings: EngineSettings = EngineSettings()) -> None:
+        self.engines = engines
+        self.voices_dir = voices_dir
+        self.settings = settings
+        self._voices: dict[str, VoiceRef] = {}
+        self._engines: dict[tuple[str, int, str], Engine] = {}
+        self._frontend: Frontend | None = None
+
+    @property
+    def version(self) -> str:
+        return self.engines.version
 
     def voice(self, name: str) -> VoiceRef:
         if name not in self._voices:
-            self._voices[name] = resolve_voice(name, self.voices_dir, self.kind)
+            self._voices[name] = self.engines.load_voice(name, self.voices_dir)
         return self._voices[name]
 
-    def setup(self, voice_name: str, voice_id: str, sampling: dict[str, Any], batch_size: int) -> RenderSetup:
-        """Engine for a book's voice; refuses a voice whose files differ from the ones it was planned with."""
+    def setup(self, voice_name: str, voice_id: str, stored_options: Mapping[str, Any], batch_size: int) -> RenderSetup:
+        """What renders a book with this voice and these stored options (``RenderOptions.to_dict``); refuses a
+        voice whose files differ from the ones the book was planned with. The options are the book's own even
+        when its engine is shared with another book of the same voice."""
+        from renderer.protocols import RenderOptions
+
         ref = self.voice(voice_name)
         if ref.voice_id != voice_id:
             raise VoiceError(
                 f"voice {voice_name!r} here differs from the one the book was planned with "
                 "(other files); install the same voice on this machine or re-run `render BOOK --voice ...`"
             )
-        precision = str(sampling.get("precision", "fp32"))
-        key = (voice_id, batch_size, precision)
-        if key not in self._setups:
-            for old in [k for k in self._setups if k[0] == voice_id]:
-                del self._setups[old]  # free the larger engine before building a smaller one (OOM)
-            engine = self._engine(ref, batch_size, precision)
-            self._setups[key] = RenderSetup(
-                engine=engine,
-                frontend=self._get_frontend(ref),
-                options=sampling_options(sampling, self.kind),
-                batch_size=int(engine.batch_size),
-            )
-        return self._setups[key]
-
-    def _engine(self, ref: VoiceRef, batch_size: int, precision: str = "fp32") -> Any:
-        if self.kind == "fake":
-            return FakeEngine(ref.voice, backend=self.backend, device=self.device, batch_size=batch_size or 8)
-        from renderer.engine.api import Engine
-
-        return Engine(ref.voice, backend=self.backend, device=self.device, batch_size=batch_size or None,
-                      threads=self.threads, precision=precision)
-
-    def _get_frontend(self, ref: VoiceRef) -> Any:
+        options = RenderOptions.from_dict(stored_options)
+        key = (voice_id, batch_size, options.precision)
+        engine = self._engines.get(key)
+        if engine is None:
+            for old in [k for k in self._engines if k[0] == voice_id]:
+                del self._engines[old]  # free the larger engine before building a smaller one (OOM)
+            engine = self._engines[key] = self.engines.engine(ref, options.precision, batch_size or None,
+                                                              self.settings)
         if self._frontend is None:
-            if self.kind == "fake":
-                self._frontend = FakeFrontend()
-            else:
-                from renderer.text import TextFrontend
-
-                # Chinese BERT features need the BERT folder the voice was imported with (or RENDER_BERT_DIR).
-                sources = getattr(ref.voice, "sources", None) or {}
-                bert_dir = os.environ.get("RENDER_BERT_DIR") or (sources.get("bert") or {}).get("path")
-                if bert_dir and not Path(bert_dir).is_dir():
-                    bert_dir = None
-                self._frontend = TextFrontend(bert_dir=bert_dir, device=self.device)
-        return self._frontend
-
-
-def request_class(kind: str) -> Any:
-    """``renderer.engine.api.SynthesisRequest`` (the fake engine's own for ``kind="fake"``)."""
-    if kind == "fake":
-        from jobs.fake_engine import FakeRequest
-
-        return FakeRequest
-    from renderer.engine.api import SynthesisRequest
-
-    return SynthesisRequest
+            self._frontend = self.engines.frontend(ref, self.settings.device)
+        return RenderSetup(engine, self._frontend, options, int(engine.batch_size))

@@ -15,20 +15,25 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jobs import hooks
 from jobs.audio_files import sweep_stale_temp_files
 from jobs.db import is_sqlite, normalise_url, sqlite_url
-from jobs.engines import SetupFactory
+from jobs.engines import EngineSettings, SetupCache, voice_defaults
 from jobs.errors import JobsError
-from jobs.planner import BookPlan, Chunker, build_plan, default_chunker, parse_chapter_spec
-from jobs.store import BookInfoRow, Store, SyncReport
+from jobs.events import JobHooks
+from jobs.planner import BookPlan, VoiceRef, build_plan, parse_chapter_spec
+from jobs.services import Services
+from jobs.store import BookInfoRow, Failure, Store, SyncReport
 from jobs.worker import Worker, WorkerOptions, WorkerReport
+
+if TYPE_CHECKING:
+    from export import BookInfo, ExportReport
+    from jobs.books.model import Book
+    from renderer.protocols import RenderOptions
 
 STAGING_DIRNAME = ".export-staging"
 
@@ -60,12 +65,10 @@ class RenderSettings:
     chapters: str | None = None
     batch_size: int = 0  # 0 = automatic (the engine's memory-budgeted choice)
     workers: int = 1
-    backend: str = "auto"
-    device: str = "cpu"
-    threads: int | None = None
-    engine: str = "real"
+    engine: EngineSettings = EngineSettings()
     voices_dir: Path | None = None
-    sampling: dict[str, Any] = field(default_factory=dict)
+    #: the options chosen on the command line (sampling fields and precision; absent = the voice's or the default)
+    overrides: Mapping[str, Any] = field(default_factory=dict)
     read: ReadSettings = ReadSettings()
     export_format: str = "mp3"
     preset: str = "acx"
@@ -86,9 +89,9 @@ class RunResult:
     sync: SyncReport
     worker: WorkerReport
     counts: dict[str, int]
-    exported: Any = None
+    exported: ExportReport | None = None
     out_dir: Path = Path(".")
-    failures: list[Any] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
 
 
 def default_out_dir(book: Path) -> Path:
@@ -111,7 +114,7 @@ def audio_root(out_dir: Path, db_url: str | None, audio_dir: Path | None) -> Pat
     return (Path(out_dir) / "chunks").resolve()
 
 
-def read(book: Path, settings: ReadSettings) -> Any:
+def read(book: Path, settings: ReadSettings) -> Book:
     from jobs.books import read_book
     from jobs.books.model import ReadOptions
 
@@ -129,131 +132,86 @@ def read(book: Path, settings: ReadSettings) -> Any:
     return read_book(book, options)
 
 
-def chunker_for(kind: str) -> Chunker:
-    """The text frontend's chunker. With the fake engine a simple one stands in when the frontend is
-    absent or ``RENDER_FAKE_CHUNKER=1`` (tests that must not depend on the real chunker's choices)."""
-    if kind == "fake":
-        if os.environ.get("RENDER_FAKE_CHUNKER") == "1":
-            from jobs.fake_engine import fake_chunker
+def resolve_options(voice: VoiceRef, overrides: Mapping[str, Any]) -> RenderOptions:
+    """A book's render options: defaults < the voice's stored defaults < the command line's choices."""
+    from renderer.protocols import RenderOptions
 
-            return fake_chunker
-        try:
-            from renderer.text import chunk_blocks  # noqa: F401
-        except ImportError:
-            from jobs.fake_engine import fake_chunker
-
-            return fake_chunker
-    return default_chunker
-
-
-#: Engine precision when the command line does not choose one (see `render run --precision`).
-DEFAULT_PRECISION = "auto"
-
-
-def resolve_sampling(voice: Any, overrides: dict[str, Any], kind: str) -> dict[str, Any]:
-    """Full sampling options: defaults < the voice's sampling defaults < command-line overrides.
-
-    The fake engine takes the overrides as they are (and imports nothing heavy).
-    """
-    if kind == "fake":
-        return {"seed": 0, **overrides}
-    from dataclasses import fields as dc_fields
-
-    overrides = dict(overrides)
-    precision = overrides.pop("precision", None) or DEFAULT_PRECISION
-
-    from renderer.engine.options import SamplingOptions
-
-    known = {f.name for f in dc_fields(SamplingOptions)}
-    defaults = getattr(voice, "sampling_defaults", None) or {}
-    merged = {k: v for k, v in defaults.items() if k in known}
-    merged.update(overrides)
-    # The engine's precision changes the audio, so it travels with the options into the render key.
-    return {**SamplingOptions.from_dict(merged).to_dict(), "precision": precision}
+    return RenderOptions.resolve(voice_defaults(voice), overrides)
 
 
 def make_plan(
     book_path: Path,
     voice_name: str | None,
-    factory: SetupFactory,
+    setups: SetupCache,
     *,
-    sampling: dict[str, Any] | None = None,
+    overrides: Mapping[str, Any] | None = None,
     chapters: str | None = None,
     read_settings: ReadSettings = ReadSettings(),
 ) -> BookPlan:
     """Read and plan a book (nothing is stored). Without a voice the render keys use a blank voice."""
-    from jobs.planner import VoiceRef
-
     book = read(book_path, read_settings)
-    voice = factory.voice(voice_name) if voice_name else VoiceRef(name="", voice_id="")
-    resolved = resolve_sampling(voice.voice, sampling or {}, factory.kind)
+    voice = setups.voice(voice_name) if voice_name else VoiceRef(name="", voice_id="")
+    options = resolve_options(voice, overrides or {})
     extra = {"read": read_settings.__dict__, "chapters": chapters}
     return build_plan(
         book,
         voice,
-        resolved,
-        factory.version,
-        chunker=chunker_for(factory.kind),
+        options.to_dict(),
+        setups.version,
+        chunker=setups.engines.chunk,
         chapters=parse_chapter_spec(chapters),
         extra_options=extra,
     )
 
 
-def _spawn_workers(settings: RenderSettings, url: str, root: Path, n: int) -> list[subprocess.Popen[bytes]]:
+def _spawn_workers(
+    settings: RenderSettings, command: tuple[str, ...], url: str, root: Path, n: int
+) -> list[subprocess.Popen[bytes]]:
     """Extra local worker processes (``render worker``) on the same store."""
-    procs = []
-    for _ in range(n):
-        cmd = [
-            sys.executable,
-            "-c",
-            "from jobs.cli import main; main()",
-            "worker",
-            "--db",
-            url,
-            "--audio-dir",
-            str(root),
-            "--batch-size",
-            str(settings.batch_size),
-            "--backend",
-            settings.backend,
-            "--device",
-            settings.device,
-            "--engine",
-            settings.engine,
-            "--lease",
-            str(settings.lease_s),
-            "--max-attempts",
-            str(settings.max_attempts),
-        ]
-        if settings.voices_dir:
-            cmd += ["--voices-dir", str(settings.voices_dir)]
-        procs.append(subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=os.environ.copy()))
-    return procs
+    cmd = [
+        *command,
+        "worker",
+        "--db",
+        url,
+        "--audio-dir",
+        str(root),
+        "--batch-size",
+        str(settings.batch_size),
+        "--backend",
+        settings.engine.backend,
+        "--device",
+        settings.engine.device,
+        "--lease",
+        str(settings.lease_s),
+        "--max-attempts",
+        str(settings.max_attempts),
+    ]
+    if settings.voices_dir:
+        cmd += ["--voices-dir", str(settings.voices_dir)]
+    return [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=os.environ.copy()) for _ in range(n)]
 
 
-def run_book(settings: RenderSettings, on_batch: Callable[[Store, int, WorkerReport], None] | None = None) -> RunResult:
+def run_book(
+    settings: RenderSettings,
+    services: Services = Services(),
+    on_batch: Callable[[Store, int, WorkerReport], None] | None = None,
+) -> RunResult:
     """``render BOOK --voice NAME``: plan (idempotent), render what is missing, export complete chapters."""
-    factory = SetupFactory(
-        settings.engine,
-        voices_dir=settings.voices_dir,
-        backend=settings.backend,
-        device=settings.device,
-        threads=settings.threads,
-    )
+    setups = SetupCache(services.engines, voices_dir=settings.voices_dir, settings=settings.engine)
     plan = make_plan(
         settings.book,
         settings.voice,
-        factory,
-        sampling=settings.sampling,
+        setups,
+        overrides=settings.overrides,
         chapters=settings.chapters,
         read_settings=settings.read,
     )
     url = store_url(settings.out_dir, settings.db_url)
     root = audio_root(settings.out_dir, settings.db_url, settings.audio_dir)
-    with Store(url) as store:
+    with Store(url, hooks=services.hooks) as store:
         sync = store.sync_plan(plan)
         sweep_stale_temp_files(root / str(sync.book_id))
-        helpers = _spawn_workers(settings, url, root, settings.workers - 1) if settings.workers > 1 else []
+        helpers = _spawn_workers(settings, services.worker_command, url, root, settings.workers - 1)
         options = WorkerOptions(
             batch_size=settings.batch_size,
             lease_s=settings.lease_s,
@@ -262,7 +220,8 @@ def run_book(settings: RenderSettings, on_batch: Callable[[Store, int, WorkerRep
             wait_for_others=True,
         )
         callback = (lambda report: on_batch(store, sync.book_id, report)) if on_batch else None
-        worker = Worker(store, root, factory, options, on_batch=callback)
+        worker = Worker(store, root, setups, options, on_batch=callback, hooks=services.hooks,
+                        write_audio=services.write_audio)
         try:
             report = worker.run()
         finally:
@@ -279,6 +238,7 @@ def run_book(settings: RenderSettings, on_batch: Callable[[Store, int, WorkerRep
             export_format=settings.export_format,
             preset=settings.preset,
             single_file=settings.single_file,
+            hooks=services.hooks,
         )
         result.failures = store.failures(sync.book_id)
         return result
@@ -305,7 +265,8 @@ def export_from_store(
     export_format: str = "mp3",
     preset: str = "acx",
     single_file: bool = False,
-) -> Any:
+    hooks: JobHooks = JobHooks(),
+) -> ExportReport | None:
     """Export every complete chapter from stored chunk audio; returns the export report (None if nothing to do)."""
     from export import ChapterManifest, ChunkAudio, ExportOptions, export_book
 
@@ -339,8 +300,8 @@ def export_from_store(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     report = export_book(_book_info(book), manifests, staging, options)
-    hooks.pause_point("export")
-    _publish(staging, Path(out_dir))
+    hooks.at("export")
+    _publish(staging, Path(out_dir), hooks)
     return report
 
 
@@ -355,7 +316,7 @@ def chapter_marks(meta: dict[str, Any]) -> dict[int, list[Any]]:
     return marks
 
 
-def _book_info(book: BookInfoRow) -> Any:
+def _book_info(book: BookInfoRow) -> BookInfo:
     from export import BookInfo
 
     missing = tuple(f"{m['href']} ({m['title']!r}): {m['reason']}" if m.get("title") else f"{m['href']}: {m['reason']}"
@@ -364,11 +325,11 @@ def _book_info(book: BookInfoRow) -> Any:
                     cover_mime=book.cover_mime, missing_parts=missing)
 
 
-def _publish(staging: Path, out_dir: Path) -> None:
+def _publish(staging: Path, out_dir: Path, hooks: JobHooks) -> None:
     """Move exported files into place one by one (each rename is atomic), then drop the staging folder."""
     for path in sorted(p for p in staging.rglob("*") if p.is_file()):
         target = out_dir / path.relative_to(staging)
         target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(path, target)
-        hooks.pause_point("publish")
+        hooks.at("publish")
     shutil.rmtree(staging, ignore_errors=True)

@@ -11,10 +11,16 @@ normal (synchronous) path, which reports it against the chunk.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from jobs.records import ClaimedChunk
+
+if TYPE_CHECKING:
+    from renderer.engine.api import SynthesisRequest
+    from renderer.engine.overlap import BackgroundStage
+    from renderer.protocols import Frontend
+
+    Texts = dict[str, tuple[str, str]]
 
 log = logging.getLogger(__name__)
 
@@ -22,42 +28,22 @@ log = logging.getLogger(__name__)
 MAX_PREPARED = 4096
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """Phonemes and BERT features of one render key."""
+def prepare_quietly(frontend: Frontend, texts: Texts) -> dict[str, SynthesisRequest]:
+    """render key -> (normalized text, language) to requests; keys that fail are left out (the claim reports them)."""
+    from renderer.engine.text_requests import prepare_requests
 
-    phonemes: Any
-    bert: Any
-
-
-def prepare_texts(frontend: Any, texts: dict[str, tuple[str, str]]) -> dict[str, Prepared]:
-    """render key -> (normalized text, language) to prepared chunks; keys that fail are left out."""
-    phonemes: dict[str, Any] = {}
-    for key, (text, language) in texts.items():
-        try:
-            ph = frontend.phonemize(text, language)
-        except Exception:  # noqa: BLE001 - the synchronous path reports it against the chunk
-            continue
-        if list(ph.phone_ids):
-            phonemes[key] = ph
-    keys = list(phonemes)
-    try:
-        berts = frontend.bert_features([phonemes[k] for k in keys])
-    except Exception as exc:  # noqa: BLE001 - same: recomputed (and reported) when the chunk is claimed
-        log.debug("frontend prefetch: BERT features failed (%s); left to the claim", exc)
-        return {}
-    return {k: Prepared(phonemes[k], b) for k, b in zip(keys, berts, strict=True)}
+    return prepare_requests(frontend, texts).requests
 
 
 class FrontendPrefetch:
     """A background stage plus the prepared chunks it produced; one per worker."""
 
     def __init__(self) -> None:
-        self._stage: Any = None
-        self._ready: dict[str, Prepared] = {}
+        self._stage: BackgroundStage[tuple[Frontend, Texts], dict[str, SynthesisRequest]] | None = None
+        self._ready: dict[str, SynthesisRequest] = {}
         self.hits = 0
 
-    def start(self, frontend: Any, chunks: list[ClaimedChunk]) -> None:
+    def start(self, frontend: Frontend, chunks: list[ClaimedChunk]) -> None:
         """Prepare ``chunks`` (those not prepared yet) in the background."""
         texts = {c.render_key: (c.normalized, c.language) for c in chunks if c.render_key not in self._ready}
         if not texts:
@@ -65,12 +51,12 @@ class FrontendPrefetch:
         if self._stage is None:
             from renderer.engine.overlap import BackgroundStage, shared_budget
 
-            self._stage = BackgroundStage(lambda job: prepare_texts(*job), shared_budget(),
+            self._stage = BackgroundStage(lambda job: prepare_quietly(*job), shared_budget(),
                                           name="frontend-prefetch")
         self._stage.submit((frontend, texts))
 
-    def take(self, render_key: str) -> Prepared | None:
-        """The prepared chunk for ``render_key`` (waiting for work in flight), or None."""
+    def take(self, render_key: str) -> SynthesisRequest | None:
+        """The prepared request for ``render_key`` (waiting for work in flight), or None."""
         self._collect()
         found = self._ready.pop(render_key, None)
         if found is not None:

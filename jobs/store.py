@@ -24,7 +24,6 @@ from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from jobs import hooks
 from jobs.db import (
     CHUNK_STATES,
     DONE,
@@ -41,6 +40,7 @@ from jobs.db import (
     normalise_url,
 )
 from jobs.errors import StoreError
+from jobs.events import JobHooks
 from jobs.planner import BookPlan, PlannedChapter
 from jobs.records import (
     BookInfoRow,
@@ -79,8 +79,9 @@ def _claimed_columns() -> tuple[Any, ...]:
 class Store:
     """The job store behind one URL (``sqlite:///…/render.db`` or ``postgresql+psycopg://…``)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, hooks: JobHooks = JobHooks()) -> None:
         self.url = normalise_url(url)
+        self.hooks = hooks
         self.is_sqlite = is_sqlite(self.url)
         self.engine = make_engine(self.url)
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
@@ -137,7 +138,7 @@ class Store:
                 book.updated_at = now
             s.flush()
             totals = self._sync_chapters(s, book.id, plan.chapters)
-            hooks.pause_point("plan")
+            self.hooks.at("plan")
         return SyncReport(book_id=book.id, **totals)
 
     def _sync_chapters(self, s: Session, book_id: int, chapters: Sequence[PlannedChapter]) -> dict[str, int]:
@@ -337,7 +338,7 @@ class Store:
         )
         with self._tx() as s:
             rows = s.execute(stmt).all()
-            hooks.pause_point("claim")
+            self.hooks.at("claim")
         return sorted((claimed_from_row(r) for r in rows), key=lambda c: (c.chapter_position, c.idx))
 
     def peek_pending(

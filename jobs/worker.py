@@ -28,15 +28,19 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import TYPE_CHECKING
 
-from jobs import hooks
-from jobs.audio_files import chunk_relpath, write_chunk_audio
-from jobs.engines import RenderSetup, SetupFactory, request_class
+from jobs.audio_files import AudioWriter, chunk_relpath, write_chunk_audio
+from jobs.engines import RenderSetup, SetupCache
 from jobs.errors import JobsError
+from jobs.events import JobHooks
 from jobs.prefetch import FrontendPrefetch
 from jobs.store import DEFAULT_MAX_ATTEMPTS, BookInfoRow, ClaimedChunk, Store
-from renderer.errors import RendererError, TextError
+from renderer.errors import RendererError
+
+if TYPE_CHECKING:
+    from renderer.engine.api import SynthesisRequest, SynthesisResult
 
 log = logging.getLogger(__name__)
 
@@ -168,22 +172,26 @@ class Worker:
         self,
         store: Store,
         audio_root: Path,
-        factory: SetupFactory,
+        setups: SetupCache,
         options: WorkerOptions = WorkerOptions(),
         on_batch: Callable[[WorkerReport], None] | None = None,
         worker_id: str | None = None,
+        *,
+        hooks: JobHooks = JobHooks(),
+        write_audio: AudioWriter = write_chunk_audio,
     ) -> None:
         self.store = store
         self.audio_root = Path(audio_root)
-        self.factory = factory
+        self.setups = setups
         self.options = options
         self.on_batch = on_batch
+        self.hooks = hooks
+        self.write_audio = write_audio
         self.id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.batch_size = options.batch_size  # 0 = automatic: the engine's choice, known once it is built
         self._engine_rows = options.batch_size or AUTO_FIRST_CLAIM_ROWS
         self.report = WorkerReport(worker_id=self.id)
         self._stop_requested = False
-        self._request = request_class(factory.kind)
         self._prefetch = FrontendPrefetch()
 
     def request_stop(self) -> None:
@@ -199,7 +207,7 @@ class Worker:
         heartbeat.start()
         restore = self._install_signals()
         try:
-            hooks.wait_for_gate()
+            self.hooks.worker_started(self.id)
             self._loop()
             self.report.interrupted = self._stop_requested
             return self.report
@@ -231,7 +239,8 @@ class Worker:
                 exclude_books=list(self.report.skipped_books),
                 book_id=self.options.book_id,
             )
-            _log_claims(self.id, batch)
+            if batch:
+                self.hooks.claimed(self.id, [c.id for c in batch])
             batch = self._isolate_suspects(batch)
             if not batch:
                 if self._should_wait():
@@ -276,7 +285,7 @@ class Worker:
         if not self.options.handle_signals or threading.current_thread() is not threading.main_thread():
             return lambda: None
 
-        def handler(signum: int, _frame: Any) -> None:
+        def handler(signum: int, _frame: FrameType | None) -> None:
             if self._stop_requested:
                 raise KeyboardInterrupt
             log.warning("signal %d: finishing the current chunk, then stopping", signum)
@@ -298,8 +307,7 @@ class Worker:
         return self.store.book(book_id)
 
     def _setup(self, book: BookInfoRow) -> RenderSetup:
-        sampling = dict(book.options.get("sampling", {}))
-        setup = self.factory.setup(book.voice_name, book.voice_id, sampling, self.batch_size)
+        setup = self.setups.setup(book.voice_name, book.voice_id, book.options.get("sampling", {}), self.batch_size)
         self._engine_rows = setup.batch_size
         return setup
 
@@ -318,9 +326,9 @@ class Worker:
         groups: dict[str, list[ClaimedChunk]] = {}
         for chunk in batch:
             groups.setdefault(chunk.render_key, []).append(chunk)
-        requests, n_phones = self._frontend(setup, groups, figures)
+        requests = self._frontend(setup, groups, figures)
         self._prefetch_next(setup)
-        self._synthesize(book, requests, groups, n_phones, figures)
+        self._synthesize(book, requests, groups, figures)
         finished = time.time()
         self.store.record_batch(
             worker_id=self.id,
@@ -340,41 +348,26 @@ class Worker:
 
     def _frontend(
         self, setup: RenderSetup, groups: dict[str, list[ClaimedChunk]], figures: BatchFigures
-    ) -> tuple[list[Any], dict[str, int]]:
-        """Phonemes and BERT features per distinct render key (prepared in the background while the
-        previous batch rendered, where possible); unspeakable text fails its chunks."""
+    ) -> list[SynthesisRequest]:
+        """One request per distinct render key (its text prepared in the background while the previous
+        batch rendered, where possible); unspeakable text fails its chunks."""
+        from renderer.engine.text_requests import prepare_requests
+
         started = time.perf_counter()
-        phonemes: dict[str, Any] = {}
-        berts: dict[str, Any] = {}
+        ready: dict[str, SynthesisRequest] = {}
+        todo: dict[str, tuple[str, str]] = {}
         for key, chunks in groups.items():
-            prepared = self._prefetch.take(key)
-            if prepared is not None:
-                phonemes[key], berts[key] = prepared.phonemes, prepared.bert
-                continue
-            try:
-                phonemes[key] = setup.frontend.phonemize(chunks[0].normalized, chunks[0].language)
-                if not list(phonemes[key].phone_ids):
-                    raise TextError("the text frontend produced no phones for this text")
-            except TextError as exc:
-                phonemes.pop(key, None)
-                self._fail(chunks, f"text error: {exc}")
-        todo = [k for k in phonemes if k not in berts]
-        berts.update(self._bert(setup, [phonemes[k] for k in todo], todo, groups))
-        requests = []
-        for key in phonemes:
-            if key not in berts:
-                continue
-            ph = phonemes[key]
-            requests.append(
-                self._request(
-                    key=key,
-                    phone_ids=_int64(ph.phone_ids),
-                    bert=berts[key],
-                    language=groups[key][0].language,
-                )
-            )
+            prefetched = self._prefetch.take(key)
+            if prefetched is not None:
+                ready[key] = prefetched
+            else:
+                todo[key] = (chunks[0].normalized, chunks[0].language)
+        prepared = prepare_requests(setup.frontend, todo)
+        for key, reason in prepared.errors.items():
+            self._fail(groups[key], reason)
+        ready.update(prepared.requests)
         figures.frontend_s += time.perf_counter() - started
-        return requests, {k: len(phonemes[k].phone_ids) for k in phonemes}
+        return [ready[key] for key in groups if key in ready]
 
     def _prefetch_next(self, setup: RenderSetup) -> None:
         """Start preparing the text of the chunks the next claim will most likely take."""
@@ -391,26 +384,11 @@ class Worker:
             return
         self._prefetch.start(setup.frontend, upcoming)
 
-    def _bert(
-        self, setup: RenderSetup, items: list[Any], keys: list[str], groups: dict[str, list[ClaimedChunk]]
-    ) -> dict[str, Any]:
-        try:
-            return dict(zip(keys, setup.frontend.bert_features(items), strict=True))
-        except TextError:
-            out = {}
-            for key, item in zip(keys, items, strict=True):
-                try:
-                    out[key] = setup.frontend.bert_features([item])[0]
-                except TextError as exc:
-                    self._fail(groups[key], f"text error (BERT features): {exc}")
-            return out
-
     def _synthesize(
         self,
         book: BookInfoRow,
-        requests: list[Any],
+        requests: list[SynthesisRequest],
         groups: dict[str, list[ClaimedChunk]],
-        n_phones: dict[str, int],
         figures: BatchFigures,
     ) -> None:
         if not requests:
@@ -421,15 +399,15 @@ class Worker:
         waiting = {r.key: r for r in requests}
         try:
             setup = self._setup(book)
-            for result in setup.engine.synthesize(list(waiting.values()), setup.options):
-                self._finish(book, result, groups, n_phones, figures)
-                waiting.pop(result.key, None)
+            for result in setup.engine.synthesize(list(waiting.values()), setup.options.sampling):
+                request = waiting.pop(result.key)
+                self._finish(book, result, len(request.phone_ids), groups[result.key], figures)
                 if self._stop_requested:
                     break
         except Exception as exc:
             if not (is_out_of_memory(exc) or isinstance(exc, RendererError)):
                 raise
-            self._recover(book, exc, list(waiting.values()), groups, n_phones, figures)
+            self._recover(book, exc, list(waiting.values()), groups, figures)
             return
         if waiting:
             self._release_keys(list(waiting), groups)
@@ -438,9 +416,8 @@ class Worker:
         self,
         book: BookInfoRow,
         exc: Exception,
-        requests: list[Any],
+        requests: list[SynthesisRequest],
         groups: dict[str, list[ClaimedChunk]],
-        n_phones: dict[str, int],
         figures: BatchFigures,
     ) -> None:
         """Split a failed batch: OOM shrinks the engine batch; a chunk error is isolated, then failed."""
@@ -451,7 +428,7 @@ class Worker:
                 log.warning("out of memory; retrying with batch size %d", self.batch_size)
             half = max(1, len(requests) // 2) if oom else 1
             for start in range(0, len(requests), half):
-                self._synthesize(book, requests[start : start + half], groups, n_phones, figures)
+                self._synthesize(book, requests[start : start + half], groups, figures)
             return
         key = requests[0].key
         if oom:
@@ -462,31 +439,32 @@ class Worker:
     def _finish(
         self,
         book: BookInfoRow,
-        result: Any,
-        groups: dict[str, list[ClaimedChunk]],
-        n_phones: dict[str, int],
+        result: SynthesisResult,
+        n_phones: int,
+        chunks: list[ClaimedChunk],
         figures: BatchFigures,
     ) -> None:
-        hooks.pause_point("synth")
+        """Write one result's audio and mark its chunks (those sharing its render key) done."""
+        self.hooks.at("synth")
         relpath = chunk_relpath(book.id, result.key)
         started = time.perf_counter()
-        write_chunk_audio(self.audio_root / relpath, result.audio, result.sample_rate)
+        self.write_audio(self.audio_root / relpath, result.audio, result.sample_rate)
         figures.write_s += time.perf_counter() - started
-        hooks.pause_point("rename")
+        self.hooks.at("rename")
         duration_s = len(result.audio) / float(result.sample_rate)
         timings = {k: float(v) for k, v in dict(result.timings or {}).items()}
-        for chunk in groups.get(result.key, []):
-            n_tokens = len(result.tokens)
+        n_tokens = len(result.tokens)
+        for chunk in chunks:
             ok = self.store.complete_chunk(
-                self.id, chunk.id, chunk.render_key, relpath, duration_s, n_tokens, n_phones[result.key], timings
+                self.id, chunk.id, chunk.render_key, relpath, duration_s, n_tokens, n_phones, timings
             )
             if ok:
                 self.report.done += 1
                 figures.chunks += 1
             else:
                 log.warning("chunk %d was taken over or re-planned; its result is not recorded", chunk.id)
-            hooks.pause_point("done")
-        figures.tokens += len(result.tokens)
+            self.hooks.at("done")
+        figures.tokens += n_tokens
         figures.audio_s += duration_s
         for stage in STAGES:
             figures.stages[stage] += float(timings.get(stage, 0.0))
@@ -502,12 +480,6 @@ class Worker:
         self.store.release_chunks(self.id, ids, refund=True)
 
 
-def _int64(values: Any) -> Any:
-    import numpy as np
-
-    return np.asarray(values, dtype=np.int64)
-
-
 def _io_message(exc: OSError) -> str:
     where = f" ({exc.filename})" if exc.filename else ""
     if exc.errno == errno.ENOSPC:
@@ -516,17 +488,3 @@ def _io_message(exc: OSError) -> str:
             "released: free some space and run the same command again"
         )
     return f"I/O error while writing chunk audio{where}: {exc.strerror or exc}; run the same command again to resume"
-
-
-def _log_claims(worker_id: str, batch: list[ClaimedChunk]) -> None:
-    """Crash/concurrency tests: ``RENDER_TEST_CLAIM_LOG`` gets one ``<worker> <chunk id> <time>`` line per claim."""
-    path = os.environ.get("RENDER_TEST_CLAIM_LOG")
-    if not path or not batch:
-        return
-    now = time.time()
-    lines = "".join(f"{worker_id} {c.id} {now:.6f}\n" for c in batch)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    try:
-        os.write(fd, lines.encode())
-    finally:
-        os.close(fd)

@@ -134,9 +134,9 @@ class Voice:
 
     def sampling_options(self, **overrides: Any) -> Any:
         """``SamplingOptions`` from the voice's defaults, with explicit overrides applied."""
-        from renderer.engine.options import SamplingOptions
+        from renderer.protocols import RenderOptions
 
-        return SamplingOptions.from_dict({**self.sampling_defaults, **overrides})
+        return RenderOptions.resolve(self.sampling_defaults, overrides).sampling
 
     def summary(self) -> dict[str, Any]:
         """Plain facts for ``voice show`` / ``voice list``."""

@@ -38,6 +38,16 @@ def test_export_never_imports_torch() -> None:
     assert offenders == []
 
 
+def test_the_product_holds_no_test_scaffolding() -> None:
+    """Fakes and fault hooks live under tests/ and are injected (jobs.services.Services): the product
+    imports nothing from tests and reads no RENDER_TEST_* variable."""
+    offenders = [f"{path} imports tests" for package in ("renderer", "jobs", "export")
+                 for path, names in _imported_top_levels(package).items() if "tests" in names]
+    offenders += [str(path.relative_to(ROOT)) + " reads RENDER_TEST_*" for package in ("renderer", "jobs", "export")
+                  for path in sorted((ROOT / package).rglob("*.py")) if "RENDER_TEST_" in path.read_text("utf-8")]
+    assert offenders == []
+
+
 def test_the_walker_sees_imports() -> None:
     # Guard against a walker that silently finds nothing.
     jobs_imports = set().union(*_imported_top_levels("jobs").values())

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from export.errors import ExportError
 from jobs.errors import JobsError
 from renderer.errors import RendererError
+
+if TYPE_CHECKING:
+    from jobs.services import Services
 
 #: Exit code for errors caused by the user's input (bad file, wrong option value).
 EXIT_USER_ERROR = 2
@@ -65,9 +68,9 @@ def _register() -> None:
 _register()
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Console-script entry point."""
+def main(argv: list[str] | None = None, services: Services | None = None) -> None:
+    """Console-script entry point; ``services`` replaces the real engine, hooks or audio writer (tests)."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     click.ClickException.exit_code = EXIT_USER_ERROR
-    cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="render")
+    cli.main(args=argv if argv is not None else sys.argv[1:], prog_name="render", obj=services)

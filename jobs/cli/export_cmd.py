@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from jobs.cli.render_cmd import FORMATS, PRESETS, _common_store_options, open_book_store
+from jobs.cli.render_cmd import FORMATS, PRESETS, _common_store_options, open_one_book
 from jobs.errors import JobsError
 
 
@@ -27,7 +27,7 @@ def export(book: str, out_dir: Path | None, db_url: str | None, audio_dir: Path 
     """
     from jobs.pipeline import audio_root, default_out_dir, export_from_store
 
-    store, found = open_book_store(book, out_dir, db_url)
+    store, found = open_one_book(book, out_dir, db_url)
     out = out_dir or default_out_dir(Path(found.source_path))
     with store:
         root = audio_root(out, db_url, audio_dir)

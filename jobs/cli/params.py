@@ -1,10 +1,27 @@
-"""Click parameter types shared by several commands."""
+"""Click parameter types and the services object shared by several commands."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from renderer.backends import PRECISIONS
+
+if TYPE_CHECKING:
+    from jobs.services import Services
+
+#: `--precision` choices (part of every render key).
+PRECISION = click.Choice(PRECISIONS)
+
+
+def current_services() -> Services:
+    """What the running command is built from: ``jobs.cli.main(services=...)`` or ``invoke(obj=...)`` in tests,
+    else the real renderer."""
+    from jobs.services import Services
+
+    found = click.get_current_context().find_object(Services)
+    return found if found is not None else Services()
 
 
 class BatchSizeType(click.ParamType):

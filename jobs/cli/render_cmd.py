@@ -9,11 +9,12 @@ from typing import Any
 
 import click
 
-from jobs.cli.params import BATCH_SIZE
+from jobs.cli.params import BATCH_SIZE, PRECISION, current_services
 from jobs.cli.progress import BookProgress
 from jobs.cli.status_view import print_status, status_json
-from jobs.engines import ENGINE_KINDS, SetupFactory
+from jobs.engines import EngineSettings, SetupCache
 from jobs.errors import JobsError
+from jobs.store import BookInfoRow, Store
 
 FORMATS = ("mp3", "m4b", "flac", "wav")
 PRESETS = ("acx", "podcast", "none")
@@ -44,8 +45,6 @@ def _common_store_options(func: Any) -> Any:
 
 
 def _engine_options(func: Any) -> Any:
-    func = click.option("--engine", type=click.Choice(ENGINE_KINDS), envvar="RENDER_ENGINE", default="real",
-                        hidden=True, help="'fake' renders test tones (tests).")(func)
     func = click.option("--max-attempts", type=click.IntRange(1, 100), default=3, show_default=True, hidden=True,
                         help="Claims after which a chunk that keeps crashing workers is failed.")(func)
     func = click.option("--lease", "lease_s", type=float, default=120.0, show_default=True, hidden=True,
@@ -105,11 +104,9 @@ def _read_options(func: Any) -> Any:
     return wrapper
 
 
-def _sampling(seed: int | None, temperature: float | None, top_k: int | None, top_p: float | None,
-              speed: float | None, max_tokens: int | None = None, precision: str | None = None) -> dict[str, Any]:
-    given = {"seed": seed, "temperature": temperature, "top_k": top_k, "top_p": top_p, "speed": speed,
-             "max_tokens": max_tokens, "precision": precision}
-    return {k: v for k, v in given.items() if v is not None}
+def chosen(**options: Any) -> dict[str, Any]:
+    """The options the user gave (None = not given: the voice's default or the built-in one applies)."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
 @click.command("run")
@@ -130,13 +127,13 @@ def _sampling(seed: int | None, temperature: float | None, top_k: int | None, to
 @click.option("--top-p", type=float, help="Sampling top-p.")
 @click.option("--speed", type=float, help="Speaking rate factor.")
 @click.option("--max-tokens", type=int, help="Cap on semantic tokens per chunk (25 per second of audio).")
-@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default=None,
+@click.option("--precision", type=PRECISION, default=None,
               help="Engine arithmetic [default: auto = bf16 (CPU) / fp16 (CUDA) only where the hardware has it "
                    "and a tolerance check against fp32 passed, else fp32]. Part of each chunk's render key.")
 @_read_options
 def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, audio_dir: Path | None,
         chapters: str | None, workers: int, batch_size: int, backend: str, device: str, threads: int | None,
-        voices_dir: Path | None, lease_s: float, max_attempts: int, engine: str, export_format: str, preset: str,
+        voices_dir: Path | None, lease_s: float, max_attempts: int, export_format: str, preset: str,
         single_file: bool, seed: int | None, temperature: float | None, top_k: int | None,
         top_p: float | None, speed: float | None, max_tokens: int | None, precision: str | None,
         read: Any) -> None:
@@ -150,13 +147,14 @@ def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, a
     out = out_dir or default_out_dir(book)
     settings = RenderSettings(
         book=book, voice=voice_name, out_dir=out, db_url=db_url, audio_dir=audio_dir, chapters=chapters,
-        batch_size=batch_size, workers=workers, backend=backend, device=device, threads=threads, engine=engine,
-        voices_dir=voices_dir, sampling=_sampling(seed, temperature, top_k, top_p, speed, max_tokens, precision),
+        batch_size=batch_size, workers=workers, engine=EngineSettings(backend, device, threads),
+        voices_dir=voices_dir, overrides=chosen(seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
+                                                speed=speed, max_tokens=max_tokens, precision=precision),
         read=read, export_format=export_format, preset=preset,
         single_file=single_file, lease_s=lease_s, max_attempts=max_attempts,
     )
     with BookProgress() as progress:
-        result = run_book(settings, on_batch=progress.update)
+        result = run_book(settings, current_services(), on_batch=progress.update)
     if result.worker.interrupted:
         click.echo("stopped; progress is saved, run the same command again to resume", err=True)
         raise click.exceptions.Exit(130)
@@ -183,15 +181,14 @@ def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, a
 @click.option("--chapters", help="Chapters to render, e.g. 1-3,7.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (book metadata and per-chapter figures).")
 @click.option("--voices-dir", type=click.Path(file_okay=False, path_type=Path), help="Voice folder root.")
-@click.option("--engine", type=click.Choice(ENGINE_KINDS), envvar="RENDER_ENGINE", default="real", hidden=True)
 @_read_options
 def plan(book: Path, voice_name: str | None, chapters: str | None, as_json: bool, voices_dir: Path | None,
-         engine: str, read: Any) -> None:
+         read: Any) -> None:
     """Show how BOOK would be rendered: chapters, chunk counts, estimated duration. Renders nothing."""
     from jobs.pipeline import make_plan
 
-    factory = SetupFactory(engine, voices_dir=voices_dir)
-    result = make_plan(book, voice_name, factory, chapters=chapters, read_settings=read)
+    setups = SetupCache(current_services().engines, voices_dir=voices_dir)
+    result = make_plan(book, voice_name, setups, chapters=chapters, read_settings=read)
     data = result.to_json()
     if as_json:
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
@@ -217,10 +214,9 @@ def _hms(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
 
 
-def open_book_store(book: str | None, out_dir: Path | None, db_url: str | None) -> tuple[Any, Any]:
+def open_book_store(book: str | None, out_dir: Path | None, db_url: str | None) -> tuple[Store, BookInfoRow | None]:
     """(Store, BookInfoRow or None) for the status/export/retry commands."""
     from jobs.pipeline import default_out_dir, store_url
-    from jobs.store import Store
 
     if db_url is None and out_dir is None and book is not None and (Path(book) / "render.db").is_file():
         # `render status out/mybook/`: the output folder itself names the store (every book in it).
@@ -241,6 +237,15 @@ def open_book_store(book: str | None, out_dir: Path | None, db_url: str | None) 
         titles = ", ".join(f"{b.id}: {Path(b.source_path).name}" for b in store.books()) or "none"
         store.close()
         raise JobsError(f"{book} is not in this job store (books there: {titles})")
+    return store, found
+
+
+def open_one_book(book: str, out_dir: Path | None, db_url: str | None) -> tuple[Store, BookInfoRow]:
+    """(Store, BookInfoRow) for the commands that act on one book (export, retry-failed)."""
+    store, found = open_book_store(book, out_dir, db_url)
+    if found is None:
+        store.close()
+        raise JobsError(f"{book} is an output folder: name the book in it (its file or its id, see `render status`)")
     return store, found
 
 
@@ -266,7 +271,7 @@ def status(book: str | None, out_dir: Path | None, db_url: str | None, audio_dir
 @_common_store_options
 def retry_failed(book: str, out_dir: Path | None, db_url: str | None, audio_dir: Path | None) -> None:
     """Put BOOK's failed chunks back in the queue (then run `render BOOK ...` or a worker again)."""
-    store, found = open_book_store(book, out_dir, db_url)
+    store, found = open_one_book(book, out_dir, db_url)
     with store:
         n = store.retry_failed(found.id)
     click.echo(f"{n} failed chunk(s) queued again")
@@ -280,18 +285,18 @@ def retry_failed(book: str, out_dir: Path | None, db_url: str | None, audio_dir:
 @click.option("--follow", is_flag=True, help="Keep waiting for new work instead of stopping when the queue is empty.")
 @_engine_options
 def worker(db_url: str, audio_dir: Path, follow: bool, batch_size: int, backend: str, device: str,
-           threads: int | None, voices_dir: Path | None, lease_s: float, max_attempts: int, engine: str) -> None:
+           threads: int | None, voices_dir: Path | None, lease_s: float, max_attempts: int) -> None:
     """Render chunks from a shared job store until the queue is empty (or forever with --follow).
 
     The worker needs the books' voices installed under the same names (same files) on its machine.
     """
-    from jobs.store import Store
     from jobs.worker import Worker, WorkerOptions
 
-    factory = SetupFactory(engine, voices_dir=voices_dir, backend=backend, device=device, threads=threads)
-    with Store(db_url) as store:
+    services = current_services()
+    setups = SetupCache(services.engines, voices_dir=voices_dir, settings=EngineSettings(backend, device, threads))
+    with Store(db_url, hooks=services.hooks) as store:
         options = WorkerOptions(batch_size=batch_size, lease_s=lease_s, follow=follow, max_attempts=max_attempts)
-        job = Worker(store, audio_dir, factory, options)
+        job = Worker(store, audio_dir, setups, options, hooks=services.hooks, write_audio=services.write_audio)
         report = job.run()
     click.echo(f"worker {report.worker_id}: {report.done} chunks done, {report.failed} failed, "
                f"{report.audio_s:.1f} s of audio")

@@ -13,13 +13,14 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.fakes.run_cli import RUN_CLI
 
 BOOK_MD = """# The Lighthouse Keeper
 
@@ -56,21 +57,17 @@ def md_book(tmp_path: Path) -> Path:
 
 
 def fake_env(**extra: str) -> dict[str, str]:
-    """Environment for a `render` subprocess using the fake engine (no pause points)."""
+    """Environment for a `render_cmd` subprocess (fake engine as configured by ``extra``; no pause points)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RENDER_TEST_") and k != "RENDER_FAKE_ENGINE"}
-    env["RENDER_ENGINE"] = "fake"
-    env["RENDER_FAKE_CHUNKER"] = "1"
     env["PYTHONUNBUFFERED"] = "1"
     env["RENDER_VOICES_DIR"] = str(Path(tempfile.gettempdir()) / "render-jobs-tests-no-voices")
     env.update(extra)
     return env
 
 
-RENDER = [sys.executable, "-c", "from jobs.cli import main; main()"]
-
-
 def render_cmd(*args: str) -> list[str]:
-    return [*RENDER, *args]
+    """`render ARGS` in a subprocess with the fake engine and the test hooks (tests/fakes/run_cli.py)."""
+    return [*RUN_CLI, *args]
 
 
 # ------------------------------------------------------------------------------------------ PostgreSQL

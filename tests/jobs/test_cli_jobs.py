@@ -11,24 +11,22 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from jobs import audio_files
 from jobs.cli import cli
 from jobs.db import sqlite_url
+from jobs.services import Services
 from jobs.store import Store
+from tests.fakes.engine import FakeEngineConfig
+from tests.fakes.hooks import EnvHooks, disk_full_after
+from tests.fakes.run_cli import fake_services
 from tests.jobs.conftest import fake_env, render_cmd
 
 ARGS = ["--voice", "narrator", "--format", "wav", "--preset", "none", "--batch-size", "3"]
 
 
-@pytest.fixture(autouse=True)
-def fake_engine(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in fake_env().items():
-        if key.startswith("RENDER_"):
-            monkeypatch.setenv(key, value)
-
-
-def invoke(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
+def invoke(*args: str, services: Services | None = None, catch_exceptions: bool = False) -> Result:
+    """`render ARGS` in this process, with the fake engine unless ``services`` says otherwise."""
+    obj = services or fake_services(FakeEngineConfig(), EnvHooks())
+    return CliRunner().invoke(cli, list(args), obj=obj, catch_exceptions=catch_exceptions)
 
 
 def test_plan_prints_chapters_and_json(md_book: Path) -> None:
@@ -40,10 +38,10 @@ def test_plan_prints_chapters_and_json(md_book: Path) -> None:
     assert data["chunks"] == 7 and data["book"]["title"] == "The Lighthouse Keeper"
 
 
-def test_run_status_retry_export(md_book: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_run_status_retry_export(md_book: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    monkeypatch.setenv("RENDER_FAKE_ENGINE", json.dumps({"fail_marker": "gulls"}))
-    result = invoke(str(md_book), "--out", str(out), *ARGS)
+    failing = fake_services(FakeEngineConfig(fail_marker="gulls"), EnvHooks())
+    result = invoke(str(md_book), "--out", str(out), *ARGS, services=failing)
     assert result.exit_code != 0 and "1 chunk(s) failed" in result.output
     assert "cannot speak" in result.output
     status = json.loads(invoke("status", str(md_book), "--out", str(out), "--json").output)[0]
@@ -59,7 +57,6 @@ def test_run_status_retry_export(md_book: Path, tmp_path: Path, monkeypatch: pyt
     assert "done: 18" in invoke("status", str(out)).output
 
     assert "1 failed chunk(s) queued again" in invoke("retry-failed", str(md_book), "--out", str(out)).output
-    monkeypatch.setenv("RENDER_FAKE_ENGINE", "{}")
     result = invoke(str(md_book), "--out", str(out), *ARGS)
     assert result.exit_code == 0, result.output
     assert "19 chunks done, 0 failed" in result.output and "1 rendered now" in result.output
@@ -72,24 +69,21 @@ def test_run_status_retry_export(md_book: Path, tmp_path: Path, monkeypatch: pyt
 
 
 def test_status_of_an_unknown_store_is_a_clear_error(tmp_path: Path) -> None:
-    result = CliRunner().invoke(cli, ["status", str(tmp_path / "nothing.epub")])
+    result = invoke("status", str(tmp_path / "nothing.epub"), catch_exceptions=True)
     assert result.exit_code != 0 and "no job store" in result.output
-    result = CliRunner().invoke(cli, ["status"])
+    result = invoke("status", catch_exceptions=True)
     assert result.exit_code != 0 and "give BOOK" in result.output
 
 
-def test_disk_full_is_a_clear_error_and_rerun_completes(md_book: Path, tmp_path: Path,
-                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disk_full_is_a_clear_error_and_rerun_completes(md_book: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    monkeypatch.setenv("RENDER_TEST_DISK_FULL_AFTER", "4")
-    monkeypatch.setattr(audio_files, "_writes", 0)
-    result = CliRunner().invoke(cli, [str(md_book), "--out", str(out), *ARGS])
+    full = Services(engines=fake_services().engines, write_audio=disk_full_after(4))
+    result = invoke(str(md_book), "--out", str(out), *ARGS, services=full, catch_exceptions=True)
     assert result.exit_code != 0 and "disk full while writing chunk audio" in result.output
     with Store(sqlite_url(out)) as store:
         counts = store.counts()
     assert counts == {"pending": 15, "leased": 0, "done": 4, "failed": 0}
     assert not list(out.rglob("*.tmp"))
-    monkeypatch.delenv("RENDER_TEST_DISK_FULL_AFTER")
     result = invoke(str(md_book), "--out", str(out), *ARGS)
     assert result.exit_code == 0 and "15 rendered now" in result.output
 
@@ -122,7 +116,7 @@ def test_sigint_releases_the_batch_and_rerun_resumes(md_book: Path, tmp_path: Pa
 @pytest.mark.postgres
 def test_postgresql_store_with_shared_audio_dir_and_two_workers(md_book: Path, tmp_path: Path, pg_url: str) -> None:
     out = tmp_path / "out"
-    missing = CliRunner().invoke(cli, [str(md_book), "--out", str(out), "--db", pg_url, *ARGS])
+    missing = invoke(str(md_book), "--out", str(out), "--db", pg_url, *ARGS, catch_exceptions=True)
     assert missing.exit_code != 0 and "--audio-dir" in missing.output
     shared = tmp_path / "shared-audio"
     result = invoke(str(md_book), "--out", str(out), "--db", pg_url, "--audio-dir", str(shared),

@@ -41,9 +41,7 @@ def tiny_voices_dir(tmp_path_factory: pytest.TempPathFactory, random_asset_cache
     return root
 
 
-def test_real_engine_renders_resumes_and_exports(tiny_voices_dir: Path, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("RENDER_ENGINE", raising=False)
+def test_real_engine_renders_resumes_and_exports(tiny_voices_dir: Path, tmp_path: Path) -> None:
     book = write_book(tmp_path / "src", TINY_BOOK)
     out = tmp_path / "out"
     args = [str(book), "--voice", "tiny", "--voices-dir", str(tiny_voices_dir), "--out", str(out),

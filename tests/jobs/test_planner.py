@@ -124,16 +124,3 @@ def test_plan_json_lists_chapters_with_counts(md_book: Path) -> None:
     assert data["estimated_seconds"] > 0
     with pytest.raises(JobsError):
         plan_for(md_book, chapters={9})
-
-
-def test_engine_precision_is_part_of_the_render_key() -> None:
-    from jobs.engines import sampling_options
-    from jobs.pipeline import DEFAULT_PRECISION, resolve_sampling
-    from jobs.planner import render_key
-
-    auto = resolve_sampling(None, {}, "real")
-    fp32 = resolve_sampling(None, {"precision": "fp32"}, "real")
-    assert auto["precision"] == DEFAULT_PRECISION and fp32["precision"] == "fp32"
-    assert render_key("Hello.", "en", "v", auto, "1") != render_key("Hello.", "en", "v", fp32, "1")
-    # The engine's SamplingOptions never see the precision (it selects the engine, not the sampler).
-    assert not hasattr(sampling_options(fp32, "real"), "precision")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import threading
 from pathlib import Path
 from typing import Any
@@ -11,14 +10,14 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from jobs import audio_files
 from jobs.db import sqlite_url
-from jobs.engines import SetupFactory
-from jobs.fake_engine import FakeEngineConfig, fake_audio
+from jobs.engines import SetupCache
 from jobs.store import Store
 from jobs.worker import AudioWriteError, Worker, WorkerOptions, is_out_of_memory
+from tests.fakes.engine import FakeEngineConfig, FakeEngineFactory, FakeFrontend, fake_audio
+from tests.fakes.hooks import disk_full_after
 from tests.jobs.conftest import write_book
-from tests.jobs.util import plan_for, run_worker
+from tests.jobs.util import fake_setups, make_worker, plan_for, run_worker
 
 
 @pytest.fixture()
@@ -27,12 +26,6 @@ def store(tmp_path: Path, md_book: Path):
     store.sync_plan(plan_for(md_book))
     yield store
     store.close()
-
-
-def _configure(monkeypatch: pytest.MonkeyPatch, **config: object) -> None:
-    import json
-
-    monkeypatch.setenv("RENDER_FAKE_ENGINE", json.dumps(config))
 
 
 def _assert_consistent(store: Store, root: Path) -> None:
@@ -61,11 +54,10 @@ def test_all_chunks_rendered_with_exact_audio_and_figures(store: Store, tmp_path
     assert set(speed.stage_s) >= {"frontend", "prefill", "decode", "vocode"}
 
 
-def test_unspeakable_chunk_fails_and_the_book_continues(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    _configure(monkeypatch, fail_marker="roar")
+def test_unspeakable_chunk_fails_and_the_book_continues(tmp_path: Path) -> None:
     store = Store(sqlite_url(tmp_path))
     store.sync_plan(plan_for(write_book(tmp_path / "src")))
-    report = run_worker(store, tmp_path / "chunks", batch_size=4)
+    report = run_worker(store, tmp_path / "chunks", FakeEngineConfig(fail_marker="roar"), batch_size=4)
     failures = store.failures()
     assert [f.text for f in failures] == ["Waves struck the rocks with a roar!"]
     assert "cannot speak" in failures[0].error and report.failed == 1
@@ -74,10 +66,8 @@ def test_unspeakable_chunk_fails_and_the_book_continues(tmp_path: Path, monkeypa
     store.close()
 
 
-def test_out_of_memory_retries_with_smaller_batches(store: Store, tmp_path: Path,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    _configure(monkeypatch, oom_above=2)
-    worker = Worker(store, tmp_path / "chunks", SetupFactory("fake"), WorkerOptions(batch_size=8, handle_signals=False))
+def test_out_of_memory_retries_with_smaller_batches(store: Store, tmp_path: Path) -> None:
+    worker = make_worker(store, tmp_path / "chunks", FakeEngineConfig(oom_above=2), batch_size=8)
     report = worker.run()
     assert store.counts()["failed"] == 0 and store.counts()["done"] == len(store.chunk_rows())
     assert worker.batch_size <= 2 and report.done == len(store.chunk_rows())
@@ -89,19 +79,10 @@ def test_out_of_memory_retries_with_smaller_batches(store: Store, tmp_path: Path
 
 def test_disk_full_releases_chunks_with_a_clear_error_and_rerun_completes(store: Store, tmp_path: Path) -> None:
     root = tmp_path / "chunks"
-    writes = []
-
-    def fault(path: Path) -> None:
-        writes.append(path)
-        if len(writes) > 5:
-            raise OSError(errno.ENOSPC, "No space left on device", str(path))
-
-    audio_files.set_write_fault(fault)
-    try:
-        with pytest.raises(AudioWriteError, match="disk full") as info:
-            run_worker(store, root, batch_size=4)
-    finally:
-        audio_files.set_write_fault(None)
+    worker = Worker(store, root, fake_setups(), WorkerOptions(batch_size=4, handle_signals=False),
+                    write_audio=disk_full_after(5))
+    with pytest.raises(AudioWriteError, match="disk full") as info:
+        worker.run()
     assert "run the same command again" in str(info.value)
     counts = store.counts()
     assert counts["done"] == 5 and counts["leased"] == 0 and counts["failed"] == 0
@@ -114,7 +95,7 @@ def test_disk_full_releases_chunks_with_a_clear_error_and_rerun_completes(store:
 
 
 def test_stop_request_finishes_the_chunk_in_hand_and_releases_the_rest(store: Store, tmp_path: Path) -> None:
-    worker = Worker(store, tmp_path / "chunks", SetupFactory("fake"), WorkerOptions(batch_size=5, handle_signals=False))
+    worker = make_worker(store, tmp_path / "chunks", batch_size=5)
     original = worker._finish
 
     def finish_then_stop(*args: Any) -> None:
@@ -130,12 +111,12 @@ def test_stop_request_finishes_the_chunk_in_hand_and_releases_the_rest(store: St
 
 
 def test_unexpected_error_releases_without_refund_then_fails_at_the_cap(store: Store, tmp_path: Path) -> None:
-    class Broken(SetupFactory):
+    class Broken(SetupCache):
         def setup(self, *args: object, **kwargs: object):  # type: ignore[override]
             raise ZeroDivisionError("engine bug")
 
     for _ in range(2):
-        worker = Worker(store, tmp_path / "chunks", Broken("fake"),
+        worker = Worker(store, tmp_path / "chunks", Broken(FakeEngineFactory()),
                         WorkerOptions(batch_size=2, max_attempts=2, handle_signals=False))
         with pytest.raises(ZeroDivisionError):
             worker.run()
@@ -148,7 +129,7 @@ def test_unexpected_error_releases_without_refund_then_fails_at_the_cap(store: S
 
 
 def test_fake_engine_config_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    _configure(monkeypatch, delay_s=0.5, oom_above=3)
+    monkeypatch.setenv("RENDER_FAKE_ENGINE", '{"delay_s": 0.5, "oom_above": 3}')
     assert FakeEngineConfig.from_env() == FakeEngineConfig(delay_s=0.5, oom_above=3)
     with pytest.raises(ValueError):
         FakeEngineConfig(delay_s=-1)
@@ -165,16 +146,11 @@ def test_worker_options_are_validated() -> None:
 
 
 
-def test_heartbeat_renews_leases_during_a_long_batch(tmp_path: Path, md_book: Path,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_heartbeat_renews_leases_during_a_long_batch(tmp_path: Path, md_book: Path) -> None:
     """Batches last longer than the lease; renewal every third of it keeps them from being requeued."""
-    import threading
-
-    _configure(monkeypatch, delay_s=0.4)
     store = Store(sqlite_url(tmp_path))
     store.sync_plan(plan_for(md_book, chapters={1}))  # 7 chunks: batches of 3 take 1.2 s > the 1 s lease
-    worker = Worker(store, tmp_path / "chunks", SetupFactory("fake"),
-                    WorkerOptions(batch_size=3, lease_s=1.0, handle_signals=False))
+    worker = make_worker(store, tmp_path / "chunks", FakeEngineConfig(delay_s=0.4), batch_size=3, lease_s=1.0)
     thread = threading.Thread(target=worker.run)
     thread.start()
     requeued = 0
@@ -190,11 +166,12 @@ def test_heartbeat_renews_leases_during_a_long_batch(tmp_path: Path, md_book: Pa
 def test_worker_without_the_books_voice_skips_that_book(store: Store, tmp_path: Path) -> None:
     from renderer.errors import VoiceError
 
-    class NoVoice(SetupFactory):
+    class NoVoice(SetupCache):
         def setup(self, *args: Any, **kwargs: Any) -> Any:
             raise VoiceError("voice 'narrator' is not installed here")
 
-    worker = Worker(store, tmp_path / "chunks", NoVoice("fake"), WorkerOptions(batch_size=3, handle_signals=False))
+    worker = Worker(store, tmp_path / "chunks", NoVoice(FakeEngineFactory()),
+                    WorkerOptions(batch_size=3, handle_signals=False))
     report = worker.run()
     assert list(report.skipped_books.values()) == ["voice 'narrator' is not installed here"]
     counts = store.counts()
@@ -205,8 +182,6 @@ def test_worker_without_the_books_voice_skips_that_book(store: Store, tmp_path: 
 def test_next_claims_text_is_prepared_while_the_engine_renders(store: Store, tmp_path: Path,
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """The frontend runs once per chunk: batches after the first take their phonemes from the prefetch."""
-    from jobs.fake_engine import FakeFrontend
-
     calls: list[str] = []
     original = FakeFrontend.phonemize
 
@@ -215,7 +190,7 @@ def test_next_claims_text_is_prepared_while_the_engine_renders(store: Store, tmp
         return original(self, text, language)
 
     monkeypatch.setattr(FakeFrontend, "phonemize", counting)
-    worker = Worker(store, tmp_path / "chunks", SetupFactory("fake"), WorkerOptions(batch_size=2, handle_signals=False))
+    worker = make_worker(store, tmp_path / "chunks", batch_size=2)
     report = worker.run()
     rows = store.chunk_rows()
     assert report.done == len(rows) and report.batches > 2
@@ -226,3 +201,18 @@ def test_next_claims_text_is_prepared_while_the_engine_renders(store: Store, tmp
         assert np.array_equal(audio, fake_audio(r["normalized"], r["render_key"], 0.03))
     assert not [t for t in threading.enumerate() if t.name == "frontend-prefetch"]
 
+
+
+def test_books_sharing_a_voice_are_rendered_with_their_own_options(tmp_path: Path, md_book: Path) -> None:
+    """One engine serves both books (same voice and precision), but each book's chunks get its own seed."""
+    other = write_book(tmp_path / "other", name="other.md")
+    store = Store(sqlite_url(tmp_path))
+    store.sync_plan(plan_for(md_book, sampling={"seed": 1}))
+    store.sync_plan(plan_for(other, sampling={"seed": 2}))
+    setups = fake_setups()
+    report = Worker(store, tmp_path / "chunks", setups, WorkerOptions(batch_size=4, handle_signals=False)).run()
+    assert report.done == len(store.chunk_rows())
+    [engine] = setups.engines.engines  # type: ignore[attr-defined]
+    seeds = [options.seed for options in engine.calls]
+    assert seeds == sorted(seeds) and set(seeds) == {1, 2}  # the first book's claims first, then the other's
+    store.close()

@@ -1,10 +1,10 @@
-"""A fake engine and text frontend that speak the real interfaces, for fast worker tests.
+"""A fake engine factory, engine and text frontend that satisfy the real protocols, for fast job tests.
 
-:class:`FakeFrontend` turns text into "phone ids" (its UTF-8 bytes), :class:`FakeEngine` turns
-those back into text and makes deterministic audio from it: the same text and key always give the
-same samples, bit for bit, whatever the batch. Behaviour is configured by
-:class:`FakeEngineConfig`, usually from the ``RENDER_FAKE_ENGINE`` environment variable (JSON),
-so a ``render`` subprocess started by a test can be told to be slow, to fail or to crash:
+:class:`FakeFrontend` turns text into "phone ids" (its UTF-8 bytes), :class:`FakeEngine` turns those back
+into text and makes deterministic audio from it: the same text and key always give the same samples, bit
+for bit, whatever the batch. :class:`FakeEngineFactory` (a ``jobs.engines.EngineFactory``) builds them and
+needs no voice files: any voice name will do. Behaviour comes from :class:`FakeEngineConfig`; a ``render``
+subprocess started through ``tests/fakes/run_cli.py`` reads it from ``RENDER_FAKE_ENGINE`` (JSON):
 
 - a chunk whose text contains ``fail_marker`` raises :class:`renderer.errors.TextError`;
 - a chunk whose text contains ``crash_marker`` kills the process (SIGKILL) when synthesised;
@@ -17,19 +17,27 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import signal
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from jobs.engines import EngineSettings
+from jobs.planner import VoiceRef
+from renderer.engine.api import SynthesisRequest, SynthesisResult
+from renderer.engine.options import SamplingOptions
 from renderer.errors import TextError
+from renderer.text.frontend import Phonemes
 
 FAKE_ENGINE_VERSION = "fake-engine-1"
 SAMPLE_RATE = 32000
 SAMPLES_PER_TOKEN = 1280
+BERT_DIM = 1024
 
 
 @dataclass(frozen=True)
@@ -51,52 +59,18 @@ class FakeEngineConfig:
         return cls(**json.loads(raw)) if raw.strip() else cls()
 
 
-@dataclass(frozen=True)
-class FakeRequest:
-    """Same fields as ``renderer.engine.api.SynthesisRequest`` (used only if that is not importable)."""
-
-    key: str
-    phone_ids: np.ndarray
-    bert: np.ndarray | None
-    language: str = "en"
-
-
-@dataclass
-class FakeResult:
-    key: str
-    tokens: np.ndarray
-    audio: np.ndarray
-    sample_rate: int
-    stopped_by: str
-    timings: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class FakePhonemes:
-    phones: list[str]
-    phone_ids: list[int]
-    word2ph: list[int] | None
-    norm_text: str
-    language: str
-    unknown: int = 0
-    g2p: str = "fake"
-
-
 class FakeFrontend:
-    """``TextFrontend`` stand-in: the phone ids are the text's UTF-8 bytes (so the engine can read them)."""
+    """``Frontend``: the phone ids are the text's UTF-8 bytes (so the engine can read the text back)."""
 
-    def __init__(self, *_: Any, **__: Any) -> None:
-        pass
-
-    def phonemize(self, text: str, language: str) -> FakePhonemes:
+    def phonemize(self, text: str, language: str) -> Phonemes:
         if not text.strip():
             raise TextError("nothing to say: the chunk is empty")
         ids = list(text.encode("utf-8"))
-        phones = [str(i) for i in ids]
-        return FakePhonemes(phones=phones, phone_ids=ids, word2ph=None, norm_text=text, language=language)
+        return Phonemes(phones=[str(i) for i in ids], phone_ids=ids, word2ph=None, norm_text=text, language=language,
+                        unknown=0, g2p="fake")
 
-    def bert_features(self, items: list[Any]) -> list[np.ndarray]:
-        return [np.zeros((1024, len(p.phone_ids)), dtype=np.float32) for p in items]
+    def bert_features(self, items: list[Phonemes]) -> list[np.ndarray]:
+        return [np.zeros((BERT_DIM, len(p.phone_ids)), dtype=np.float32) for p in items]
 
 
 def fake_audio(text: str, key: str, seconds_per_char: float) -> np.ndarray:
@@ -114,34 +88,24 @@ def fake_audio(text: str, key: str, seconds_per_char: float) -> np.ndarray:
 
 
 class FakeEngine:
-    """Speaks ``renderer.engine.api.Engine``: ``synthesize(requests, options) -> iterator of results``."""
+    """``Engine``: ``synthesize(requests, options)`` -> results; remembers the options of every call."""
 
-    version = FAKE_ENGINE_VERSION
-
-    def __init__(
-        self,
-        voice: Any = None,
-        *,
-        backend: str = "auto",
-        device: str = "cpu",
-        batch_size: int = 8,
-        threads: int | None = None,
-        config: FakeEngineConfig | None = None,
-    ) -> None:
-        self.voice = voice
-        self.backend = backend
-        self.device = device
+    def __init__(self, batch_size: int = 8, config: FakeEngineConfig = FakeEngineConfig(),
+                 precision: str = "fp32") -> None:
         self.batch_size = batch_size
-        self.config = config or FakeEngineConfig.from_env()
+        self.config = config
+        self.precision = precision
+        self.calls: list[SamplingOptions] = []
 
-    def synthesize(self, requests: Iterable[Any], options: Any) -> Iterator[FakeResult]:
+    def synthesize(self, requests: Iterable[SynthesisRequest], options: SamplingOptions) -> Iterator[SynthesisResult]:
         items = list(requests)
+        self.calls.append(options)
         if self.config.oom_above and len(items) > self.config.oom_above:
             raise MemoryError(f"fake out of memory: {len(items)} requests > {self.config.oom_above}")
         for request in items:
             yield self._one(request)
 
-    def _one(self, request: Any) -> FakeResult:
+    def _one(self, request: SynthesisRequest) -> SynthesisResult:
         text = bytes(int(i) for i in request.phone_ids).decode("utf-8", errors="replace")
         if self.config.crash_marker and self.config.crash_marker in text:
             os.kill(os.getpid(), signal.SIGKILL)
@@ -156,7 +120,7 @@ class FakeEngine:
                 log.write(f"{os.getpid()} {request.key}\n")
         elapsed = time.perf_counter() - started
         n_tokens = len(audio) // SAMPLES_PER_TOKEN
-        return FakeResult(
+        return SynthesisResult(
             key=request.key,
             tokens=np.arange(n_tokens, dtype=np.int64) % 1024,
             audio=audio,
@@ -175,24 +139,67 @@ class FakeChunk:
     block_index: int
 
 
-def fake_chunker(blocks: Any, language: str) -> list[FakeChunk]:
-    """Sentence chunker stand-in (used with the fake engine only when ``renderer.text`` has none):
-    one chunk per sentence (split after . ! ?), boundary types as ``renderer.text.chunk_blocks``."""
-    import re
-
+def fake_chunker(blocks: Sequence[Any], language: str) -> list[FakeChunk]:
+    """One chunk per sentence (split after . ! ?), boundary types as ``renderer.text.chunk_blocks`` gives
+    them, so job tests do not depend on the real chunker's choices. Blocks: objects with kind and text,
+    or (kind, text) pairs."""
     chunks: list[FakeChunk] = []
     for block_index, block in enumerate(blocks):
         kind, text = (block.kind, block.text) if hasattr(block, "kind") else block  # objects or (kind, text)
         if kind == "scene_break":
             if chunks:
-                chunks[-1] = FakeChunk(**{**chunks[-1].__dict__, "boundary": "scene_break"})
+                chunks[-1] = replace(chunks[-1], boundary="scene_break")
             continue
         sentences = [s.strip() for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s.strip()]
         for i, sentence in enumerate(sentences):
             last = i == len(sentences) - 1
             boundary = ("heading" if kind == "heading" else "paragraph") if last else "sentence"
-            normalized = " ".join(sentence.split())
-            chunks.append(FakeChunk(sentence, normalized, language, boundary, block_index))
+            chunks.append(FakeChunk(sentence, " ".join(sentence.split()), language, boundary, block_index))
     if chunks:
-        chunks[-1] = FakeChunk(**{**chunks[-1].__dict__, "boundary": "chapter_end"})
+        chunks[-1] = replace(chunks[-1], boundary="chapter_end")
     return chunks
+
+
+def fake_voice(name: str) -> VoiceRef:
+    """A voice without files: its identity is a hash of its name."""
+    return VoiceRef(name=name, voice_id=hashlib.sha256(f"fake:{name}".encode()).hexdigest())
+
+
+@dataclass
+class FakeEngineFactory:
+    """``jobs.engines.EngineFactory`` for tests: fake voices, engines and frontend, the fake chunker.
+
+    ``engines`` lists every engine it built (tests read the options each was called with).
+    """
+
+    config: FakeEngineConfig = FakeEngineConfig()
+    engines: list[FakeEngine] = field(default_factory=list)
+    voice_defaults: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        return FAKE_ENGINE_VERSION
+
+    def load_voice(self, name: str, voices_dir: Path | None) -> VoiceRef:
+        ref = fake_voice(name)
+        if not self.voice_defaults:
+            return ref
+        return VoiceRef(ref.name, ref.voice_id, voice=_VoiceWithDefaults(name, dict(self.voice_defaults)))
+
+    def engine(self, voice: VoiceRef, precision: str, batch_size: int | None, settings: EngineSettings) -> FakeEngine:
+        engine = FakeEngine(batch_size or 8, self.config, precision)
+        self.engines.append(engine)
+        return engine
+
+    def frontend(self, voice: VoiceRef, device: str, bert_dir: Path | None = None) -> FakeFrontend:
+        return FakeFrontend()
+
+    def chunk(self, blocks: list[Any], language: str) -> Sequence[FakeChunk]:
+        return fake_chunker(blocks, language)
+
+
+@dataclass(frozen=True)
+class _VoiceWithDefaults:
+    name: str
+    sampling_defaults: dict[str, object]
+    language: str = "en"
