@@ -209,7 +209,7 @@ def run_book(
     url = store_url(settings.out_dir, settings.db_url)
     root = audio_root(settings.out_dir, settings.db_url, settings.audio_dir)
     with Store(url, hooks=services.hooks) as store:
-        sync = store.sync_plan(plan)
+        sync = store.plans.sync_plan(plan)
         sweep_stale_temp_files(root / str(sync.book_id))
         helpers = _spawn_workers(settings, services.worker_command, url, root, settings.workers - 1)
         options = WorkerOptions(
@@ -226,7 +226,7 @@ def run_book(
             report = worker.run()
         finally:
             _stop_helpers(helpers, interrupted=worker.report.interrupted)
-        counts = store.counts(sync.book_id)
+        counts = store.status.counts(sync.book_id)
         result = RunResult(sync.book_id, sync, report, counts, out_dir=settings.out_dir)
         if report.interrupted:
             return result
@@ -240,7 +240,7 @@ def run_book(
             single_file=settings.single_file,
             hooks=services.hooks,
         )
-        result.failures = store.failures(sync.book_id)
+        result.failures = store.status.failures(sync.book_id)
         return result
 
 
@@ -270,10 +270,10 @@ def export_from_store(
     """Export every complete chapter from stored chunk audio; returns the export report (None if nothing to do)."""
     from export import ChapterManifest, ChunkAudio, ExportOptions, export_book
 
-    book = store.book(book_id)
+    book = store.status.book(book_id)
     marks = chapter_marks(book.meta)
     manifests = []
-    for chapter in store.chapters(book_id, with_chunks=True):
+    for chapter in store.status.chapters(book_id, with_chunks=True):
         if not chapter.complete:
             continue
         chunks = [

@@ -1,7 +1,7 @@
 """Book → chapters → chunks, with the render key that decides what must be (re)rendered.
 
 :func:`build_plan` is pure (no database): ``render plan`` prints it, ``render run`` hands it to
-:meth:`jobs.store.Store.sync_plan`, which stores it idempotently.
+``store.plans.sync_plan`` (:mod:`jobs.store.plans`), which stores it idempotently.
 
 ``render_key`` = sha256 over (normalised text, language, voice id, synthesis options, engine
 version). The voice id already covers the voice's file hashes. Chunk audio is stored under its

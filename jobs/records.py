@@ -24,7 +24,7 @@ class ClaimedChunk:
 
 @dataclass(frozen=True)
 class SyncReport:
-    """What :meth:`Store.sync_plan` changed. ``added`` includes invalidated chunks (new render key)."""
+    """What ``store.plans.sync_plan`` changed. ``added`` includes invalidated chunks (new render key)."""
 
     book_id: int
     added: int = 0
@@ -101,6 +101,26 @@ class Failure:
     text: str
     error: str
     attempts: int
+
+
+@dataclass(frozen=True)
+class BatchRecord:
+    """Figures of one rendered batch, as a worker records them (times in seconds since the epoch, durations
+    in seconds): what it produced and where its time went (``jobs.db.BatchRow``)."""
+
+    worker_id: str
+    book_id: int
+    started_at: float
+    finished_at: float
+    batch_size: int
+    chunks: int
+    tokens: int
+    audio_s: float
+    frontend_s: float
+    prefill_s: float
+    decode_s: float
+    vocode_s: float
+    write_s: float
 
 
 @dataclass(frozen=True)

@@ -36,7 +36,7 @@ from jobs.engines import RenderSetup, SetupCache
 from jobs.errors import JobsError
 from jobs.events import JobHooks
 from jobs.prefetch import FrontendPrefetch
-from jobs.store import DEFAULT_MAX_ATTEMPTS, BookInfoRow, ClaimedChunk, Store
+from jobs.store import DEFAULT_MAX_ATTEMPTS, BatchRecord, BookInfoRow, ClaimedChunk, Store
 from renderer.errors import RendererError
 
 if TYPE_CHECKING:
@@ -132,16 +132,16 @@ def reap_dead_local_workers(store: Store, max_attempts: int, own_id: str | None 
     import psutil
 
     released = 0
-    for worker_id, pid, started_at in store.local_workers():
-        if worker_id == own_id:
+    for worker in store.workers.local():
+        if worker.id == own_id:
             continue
         try:
-            proc = psutil.Process(pid)
-            alive = abs(proc.create_time() - started_at) < 1.0 and proc.status() != psutil.STATUS_ZOMBIE
+            proc = psutil.Process(worker.pid)
+            alive = abs(proc.create_time() - worker.process_started_at) < 1.0 and proc.status() != psutil.STATUS_ZOMBIE
         except psutil.Error:
             alive = False
         if not alive:
-            released += store.mark_worker_dead(worker_id, max_attempts)
+            released += store.workers.mark_dead(worker.id, max_attempts)
     return released
 
 
@@ -156,7 +156,7 @@ class _Heartbeat(threading.Thread):
     def run(self) -> None:
         while not self._halt.wait(max(0.2, self.lease_s / 3)):
             try:
-                self.store.renew_leases(self.worker_id, self.lease_s)
+                self.store.queue.renew_leases(self.worker_id, self.lease_s)
             except Exception as exc:  # noqa: BLE001 - a missed beat is retried; expiry is the safety net
                 log.warning("lease renewal failed: %s", exc)
 
@@ -201,7 +201,7 @@ class Worker:
     # ------------------------------------------------------------------------------ main loop
 
     def run(self) -> WorkerReport:
-        self.store.register_worker(self.id, os.getpid(), process_start_time())
+        self.store.workers.register(self.id, os.getpid(), process_start_time())
         reap_dead_local_workers(self.store, self.options.max_attempts, own_id=self.id)
         heartbeat = _Heartbeat(self.store, self.id, self.options.lease_s)
         heartbeat.start()
@@ -225,14 +225,14 @@ class Worker:
             heartbeat.stop()
             restore()
             try:
-                self.store.set_worker_state(self.id, "stopped")
+                self.store.workers.set_state(self.id, "stopped")
             except JobsError as exc:
                 log.warning("could not record that worker %s stopped: %s", self.id, exc)
 
     def _loop(self) -> None:
         while not self._stop_requested:
-            self.store.requeue_expired(self.options.max_attempts)
-            batch = self.store.claim_batch(
+            self.store.queue.requeue_expired(self.options.max_attempts)
+            batch = self.store.queue.claim_batch(
                 self.id,
                 self._claim_size,
                 self.options.lease_s,
@@ -264,20 +264,20 @@ class Worker:
         if not suspects or len(batch) == 1:
             return batch
         keep = suspects[0]
-        self.store.release_chunks(self.id, [c.id for c in batch if c.id != keep.id], refund=True)
+        self.store.queue.release_chunks(self.id, [c.id for c in batch if c.id != keep.id], refund=True)
         return [keep]
 
     def _should_wait(self) -> bool:
         if self.options.follow:
             return True
         if self.options.wait_for_others:
-            counts = self.store.counts(self.options.book_id)
+            counts = self.store.status.counts(self.options.book_id)
             return counts["leased"] > 0
         return False
 
     def _release_all(self, *, refund: bool, error: str | None) -> None:
         try:
-            self.store.release_chunks(self.id, refund=refund, error=error, max_attempts=self.options.max_attempts)
+            self.store.queue.release_chunks(self.id, refund=refund, error=error, max_attempts=self.options.max_attempts)
         except JobsError as exc:  # the store is unreachable: leases expire on their own
             log.warning("could not release leases of %s: %s", self.id, exc)
 
@@ -304,7 +304,7 @@ class Worker:
     def _book(self, book_id: int) -> BookInfoRow:
         # Read per batch, not cached: a book re-planned with another voice or options must not be
         # rendered with the old ones by a long-running (--follow) worker.
-        return self.store.book(book_id)
+        return self.store.status.book(book_id)
 
     def _setup(self, book: BookInfoRow) -> RenderSetup:
         setup = self.setups.setup(book.voice_name, book.voice_id, book.options.get("sampling", {}), self.batch_size)
@@ -317,7 +317,7 @@ class Worker:
         try:
             setup = self._setup(book)
         except RendererError as exc:
-            self.store.release_chunks(self.id, [c.id for c in batch], refund=True, error=str(exc))
+            self.store.queue.release_chunks(self.id, [c.id for c in batch], refund=True, error=str(exc))
             if self.options.book_id is not None:
                 raise
             log.warning("skipping book %d (%s): %s", book.id, book.title, exc)
@@ -330,7 +330,7 @@ class Worker:
         self._prefetch_next(setup)
         self._synthesize(book, requests, groups, figures)
         finished = time.time()
-        self.store.record_batch(
+        self.store.stats.record_batch(BatchRecord(
             worker_id=self.id,
             book_id=book.id,
             started_at=figures.started_at,
@@ -344,7 +344,7 @@ class Worker:
             decode_s=figures.stages["decode"],
             vocode_s=figures.stages["vocode"],
             write_s=figures.write_s,
-        )
+        ))
 
     def _frontend(
         self, setup: RenderSetup, groups: dict[str, list[ClaimedChunk]], figures: BatchFigures
@@ -374,7 +374,7 @@ class Worker:
         if self._stop_requested:
             return
         try:
-            upcoming = self.store.peek_pending(
+            upcoming = self.store.queue.peek_pending(
                 self._claim_size,
                 exclude_books=list(self.report.skipped_books),
                 book_id=self.options.book_id,
@@ -455,7 +455,7 @@ class Worker:
         timings = {k: float(v) for k, v in dict(result.timings or {}).items()}
         n_tokens = len(result.tokens)
         for chunk in chunks:
-            ok = self.store.complete_chunk(
+            ok = self.store.queue.complete_chunk(
                 self.id, chunk.id, chunk.render_key, relpath, duration_s, n_tokens, n_phones, timings
             )
             if ok:
@@ -472,12 +472,12 @@ class Worker:
 
     def _fail(self, chunks: list[ClaimedChunk], reason: str) -> None:
         for chunk in chunks:
-            if self.store.fail_chunk(self.id, chunk.id, reason):
+            if self.store.queue.fail_chunk(self.id, chunk.id, reason):
                 self.report.failed += 1
 
     def _release_keys(self, keys: list[str], groups: dict[str, list[ClaimedChunk]]) -> None:
         ids = [c.id for k in keys for c in groups.get(k, [])]
-        self.store.release_chunks(self.id, ids, refund=True)
+        self.store.queue.release_chunks(self.id, ids, refund=True)
 
 
 def _io_message(exc: OSError) -> str:

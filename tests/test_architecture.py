@@ -48,6 +48,15 @@ def test_the_product_holds_no_test_scaffolding() -> None:
     assert offenders == []
 
 
+def test_only_the_store_speaks_sql() -> None:
+    """Every query lives in jobs/store/ (the tables in jobs/db.py): nothing else imports sqlalchemy."""
+    allowed = ("jobs/db.py", "jobs/store/")
+    offenders = [path for package in ("renderer", "jobs", "export")
+                 for path, names in _imported_top_levels(package).items()
+                 if "sqlalchemy" in names and not path.startswith(allowed)]
+    assert offenders == []
+
+
 def test_the_walker_sees_imports() -> None:
     # Guard against a walker that silently finds nothing.
     jobs_imports = set().union(*_imported_top_levels("jobs").values())

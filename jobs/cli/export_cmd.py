@@ -33,7 +33,7 @@ def export(book: str, out_dir: Path | None, db_url: str | None, audio_dir: Path 
         root = audio_root(out, db_url, audio_dir)
         report = export_from_store(store, found.id, root, target or out, export_format=export_format,
                                    preset=preset, single_file=single_file)
-        counts = store.counts(found.id)
+        counts = store.status.counts(found.id)
     if report is None:
         raise JobsError("no chapter is complete yet: nothing to export (see `render status`)")
     click.echo(f"exported to {target or out}")

@@ -39,15 +39,15 @@ class BookProgress:
     def update(self, store: Any, book_id: int, report: Any) -> None:
         if self._progress is None:
             return
-        counts = store.counts(book_id)
+        counts = store.status.counts(book_id)
         total = sum(counts.values())
         finished = counts["done"] + counts["failed"]
-        speed = store.throughput(book_id)
+        speed = store.stats.throughput(book_id)
         rate = f"{speed.chunks_per_s:.2f} chunks/s {speed.audio_s_per_s:.2f} audio-s/s"
         if self._book is None:
             self._book = self._progress.add_task("book", total=total, rate=rate)
         self._progress.update(self._book, completed=finished, total=total, rate=rate)
-        for chapter in store.chapters(book_id):
+        for chapter in store.status.chapters(book_id):
             if not chapter.selected or chapter.skipped or chapter.total == 0:
                 continue
             done = chapter.counts["done"] + chapter.counts["failed"]

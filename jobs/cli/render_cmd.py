@@ -230,11 +230,11 @@ def open_book_store(book: str | None, out_dir: Path | None, db_url: str | None) 
     store = Store(store_url(Path(out_dir or "."), db_url))
     if book is None:
         return store, None
-    found = store.find_book(str(Path(book).resolve()))
+    found = store.status.find_book(str(Path(book).resolve()))
     if found is None and book.isdigit():
-        found = store.book(int(book))
+        found = store.status.book(int(book))
     if found is None:
-        titles = ", ".join(f"{b.id}: {Path(b.source_path).name}" for b in store.books()) or "none"
+        titles = ", ".join(f"{b.id}: {Path(b.source_path).name}" for b in store.status.books()) or "none"
         store.close()
         raise JobsError(f"{book} is not in this job store (books there: {titles})")
     return store, found
@@ -258,7 +258,7 @@ def status(book: str | None, out_dir: Path | None, db_url: str | None, audio_dir
     """Progress of BOOK (or every book in the store): chunks per state, failures, throughput, ETA."""
     store, found = open_book_store(book, out_dir, db_url)
     with store:
-        books = [found] if found is not None else store.books()
+        books = [found] if found is not None else store.status.books()
         if as_json:
             click.echo(json.dumps([status_json(store, b) for b in books], indent=2, ensure_ascii=False))
         else:
@@ -273,7 +273,7 @@ def retry_failed(book: str, out_dir: Path | None, db_url: str | None, audio_dir:
     """Put BOOK's failed chunks back in the queue (then run `render BOOK ...` or a worker again)."""
     store, found = open_one_book(book, out_dir, db_url)
     with store:
-        n = store.retry_failed(found.id)
+        n = store.queue.retry_failed(found.id)
     click.echo(f"{n} failed chunk(s) queued again")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 import click
@@ -10,8 +11,8 @@ from jobs.store import BookInfoRow, Store
 
 
 def status_json(store: Store, book: BookInfoRow) -> dict[str, Any]:
-    counts = store.counts(book.id)
-    speed = store.throughput(book.id)
+    counts = store.status.counts(book.id)
+    speed = store.stats.throughput(book.id)
     remaining = counts["pending"] + counts["leased"]
     eta_s = remaining / speed.chunks_per_s if speed.chunks_per_s > 0 and remaining else (0.0 if not remaining else None)
     stage_total = sum(speed.stage_s.values())
@@ -25,7 +26,7 @@ def status_json(store: Store, book: BookInfoRow) -> dict[str, Any]:
             "counts": c.counts,
             "complete": c.complete,
         }
-        for c in store.chapters(book.id)
+        for c in store.status.chapters(book.id)
     ]
     return {
         "book": {"id": book.id, "path": book.source_path, "title": book.title, "voice": book.voice_name},
@@ -33,7 +34,7 @@ def status_json(store: Store, book: BookInfoRow) -> dict[str, Any]:
         "total": sum(counts.values()),
         "failures": [
             {"chapter": f.chapter_number, "chunk": f.idx, "text": f.text, "error": f.error, "attempts": f.attempts}
-            for f in store.failures(book.id)
+            for f in store.status.failures(book.id)
         ],
         "throughput": {
             "batches": speed.batches,
@@ -44,7 +45,7 @@ def status_json(store: Store, book: BookInfoRow) -> dict[str, Any]:
         },
         "stage_shares": {k: round(v / stage_total, 4) for k, v in speed.stage_s.items()} if stage_total else {},
         "eta_s": None if eta_s is None else round(eta_s, 1),
-        "workers": store.workers(),
+        "workers": [asdict(w) for w in store.workers.listed()],
         "chapters": chapters,
     }
 

@@ -81,7 +81,7 @@ def test_disk_full_is_a_clear_error_and_rerun_completes(md_book: Path, tmp_path:
     result = invoke(str(md_book), "--out", str(out), *ARGS, services=full, catch_exceptions=True)
     assert result.exit_code != 0 and "disk full while writing chunk audio" in result.output
     with Store(sqlite_url(out)) as store:
-        counts = store.counts()
+        counts = store.status.counts()
     assert counts == {"pending": 15, "leased": 0, "done": 4, "failed": 0}
     assert not list(out.rglob("*.tmp"))
     result = invoke(str(md_book), "--out", str(out), *ARGS)
@@ -103,8 +103,8 @@ def test_sigint_releases_the_batch_and_rerun_resumes(md_book: Path, tmp_path: Pa
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "run the same command again" in err
     with Store(sqlite_url(out)) as store:
-        counts = store.counts()
-        rows = store.chunk_rows()
+        counts = store.status.counts()
+        rows = store.status.chunk_rows()
     assert counts["leased"] == 0 and 1 <= counts["done"] < 19
     assert all(r["attempts"] == 0 for r in rows if r["status"] == "pending")
     rerun = subprocess.run(render_cmd(str(md_book), "--out", str(out), *ARGS), env=fake_env(),
@@ -133,7 +133,7 @@ def test_progress_bars_follow_the_store(md_book: Path, tmp_path: Path) -> None:
     from tests.jobs.util import plan_for, run_worker
 
     store = Store(sqlite_url(tmp_path))
-    store.sync_plan(plan_for(md_book))
+    store.plans.sync_plan(plan_for(md_book))
     with BookProgress(enabled=True) as progress:
         run_worker(store, tmp_path / "chunks", batch_size=5)
         progress.update(store, 1, None)
@@ -152,13 +152,13 @@ def test_follow_worker_picks_up_new_books_and_stops_on_sigterm(md_book: Path, tm
     store = Store(url)  # empty store: a following worker waits for work
     proc = subprocess.Popen(render_cmd("worker", "--db", url, "--audio-dir", str(tmp_path / "audio"), "--follow"),
                             env=fake_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    store.sync_plan(plan_for(md_book))
+    store.plans.sync_plan(plan_for(md_book))
     deadline = time.monotonic() + 90
-    while store.counts()["done"] < 19 and time.monotonic() < deadline and proc.poll() is None:
+    while store.status.counts()["done"] < 19 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.1)
-    assert store.counts()["done"] == 19
+    assert store.status.counts()["done"] == 19
     proc.send_signal(signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)
     assert proc.returncode == 130 and "19 chunks done" in out
-    assert store.workers() == []
+    assert store.workers.listed() == []
     store.close()

@@ -31,7 +31,7 @@ def _long_book() -> str:
 def _run_workers(url: str, tmp_path: Path) -> tuple[Store, list[str]]:
     book = write_book(tmp_path / "src", _long_book())
     store = Store(url)
-    store.sync_plan(plan_for(book))
+    store.plans.sync_plan(plan_for(book))
     gate, claims = tmp_path / "go", tmp_path / "claims.log"
     env = fake_env(RENDER_TEST_START_GATE=str(gate), RENDER_TEST_CLAIM_LOG=str(claims),
                    RENDER_FAKE_ENGINE=json.dumps({"delay_s": 0.03}))
@@ -41,7 +41,7 @@ def _run_workers(url: str, tmp_path: Path) -> tuple[Store, list[str]]:
         for _ in range(N_WORKERS)
     ]
     deadline = time.monotonic() + 120
-    while len(store.local_workers()) < N_WORKERS and time.monotonic() < deadline:
+    while len(store.workers.local()) < N_WORKERS and time.monotonic() < deadline:
         time.sleep(0.05)
     gate.touch()
     for proc in procs:
@@ -51,7 +51,7 @@ def _run_workers(url: str, tmp_path: Path) -> tuple[Store, list[str]]:
 
 
 def _check(store: Store, claim_lines: list[str]) -> None:
-    rows = store.chunk_rows()
+    rows = store.status.chunk_rows()
     assert len(rows) == 4 * 15
     claimed = Counter(int(line.split()[1]) for line in claim_lines)
     assert set(claimed) == {r["id"] for r in rows}
@@ -60,8 +60,8 @@ def _check(store: Store, claim_lines: list[str]) -> None:
     assert all(r["status"] == "done" and r["attempts"] == 1 for r in rows)
     assert all(r["completed_by"] == claimer[r["id"]] for r in rows)  # the claimer completed it
     assert len({r["completed_by"] for r in rows}) == N_WORKERS  # every worker did some of the work
-    assert store.batch_totals()["chunks"] == len(rows)  # no lost update in the figures either
-    assert sum(1 for _ in store.local_workers()) == 0  # all stopped cleanly
+    assert store.stats.batch_totals()["chunks"] == len(rows)  # no lost update in the figures either
+    assert sum(1 for _ in store.workers.local()) == 0  # all stopped cleanly
 
 
 def test_four_workers_on_sqlite(tmp_path: Path) -> None:

@@ -71,7 +71,7 @@ def _done_keys(out: Path) -> set[str]:
     if not (out / "render.db").exists():
         return set()
     with Store(sqlite_url(out)) as store:
-        return {r["render_key"] for r in store.chunk_rows() if r["status"] == "done"}
+        return {r["render_key"] for r in store.status.chunk_rows() if r["status"] == "done"}
 
 
 def _synthesised_by(log: Path, pid: int) -> list[str]:
@@ -115,7 +115,7 @@ def test_killed_render_resumes_to_the_same_result(tmp_path: Path) -> None:
     assert not before & set(_synthesised_by(log, final.pid))
 
     with Store(sqlite_url(out)) as store:
-        rows = store.chunk_rows()
+        rows = store.status.chunk_rows()
         assert len(rows) == 19 and all(r["status"] == "done" for r in rows)
         assert len({(r["chapter_position"], r["idx"]) for r in rows}) == 19
         assert all(1 <= r["attempts"] <= len(KILL_POINTS) for r in rows)
@@ -143,8 +143,8 @@ def test_chunk_that_keeps_killing_the_worker_ends_failed(tmp_path: Path) -> None
     last = codes[2]
     assert last.returncode == 2 and "1 chunk(s) failed" in last.stderr, last.stderr
     with Store(sqlite_url(out)) as store:
-        failures = store.failures()
-        counts = store.counts()
+        failures = store.status.failures()
+        counts = store.status.counts()
     assert [f.text for f in failures] == ["He lit the great lamp."]
     assert "2 times" in failures[0].error
     assert counts["done"] == 18 and counts["leased"] == 0

@@ -50,8 +50,8 @@ def test_real_engine_renders_resumes_and_exports(tiny_voices_dir: Path, tmp_path
     assert first.exit_code == 0, first.output
     assert "4 chunks done, 0 failed" in first.output
     with Store(sqlite_url(out)) as store:
-        rows = store.chunk_rows()
-        speed = store.throughput()
+        rows = store.status.chunk_rows()
+        speed = store.stats.throughput()
     assert len(rows) == 4
     for row in rows:
         audio, rate = sf.read(out / "chunks" / row["audio_path"], dtype="float32")

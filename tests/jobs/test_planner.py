@@ -15,13 +15,13 @@ from tests.jobs.util import plan_for, run_worker
 
 
 def _snapshot(store: Store) -> list[dict]:
-    return store.chunk_rows()
+    return store.status.chunk_rows()
 
 
 @pytest.fixture()
 def rendered(tmp_path: Path, md_book: Path):
     store = Store(sqlite_url(tmp_path / "out"))
-    store.sync_plan(plan_for(md_book))
+    store.plans.sync_plan(plan_for(md_book))
     run_worker(store, tmp_path / "out" / "chunks")
     yield store, md_book, tmp_path
     store.close()
@@ -44,7 +44,7 @@ def test_replanning_the_same_book_changes_nothing(rendered) -> None:
     store, book, _ = rendered
     before = _snapshot(store)
     assert all(r["status"] == "done" for r in before)
-    report = store.sync_plan(plan_for(book))
+    report = store.plans.sync_plan(plan_for(book))
     assert not report.changed and report.kept == len(before)
     assert _snapshot(store) == before
 
@@ -54,7 +54,7 @@ def test_edited_paragraph_invalidates_exactly_its_chunks(rendered) -> None:
     before = {(r["chapter_position"], r["text"]): r for r in _snapshot(store)}
     edited = BOOK_MD.replace("He turned the wheel hard.", "He turned the wheel very hard.")
     edited = edited.replace("Then he made tea.", "Then he made tea. He drank it slowly.")
-    report = store.sync_plan(plan_for(write_book(tmp_path / "src", edited)))
+    report = store.plans.sync_plan(plan_for(write_book(tmp_path / "src", edited)))
     assert (report.added, report.removed) == (2, 1)
     after = _snapshot(store)
     pending = sorted(r["text"] for r in after if r["status"] == "pending")
@@ -73,32 +73,32 @@ def test_edited_paragraph_invalidates_exactly_its_chunks(rendered) -> None:
 def test_changed_voice_or_options_invalidate_everything(rendered) -> None:
     store, book, _ = rendered
     n = len(_snapshot(store))
-    report = store.sync_plan(plan_for(book, voice="other"))
+    report = store.plans.sync_plan(plan_for(book, voice="other"))
     assert (report.added, report.removed) == (n, n)
-    assert store.counts()["pending"] == n
-    report = store.sync_plan(plan_for(book, voice="other", sampling={"seed": 7}))
-    assert report.added == n and store.counts()["done"] == 0
+    assert store.status.counts()["pending"] == n
+    report = store.plans.sync_plan(plan_for(book, voice="other", sampling={"seed": 7}))
+    assert report.added == n and store.status.counts()["done"] == 0
 
 
 def test_returning_to_the_old_settings_reuses_nothing_stale(rendered) -> None:
     """Rows of the old voice are gone, so going back re-renders, but files are content-addressed."""
     store, book, tmp_path = rendered
-    store.sync_plan(plan_for(book, voice="other"))
-    store.sync_plan(plan_for(book))
-    assert store.counts()["done"] == 0
+    store.plans.sync_plan(plan_for(book, voice="other"))
+    store.plans.sync_plan(plan_for(book))
+    assert store.status.counts()["done"] == 0
     run_worker(store, tmp_path / "out" / "chunks")
-    assert store.counts()["done"] == len(_snapshot(store))
+    assert store.status.counts()["done"] == len(_snapshot(store))
 
 
 def test_chapter_selection_limits_claims(tmp_path: Path, md_book: Path) -> None:
     store = Store(sqlite_url(tmp_path))
-    store.sync_plan(plan_for(md_book, chapters={2}))
+    store.plans.sync_plan(plan_for(md_book, chapters={2}))
     run_worker(store, tmp_path / "chunks")
     rows = _snapshot(store)
     assert {r["chapter_position"] for r in rows if r["status"] == "done"} == {1}
-    assert store.counts() == {"pending": 0, "leased": 0, "done": 7, "failed": 0}  # selected chapters only
-    store.sync_plan(plan_for(md_book))  # select everything again: the rest becomes claimable
-    assert store.counts()["pending"] == len(rows) - 7
+    assert store.status.counts() == {"pending": 0, "leased": 0, "done": 7, "failed": 0}  # selected chapters only
+    store.plans.sync_plan(plan_for(md_book))  # select everything again: the rest becomes claimable
+    assert store.status.counts()["pending"] == len(rows) - 7
     store.close()
 
 

@@ -21,7 +21,7 @@ def plan_for(book: Path, voice: str = "narrator", sampling: dict[str, Any] | Non
 
 def planned_store(url: str, book: Path) -> tuple[Store, int]:
     store = Store(url)
-    report = store.sync_plan(plan_for(book))
+    report = store.plans.sync_plan(plan_for(book))
     return store, report.book_id
 
 
