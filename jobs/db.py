@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Engine,
     Float,
@@ -38,6 +39,13 @@ from jobs.errors import StoreError
 #: Chunk states. ``leased`` chunks belong to one worker until their lease expires.
 PENDING, LEASED, DONE, FAILED = "pending", "leased", "done", "failed"
 CHUNK_STATES = (PENDING, LEASED, DONE, FAILED)
+
+#: How a done chunk's take came to be (``chunks.take_state``; None: rendered before takes were scored):
+#: clean at the first take; clean after re-rolls; still bad after ``--max-takes`` (a person should listen);
+#: chosen or accepted by a person (``render take``); a person asked for another take (pending/leased).
+TAKE_CLEAN, TAKE_REROLLED, TAKE_DOUBTFUL, TAKE_ACCEPTED, TAKE_REQUESTED = (
+    "clean", "rerolled", "doubtful", "accepted", "requested")
+TAKE_STATES = (TAKE_CLEAN, TAKE_REROLLED, TAKE_DOUBTFUL, TAKE_ACCEPTED, TAKE_REQUESTED)
 
 #: File name of the embedded store inside the output folder.
 SQLITE_FILENAME = "render.db"
@@ -128,6 +136,36 @@ class ChunkRow(Base):
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     completed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     completed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    # The take rendered next (pending, leased) or in use (done); see TakeRow and jobs.takes.
+    take: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    take_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class TakeRow(Base):
+    """One rendering of a chunk: its seed, score and reasons, and its audio until it is discarded."""
+
+    __tablename__ = "takes"
+    __table_args__ = (UniqueConstraint("chunk_id", "take"), Index("ix_takes_voice", "voice_id", "bad"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    chunk_id: Mapped[int] = mapped_column(ForeignKey("chunks.id", ondelete="CASCADE"), index=True)
+    take: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    score: Mapped[float] = mapped_column(Float)
+    bad: Mapped[bool] = mapped_column(Boolean)
+    reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    measures: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    audio_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)  # None once discarded
+    duration_s: Mapped[float] = mapped_column(Float)
+    n_tokens: Mapped[int] = mapped_column(Integer)
+    n_phones: Mapped[int] = mapped_column(Integer)
+    timings: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The voice's speaking rate in this take, for the voice's norm (jobs.store.takes.norm_rates).
+    tokens_per_phone: Mapped[float | None] = mapped_column(Float, nullable=True)
+    speech_s_per_phone: Mapped[float | None] = mapped_column(Float, nullable=True)
+    voice_id: Mapped[str] = mapped_column(String(64))
+    worker_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[float] = mapped_column(Float)
 
 
 class WorkerRow(Base):

@@ -20,6 +20,8 @@ class ClaimedChunk:
     normalized: str
     language: str
     attempts: int
+    boundary: str = "sentence"
+    take: int = 1  # the take to render (jobs.takes): 1, or a re-roll's number
 
 
 @dataclass(frozen=True)
@@ -173,4 +175,6 @@ def claimed_from_row(row: Any) -> ClaimedChunk:
         normalized=row.normalized,
         language=row.language,
         attempts=row.attempts,
+        boundary=row.boundary,
+        take=row.take,
     )

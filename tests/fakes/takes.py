@@ -1,0 +1,104 @@
+"""A fake engine whose takes fail on cue, to drive the re-roll loop with synthetic takes.
+
+A chunk whose text holds ``[[takes:loop,cap,short,clean]]`` gets, for take n (read from the request key,
+``<render key>~<n>``), the n-th fault of that list (the last one repeats): ``loop`` (a token loop that makes
+the take 60 % longer), ``cap`` (ran to the token cap, 4x too long), ``short`` (30 % of the tokens and audio:
+skipped words), ``clean`` (the plain fake take). Other chunks are clean. Speech runs at 12.5 characters per
+second (2 tokens per character, a narrator's pace) and the voice has a reference prompt of that rate, so
+rates are judged from the first chunk on.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from jobs.engines import EngineSettings
+from jobs.planner import VoiceRef
+from jobs.takes import parse_take_key
+from renderer.engine.api import SynthesisRequest, SynthesisResult
+from tests.fakes.engine import SAMPLES_PER_TOKEN, FakeEngine, FakeEngineConfig, FakeEngineFactory, fake_voice
+
+FAULTS = ("loop", "cap", "short", "clean")
+#: 2 tokens (80 ms) per character.
+SECONDS_PER_CHAR = 0.08
+_SCRIPT = re.compile(r"\[\[takes:([a-z,]+)\]\]")
+
+
+@dataclass(frozen=True)
+class FakeVoice:
+    """A voice with only what the take norm reads: a reference of 200 prompt tokens for 100 phones."""
+
+    name: str
+    prompt_semantic: np.ndarray = field(default_factory=lambda: np.arange(200, dtype=np.int64) % 1024)
+    ref_phone_ids: np.ndarray = field(default_factory=lambda: np.ones(100, dtype=np.int64))
+    sampling_defaults: dict[str, object] = field(default_factory=dict)
+    language: str = "en"
+
+
+def script_of(text: str) -> tuple[str, ...]:
+    found = _SCRIPT.search(text)
+    if not found:
+        return ("clean",)
+    faults = tuple(found.group(1).split(","))
+    unknown = set(faults) - set(FAULTS)
+    if unknown:
+        raise ValueError(f"unknown take faults {sorted(unknown)} in {text!r}")
+    return faults
+
+
+class ScriptedTakesEngine(FakeEngine):
+    """:class:`FakeEngine` whose takes follow the chunk's ``[[takes:...]]`` script."""
+
+    def _one(self, request: SynthesisRequest) -> SynthesisResult:
+        result = super()._one(request)
+        text = bytes(int(i) for i in request.phone_ids).decode("utf-8", errors="replace")
+        faults = script_of(text)
+        _render_key, take = parse_take_key(request.key)
+        return spoil(result, faults[min(take, len(faults)) - 1])
+
+
+def spoil(result: SynthesisResult, fault: str) -> SynthesisResult:
+    """The result with one fault applied (tokens and audio kept consistent: 1280 samples per token)."""
+    tokens, audio = result.tokens, result.audio
+    if fault == "clean":
+        return result
+    if fault == "loop":
+        phrase = (np.arange(12, dtype=np.int64) * 37 + 500) % 1024
+        repeats = max(3, int(0.6 * tokens.size) // 12 + 1)
+        tokens = np.concatenate([tokens, np.tile(phrase, repeats)])
+        looped = np.concatenate([audio, np.tile(audio[: 12 * SAMPLES_PER_TOKEN], repeats)])
+        audio = looped[: tokens.size * SAMPLES_PER_TOKEN]
+        return replace(result, tokens=tokens, audio=audio.astype(np.float32))
+    if fault == "cap":
+        tokens = (np.arange(4 * tokens.size, dtype=np.int64) * 7 + 3) % 1024
+        audio = np.tile(audio, 4)
+        return replace(result, tokens=tokens, audio=audio, stopped_by="max_tokens")
+    if fault == "short":
+        keep = max(2, int(0.3 * tokens.size))
+        return replace(result, tokens=tokens[:keep], audio=audio[: keep * SAMPLES_PER_TOKEN])
+    raise ValueError(f"unknown fault {fault!r}")
+
+
+@dataclass
+class ScriptedTakesFactory(FakeEngineFactory):
+    """``EngineFactory`` building :class:`ScriptedTakesEngine` s and voices with a reference prompt."""
+
+    config: FakeEngineConfig = FakeEngineConfig(seconds_per_char=SECONDS_PER_CHAR)
+
+    def load_voice(self, name: str, voices_dir: Path | None) -> VoiceRef:
+        ref = fake_voice(name)
+        return VoiceRef(ref.name, ref.voice_id, voice=FakeVoice(name, sampling_defaults=dict(self.voice_defaults)))
+
+    def engine(self, voice: VoiceRef, precision: str, batch_size: int | None,
+               settings: EngineSettings) -> ScriptedTakesEngine:
+        engine = ScriptedTakesEngine(batch_size or 8, self.config, precision)
+        self.engines.append(engine)
+        return engine
+
+
+__all__ = ["FAULTS", "FakeEngineConfig", "FakeVoice", "ScriptedTakesEngine", "ScriptedTakesFactory", "script_of",
+           "spoil"]
