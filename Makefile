@@ -9,8 +9,10 @@ TORCH_SPEC ?= $(if $(HAS_GPU),torch>=2.3$(comma)<2.15,torch==2.13.0)
 ORT_EXTRA ?= $(if $(HAS_GPU),gpu,cpu)
 comma := ,
 DEMO_OUT ?= out/demo
+# SoVITS version of the demo's sample voice: `make demo VERSION=v2ProPlus` (or v2Pro).
+VERSION ?= v2
 
-.PHONY: setup test lint demo bench bench-quick clean
+.PHONY: setup test lint readme demo bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -28,8 +30,12 @@ lint: setup
 	$(VENV)/bin/ruff check renderer jobs export tests
 	$(VENV)/bin/mypy renderer jobs export
 
+# The README's command reference, regenerated from the CLI's help texts (a test fails when it is stale).
+readme: setup
+	$(PY) -m jobs.cli.reference README.md
+
 demo: setup
-	$(VENV)/bin/render demo --out $(DEMO_OUT)
+	$(VENV)/bin/render demo --out $(DEMO_OUT) --version $(VERSION)
 
 bench: setup
 	$(VENV)/bin/render bench --out bench-results
