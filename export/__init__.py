@@ -17,7 +17,7 @@ from export.book import export_book
 from export.errors import EncoderUnavailableError, ExportError
 from export.model import BookInfo, ChapterManifest, ChunkAudio, NavMark
 from export.options import PRESETS, ExportOptions, PauseOptions
-from export.report import ExportReport
+from export.report import ExportReport, TakeSummary
 
 __all__ = [
     "PRESETS",
@@ -30,5 +30,6 @@ __all__ = [
     "ExportReport",
     "NavMark",
     "PauseOptions",
+    "TakeSummary",
     "export_book",
 ]

@@ -22,7 +22,7 @@ from export.loudness import SILENCE_DB
 from export.master import RMS_GUARD_MARGIN_DB, Mastered, master_chapter
 from export.model import BookInfo, ChapterManifest
 from export.options import ExportOptions
-from export.report import ChapterReport, ExportReport, FileReport, check_coverage
+from export.report import ChapterReport, ExportReport, FileReport, TakeSummary, check_coverage
 from export.tags import tag_file
 from export.verify import Measurement, check_compliance, measure, measure_file
 
@@ -70,15 +70,18 @@ class _Done:
     report: ChapterReport
 
 
-def export_book(book: BookInfo, chapters: list[ChapterManifest], out_dir: Path, options: ExportOptions) -> ExportReport:
-    """Write one file per chapter (or one M4B / single file), verify each, write report.json + report.txt."""
+def export_book(book: BookInfo, chapters: list[ChapterManifest], out_dir: Path, options: ExportOptions, *,
+                takes: TakeSummary | None = None) -> ExportReport:
+    """Write one file per chapter (or one M4B / single file), verify each, write report.json + report.txt.
+    ``takes``: the take check's figures, copied into the report."""
     if not chapters:
         raise ExportError("nothing to export: the book has no chapters")
     if options.format == "m4b":
         ffmpeg_path()  # fail before hours of work, with the message saying what to install
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = ExportReport(book.title, book.author, options.preset, options.format, options.to_dict(), out_dir=out_dir)
+    report = ExportReport(book.title, book.author, options.preset, options.format, options.to_dict(), out_dir=out_dir,
+                          takes=takes)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
     try:
         learned: dict[str, float] = {}

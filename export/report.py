@@ -87,6 +87,25 @@ class Coverage:
                 "suspicious": [asdict(s) for s in self.suspicious]}
 
 
+@dataclass(frozen=True)
+class TakeSummary:
+    """The take check's figures for the book (from the job store): takes rendered again because their check
+    failed, chunks whose best take is still doubtful (listed in ``review``), chunks a person decided on."""
+
+    rerolled: int = 0
+    doubtful: int = 0
+    accepted: int = 0
+    review: str = "review.html"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_text(self) -> str:
+        line = (f"Takes: {self.rerolled} re-rolled, {self.doubtful} chunk(s) still doubtful, "
+                f"{self.accepted} accepted by a person")
+        return line + (f" (listen to the doubtful ones in {self.review})" if self.doubtful else "")
+
+
 @dataclass
 class ExportReport:
     book_title: str
@@ -98,6 +117,7 @@ class ExportReport:
     chapters: list[ChapterReport] = field(default_factory=list)
     coverage: Coverage = field(default_factory=lambda: Coverage(0, 0))
     out_dir: Path | None = None
+    takes: TakeSummary | None = None  # None: rendered without take checks (or exported outside the jobs layer)
 
     @property
     def passed(self) -> bool:
@@ -107,7 +127,7 @@ class ExportReport:
         return {"book": {"title": self.book_title, "author": self.author}, "preset": self.preset,
                 "format": self.format, "passed": self.passed, "options": self.options,
                 "files": [f.to_dict() for f in self.files], "chapters": [c.to_dict() for c in self.chapters],
-                "coverage": self.coverage.to_dict()}
+                "coverage": self.coverage.to_dict(), "takes": None if self.takes is None else self.takes.to_dict()}
 
     def to_text(self) -> str:
         lines = [f"Export report: {self.book_title} — {self.author}",
@@ -140,6 +160,8 @@ class ExportReport:
         if cov.suspicious:
             lines.append(f"Suspicious chunks (possible skipped or repeated speech): {len(cov.suspicious)}")
             lines += [f"    ch {s.chapter} {s.key}: {s.reason}" for s in cov.suspicious]
+        if self.takes is not None:
+            lines.append(self.takes.to_text())
         return "\n".join(lines) + "\n"
 
     def write(self, out_dir: Path) -> tuple[Path, Path]:

@@ -26,9 +26,13 @@ from jobs.engines import EngineSettings, SetupCache, voice_defaults
 from jobs.errors import JobsError
 from jobs.events import JobHooks
 from jobs.planner import BookPlan, VoiceRef, build_plan, parse_chapter_spec
+from jobs.review import SHARED_STORE_NOTE, take_command, write_book_review
 from jobs.services import Services
 from jobs.store import BookInfoRow, Failure, Store, SyncReport
+from jobs.store.takes import TakeCounts
+from jobs.takes import DEFAULT_MAX_TAKES, TakePolicy
 from jobs.worker import Worker, WorkerOptions, WorkerReport
+from renderer.takes.asr import load_transcriber
 
 if TYPE_CHECKING:
     from export import BookInfo, ExportReport, NavMark
@@ -75,8 +79,15 @@ class RenderSettings:
     single_file: bool = False
     lease_s: float = 120.0
     max_attempts: int = 3
+    #: takes per chunk at most (jobs.takes); stored with the book, not part of render keys
+    max_takes: int = DEFAULT_MAX_TAKES
+    #: a local faster-whisper model folder: the speech-recognition check joins the take score
+    asr_model: Path | None = None
+    #: lines at the top of review.html (e.g. the demo's note on its random voice)
+    review_notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        TakePolicy(max_takes=self.max_takes)  # validates
         if self.workers < 1:
             raise JobsError(f"--workers must be >= 1, got {self.workers}")
         if self.batch_size < 0:
@@ -92,6 +103,8 @@ class RunResult:
     exported: ExportReport | None = None
     out_dir: Path = Path(".")
     failures: list[Failure] = field(default_factory=list)
+    takes: TakeCounts = TakeCounts()
+    review: Path | None = None  # review.html of the doubtful chunks
 
 
 def default_out_dir(book: Path) -> Path:
@@ -147,12 +160,16 @@ def make_plan(
     overrides: Mapping[str, Any] | None = None,
     chapters: str | None = None,
     read_settings: ReadSettings = ReadSettings(),
+    max_takes: int | None = None,
 ) -> BookPlan:
-    """Read and plan a book (nothing is stored). Without a voice the render keys use a blank voice."""
+    """Read and plan a book (nothing is stored). Without a voice the render keys use a blank voice.
+    ``max_takes`` is stored with the book's options (beside, not inside, what render keys hash)."""
     book = read(book_path, read_settings)
     voice = setups.voice(voice_name) if voice_name else VoiceRef(name="", voice_id="")
     options = resolve_options(voice, overrides or {})
-    extra = {"read": read_settings.__dict__, "chapters": chapters}
+    extra: dict[str, Any] = {"read": read_settings.__dict__, "chapters": chapters}
+    if max_takes is not None:
+        extra["takes"] = {"max_takes": max_takes}
     return build_plan(
         book,
         voice,
@@ -188,6 +205,8 @@ def _spawn_workers(
     ]
     if settings.voices_dir:
         cmd += ["--voices-dir", str(settings.voices_dir)]
+    if settings.asr_model:
+        cmd += ["--asr-model", str(settings.asr_model)]
     return [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=os.environ.copy()) for _ in range(n)]
 
 
@@ -205,7 +224,9 @@ def run_book(
         overrides=settings.overrides,
         chapters=settings.chapters,
         read_settings=settings.read,
+        max_takes=settings.max_takes,
     )
+    transcriber = load_transcriber(settings.asr_model)
     url = store_url(settings.out_dir, settings.db_url)
     root = audio_root(settings.out_dir, settings.db_url, settings.audio_dir)
     with Store(url, hooks=services.hooks) as store:
@@ -221,7 +242,7 @@ def run_book(
         )
         callback = (lambda report: on_batch(store, sync.book_id, report)) if on_batch else None
         worker = Worker(store, root, setups, options, on_batch=callback, hooks=services.hooks,
-                        write_audio=services.write_audio)
+                        write_audio=services.write_audio, transcriber=transcriber)
         try:
             report = worker.run()
         finally:
@@ -241,6 +262,10 @@ def run_book(
             hooks=services.hooks,
         )
         result.failures = store.status.failures(sync.book_id)
+        result.takes = store.takes.counts(sync.book_id)
+        command = take_command(str(settings.book), settings.out_dir, settings.db_url, settings.audio_dir)
+        notes = settings.review_notes + (() if store.db.is_sqlite else (SHARED_STORE_NOTE,))
+        result.review = write_book_review(store, sync.book_id, root, settings.out_dir, command, notes=notes)
         return result
 
 
@@ -268,7 +293,7 @@ def export_from_store(
     hooks: JobHooks = JobHooks(),
 ) -> ExportReport | None:
     """Export every complete chapter from stored chunk audio; returns the export report (None if nothing to do)."""
-    from export import ChapterManifest, ChunkAudio, ExportOptions, export_book
+    from export import ChapterManifest, ChunkAudio, ExportOptions, TakeSummary, export_book
 
     book = store.status.book(book_id)
     marks = chapter_marks(book.meta)
@@ -299,7 +324,9 @@ def export_from_store(
     staging = Path(out_dir) / STAGING_DIRNAME
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    report = export_book(_book_info(book), manifests, staging, options)
+    counts = store.takes.counts(book_id)
+    takes = TakeSummary(rerolled=counts.rerolled, doubtful=counts.doubtful, accepted=counts.accepted)
+    report = export_book(_book_info(book), manifests, staging, options, takes=takes)
     hooks.at("export")
     _publish(staging, Path(out_dir), hooks)
     return report

@@ -17,17 +17,34 @@ from typing import Any
 from export.review import ReviewChunk, ReviewPage, ReviewTake, write_review
 from jobs.store import Store
 
-__all__ = ["REVIEW_FILENAME", "chunk_report_key", "review_page", "write_book_review"]
+__all__ = ["REVIEW_FILENAME", "chunk_report_key", "review_page", "take_command", "write_book_review"]
 
 log = logging.getLogger(__name__)
 
 #: The review page's name in the output folder.
 REVIEW_FILENAME = "review.html"
+#: Shown on the page of a book in a shared (PostgreSQL) store.
+SHARED_STORE_NOTE = "The commands find the shared job store through RENDER_DB: set it to your --db URL first."
 
 
 def chunk_report_key(chapter_number: int, idx: int, render_key: str) -> str:
     """The key a chunk has in the export report (unique even for repeated text)."""
     return f"{chapter_number}.{idx}:{render_key[:16]}"
+
+
+def take_command(book: str, out_dir: Path | None, db_url: str | None, audio_dir: Path | None) -> list[str]:
+    """``render take BOOK`` with the options that find the same store: ``--out`` (or a SQLite ``--db``) for
+    an embedded store; for a shared one only ``--audio-dir``: its URL may hold a password, so it is not
+    written into the page (the commands read it from ``RENDER_DB``; see :data:`SHARED_STORE_NOTE`)."""
+    command = ["render", "take", book]
+    if db_url is None:
+        if out_dir is not None:
+            command += ["--out", str(out_dir)]
+    elif db_url.startswith("sqlite"):
+        command += ["--db", db_url]
+    if audio_dir is not None:
+        command += ["--audio-dir", str(audio_dir)]
+    return command
 
 
 def review_page(store: Store, book_id: int, audio_root: Path, out_dir: Path, command: Sequence[str],

@@ -148,7 +148,8 @@ class TakeStore:
 
     def counts(self, book_id: int) -> TakeCounts:
         with self.db.transaction() as s:
-            rerolled = s.execute(select(func.count()).select_from(TakeRow).join(ChunkRow, ChunkRow.id == TakeRow.chunk_id)
+            rerolled = s.execute(select(func.count()).select_from(TakeRow)
+                                 .join(ChunkRow, ChunkRow.id == TakeRow.chunk_id)
                                  .where(ChunkRow.book_id == book_id, TakeRow.take > 1)).scalar_one()
             states = dict(s.execute(select(ChunkRow.take_state, func.count())
                                     .where(ChunkRow.book_id == book_id, ChunkRow.status == DONE)
@@ -168,6 +169,14 @@ class TakeStore:
                                   text=c.text, render_key=c.render_key, take=c.take,
                                   takes=tuple(_stored(t) for t in _takes_of(s, c.id)))
                     for c, number, title in rows]
+
+    def in_use(self, chunk_id: int) -> tuple[int, str | None]:
+        """(take rendered next or in use, take state) of a chunk."""
+        with self.db.transaction() as s:
+            row = s.execute(select(ChunkRow.take, ChunkRow.take_state).where(ChunkRow.id == chunk_id)).one_or_none()
+        if row is None:
+            raise JobsError(f"no chunk {chunk_id} in this job store")
+        return int(row[0]), row[1]
 
     def takes(self, chunk_id: int) -> list[StoredTake]:
         with self.db.transaction() as s:

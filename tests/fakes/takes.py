@@ -3,13 +3,15 @@
 A chunk whose text holds ``[[takes:loop,cap,short,clean]]`` gets, for take n (read from the request key,
 ``<render key>~<n>``), the n-th fault of that list (the last one repeats): ``loop`` (a token loop that makes
 the take 60 % longer), ``cap`` (ran to the token cap, 4x too long), ``short`` (30 % of the tokens and audio:
-skipped words), ``clean`` (the plain fake take). Other chunks are clean. Speech runs at 12.5 characters per
-second (2 tokens per character, a narrator's pace) and the voice has a reference prompt of that rate, so
-rates are judged from the first chunk on.
+skipped words), ``misheard`` (clean audio in which :class:`ScriptedTranscriber`, the stand-in speech
+recognition, hears other words), ``clean`` (the plain fake take). Other chunks are clean. Speech runs at
+12.5 characters per second (2 tokens per character, a narrator's pace) and the voice has a reference
+prompt of that rate, so rates are judged from the first chunk on.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,7 +24,9 @@ from jobs.takes import parse_take_key
 from renderer.engine.api import SynthesisRequest, SynthesisResult
 from tests.fakes.engine import SAMPLES_PER_TOKEN, FakeEngine, FakeEngineConfig, FakeEngineFactory, fake_voice
 
-FAULTS = ("loop", "cap", "short", "clean")
+FAULTS = ("loop", "cap", "short", "misheard", "clean")
+#: What the stand-in transcriber hears in a ``misheard`` take.
+MISHEARD = "a completely different sentence about something else"
 #: 2 tokens (80 ms) per character.
 SECONDS_PER_CHAR = 0.08
 _SCRIPT = re.compile(r"\[\[takes:([a-z,]+)\]\]")
@@ -50,21 +54,45 @@ def script_of(text: str) -> tuple[str, ...]:
     return faults
 
 
+def _digest(audio: np.ndarray) -> bytes:
+    return hashlib.sha1(np.ascontiguousarray(audio, dtype=np.float32).tobytes()).digest()
+
+
+@dataclass
+class ScriptedTranscriber:
+    """Stand-in speech recognition (the :class:`renderer.takes.Transcriber` interface) for the scripted
+    engine: it hears exactly the chunk's text, except :data:`MISHEARD` in a ``misheard`` take. The engine
+    tells it what each take says (``heard``, by the audio's digest)."""
+
+    heard: dict[bytes, str] = field(default_factory=dict)
+    calls: int = 0
+
+    def transcribe(self, audio: np.ndarray, sample_rate: int, language: str) -> str:
+        self.calls += 1
+        return self.heard.get(_digest(audio), "")
+
+
 class ScriptedTakesEngine(FakeEngine):
     """:class:`FakeEngine` whose takes follow the chunk's ``[[takes:...]]`` script."""
+
+    transcriber: ScriptedTranscriber | None = None
 
     def _one(self, request: SynthesisRequest) -> SynthesisResult:
         result = super()._one(request)
         text = bytes(int(i) for i in request.phone_ids).decode("utf-8", errors="replace")
         faults = script_of(text)
         _render_key, take = parse_take_key(request.key)
-        return spoil(result, faults[min(take, len(faults)) - 1])
+        fault = faults[min(take, len(faults)) - 1]
+        spoiled = spoil(result, fault)
+        if self.transcriber is not None:
+            self.transcriber.heard[_digest(spoiled.audio)] = MISHEARD if fault == "misheard" else text
+        return spoiled
 
 
 def spoil(result: SynthesisResult, fault: str) -> SynthesisResult:
     """The result with one fault applied (tokens and audio kept consistent: 1280 samples per token)."""
     tokens, audio = result.tokens, result.audio
-    if fault == "clean":
+    if fault in ("clean", "misheard"):
         return result
     if fault == "loop":
         phrase = (np.arange(12, dtype=np.int64) * 37 + 500) % 1024
@@ -88,6 +116,7 @@ class ScriptedTakesFactory(FakeEngineFactory):
     """``EngineFactory`` building :class:`ScriptedTakesEngine` s and voices with a reference prompt."""
 
     config: FakeEngineConfig = FakeEngineConfig(seconds_per_char=SECONDS_PER_CHAR)
+    transcriber: ScriptedTranscriber | None = None
 
     def load_voice(self, name: str, voices_dir: Path | None) -> VoiceRef:
         ref = fake_voice(name)
@@ -96,9 +125,10 @@ class ScriptedTakesFactory(FakeEngineFactory):
     def engine(self, voice: VoiceRef, precision: str, batch_size: int | None,
                settings: EngineSettings) -> ScriptedTakesEngine:
         engine = ScriptedTakesEngine(batch_size or 8, self.config, precision)
+        engine.transcriber = self.transcriber
         self.engines.append(engine)
         return engine
 
 
-__all__ = ["FAULTS", "FakeEngineConfig", "FakeVoice", "ScriptedTakesEngine", "ScriptedTakesFactory", "script_of",
-           "spoil"]
+__all__ = ["FAULTS", "MISHEARD", "FakeEngineConfig", "FakeVoice", "ScriptedTakesEngine", "ScriptedTakesFactory",
+           "ScriptedTranscriber", "script_of", "spoil"]

@@ -16,7 +16,7 @@ from jobs.store import Store
 from jobs.takes import take_key
 from jobs.worker import Worker, WorkerOptions, WorkerReport
 from renderer.engine.options import row_seed
-from tests.fakes.takes import ScriptedTakesFactory
+from tests.fakes.takes import ScriptedTakesFactory, ScriptedTranscriber
 from tests.jobs.conftest import write_book
 from tests.jobs.util import plan_for
 
@@ -138,3 +138,23 @@ def test_one_take_only_scores_and_never_rerolls(tmp_path: Path) -> None:
         book_id = store.status.books()[0].id
         assert report.rerolled == 0 and store.takes.counts(book_id).rerolled == 0
         assert store.takes.counts(book_id).doubtful == len(EXPECTED)
+
+
+def test_the_speech_recognition_check_rerolls_a_misheard_take(tmp_path: Path) -> None:
+    """The optional ASR check through the worker, with a stand-in transcriber: a take whose audio passes every
+    other check but is heard as other words is re-rolled; the transcriber hears every take once."""
+    transcriber = ScriptedTranscriber()
+    store = Store(sqlite_url(tmp_path))
+    book = "# Boats\n\n## One\n\nThe sea was calm that morning. [[takes:misheard,clean]] The boat left early.\n"
+    store.plans.sync_plan(plan_for(write_book(tmp_path / "src", book)))
+    worker = Worker(store, tmp_path / "chunks", SetupCache(ScriptedTakesFactory(transcriber=transcriber)),
+                    WorkerOptions(batch_size=4, handle_signals=False), transcriber=transcriber)
+    report = worker.run()
+    with store:
+        rows = store.status.chunk_rows()
+        verdicts = {r["text"]: [(t.bad, [code for code, _ in t.reasons]) for t in store.takes.takes(r["id"])]
+                    for r in rows}
+    misheard = next(text for text in verdicts if "misheard" in text)
+    assert verdicts.pop(misheard) == [(True, ["asr_mismatch"]), (False, [])]
+    assert all(v == [(False, [])] for v in verdicts.values()), verdicts
+    assert report.rerolled == 1 and transcriber.calls == len(rows) + 1
