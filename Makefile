@@ -10,7 +10,7 @@ ORT_EXTRA ?= $(if $(HAS_GPU),gpu,cpu)
 comma := ,
 DEMO_OUT ?= out/demo
 
-.PHONY: setup test lint demo bench bench-quick clean
+.PHONY: setup test lint readme demo bench bench-quick clean
 
 setup: $(STAMP)
 
@@ -27,6 +27,10 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check renderer jobs export tests
 	$(VENV)/bin/mypy renderer jobs export
+
+# The README's command reference, regenerated from the CLI's help texts (a test fails when it is stale).
+readme: setup
+	$(PY) -m jobs.cli.reference README.md
 
 demo: setup
 	$(VENV)/bin/render demo --out $(DEMO_OUT)

@@ -126,8 +126,9 @@ def format_table(doc: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON instead of a table.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write bench.json and bench.txt into this folder.")
-@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True)
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--backend", type=click.Choice(["torch", "onnx"]), default="torch", show_default=True,
+              help="Engine backend to measure.")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ...")
 @click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="fp32", show_default=True,
               help="auto = bf16/fp16 where supported and within tolerance of fp32.")
 @click.option("--threads", type=int, default=None, help="CPU threads (default: all cores).")

@@ -13,7 +13,8 @@ from jobs.errors import JobsError
 @click.command("export")
 @click.argument("book")
 @_common_store_options
-@click.option("--format", "export_format", type=click.Choice(FORMATS), default="mp3", show_default=True)
+@click.option("--format", "export_format", type=click.Choice(FORMATS), default="mp3", show_default=True,
+              help="Format of the exported chapter files.")
 @click.option("--preset", type=click.Choice(PRESETS), default="acx", show_default=True,
               help="acx: ACX loudness/peak/noise rules, MP3 44.1 kHz CBR; podcast: -16 LUFS; none: no mastering.")
 @click.option("--single-file", is_flag=True, help="Also export the whole book as one file.")

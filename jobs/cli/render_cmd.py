@@ -117,7 +117,8 @@ def chosen(**options: Any) -> dict[str, Any]:
 @click.option("--workers", type=click.IntRange(1, 64), default=1, show_default=True,
               help="Local worker processes (more only helps with spare cores or GPUs).")
 @_engine_options
-@click.option("--format", "export_format", type=click.Choice(FORMATS), default="mp3", show_default=True)
+@click.option("--format", "export_format", type=click.Choice(FORMATS), default="mp3", show_default=True,
+              help="Format of the exported chapter files.")
 @click.option("--preset", type=click.Choice(PRESETS), default="acx", show_default=True,
               help="Loudness/encoding preset of the exported files.")
 @click.option("--single-file", is_flag=True, help="Also export the whole book as one file.")
@@ -310,7 +311,8 @@ def worker(db_url: str, audio_dir: Path, follow: bool, batch_size: int, backend:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out/demo"),
               show_default=True, help="Output folder.")
 @click.option("--voices-dir", type=click.Path(file_okay=False, path_type=Path), help="Voice folder root.")
-@click.option("--format", "export_format", type=click.Choice(FORMATS), default="mp3", show_default=True)
+@click.option("--format", "export_format", type=click.Choice(FORMATS), default="mp3", show_default=True,
+              help="Format of the exported chapter files.")
 @click.pass_context
 def demo(ctx: click.Context, out_dir: Path, voices_dir: Path | None, export_format: str) -> None:
     """Render the sample book with the sample voice (random weights: it sounds like noise) into OUT.
