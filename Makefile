@@ -9,6 +9,8 @@ TORCH_SPEC ?= $(if $(HAS_GPU),torch>=2.3$(comma)<2.15,torch==2.13.0)
 ORT_EXTRA ?= $(if $(HAS_GPU),gpu,cpu)
 comma := ,
 DEMO_OUT ?= out/demo
+# SoVITS version of the demo's sample voice: `make demo VERSION=v2ProPlus` (or v2Pro).
+VERSION ?= v2
 
 .PHONY: setup test lint readme demo bench bench-quick clean
 
@@ -33,7 +35,7 @@ readme: setup
 	$(PY) -m jobs.cli.reference README.md
 
 demo: setup
-	$(VENV)/bin/render demo --out $(DEMO_OUT)
+	$(VENV)/bin/render demo --out $(DEMO_OUT) --version $(VERSION)
 
 bench: setup
 	$(VENV)/bin/render bench --out bench-results

@@ -31,7 +31,7 @@ from jobs.store import BookInfoRow, Failure, Store, SyncReport
 from jobs.worker import Worker, WorkerOptions, WorkerReport
 
 if TYPE_CHECKING:
-    from export import BookInfo, ExportReport
+    from export import BookInfo, ExportReport, NavMark
     from jobs.books.model import Book
     from renderer.protocols import RenderOptions
 
@@ -305,11 +305,11 @@ def export_from_store(
     return report
 
 
-def chapter_marks(meta: dict[str, Any]) -> dict[int, list[Any]]:
+def chapter_marks(meta: dict[str, Any]) -> dict[int, list[NavMark]]:
     """The stored navigation marks (BookPlan.meta_json) as export NavMarks per chapter number, in order."""
     from export import NavMark
 
-    marks: dict[int, list[Any]] = {}
+    marks: dict[int, list[NavMark]] = {}
     for mark in meta.get("navigation", []):
         if mark.get("chunk") is not None:
             marks.setdefault(int(mark["chapter"]), []).append(NavMark(mark["title"], int(mark["depth"]), mark["chunk"]))

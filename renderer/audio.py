@@ -41,6 +41,9 @@ __all__ = [
     "kaldi_fbank",
     "kaldi_mel_banks",
     "fbank_frame_count",
+    "check_reference_clip",
+    "MIN_REF_SECONDS",
+    "MAX_REF_SECONDS",
     "FBANK_WINDOW_SAMPLES",
     "FBANK_SHIFT_SAMPLES",
 ]
@@ -196,6 +199,64 @@ def duration_seconds(path: str | Path) -> float:
     if info.samplerate <= 0:
         raise _audio_error(path, "audio header has no sample rate")
     return float(info.frames) / float(info.samplerate)
+
+
+# ----------------------------------------------------------------------------------- reference clip
+
+#: Reference clip limits, as upstream (3-10 s, checked on the 16 kHz samples).
+MIN_REF_SECONDS = 3.0
+MAX_REF_SECONDS = 10.0
+#: A clip whose loudest sample is below this holds nothing to clone (digital or near-digital silence).
+SILENT_PEAK_DBFS = -60.0
+#: Frames within this many dB of the clip's loudest frame count as sound (speech), the rest as pauses.
+ACTIVE_RANGE_DB = 35.0
+#: Less sound than this in a clip is worth a warning: the voice's timbre comes from it.
+MIN_ACTIVE_SECONDS = 1.0
+#: Loudest 20 ms frame below this: the clip is very quiet (worth a warning, it still works).
+QUIET_FRAME_DBFS = -40.0
+_FRAME_SAMPLES_16K = 320  # 20 ms
+
+
+def _dbfs(value: float) -> float:
+    return 20.0 * math.log10(value) if value > 0 else -math.inf
+
+
+def check_reference_clip(path: str | Path, wav16k: np.ndarray, *, main: bool = True) -> list[str]:
+    """Refuse a reference clip rendering cannot use; return warnings about one it can but should not.
+
+    ``wav16k`` [N] float at 16 kHz. Raises :class:`VoiceError` naming the file when the clip is silent
+    (peak below :data:`SILENT_PEAK_DBFS`) or, for the ``main`` reference, outside upstream's 3-10 s.
+    Warnings: less than :data:`MIN_ACTIVE_SECONDS` of sound, or a very quiet recording.
+    """
+    path = Path(path)
+    wav = np.asarray(wav16k, dtype=np.float32).reshape(-1)
+    seconds = wav.size / 16000.0
+    what = "reference clip" if main else "auxiliary reference clip"
+    if main and not MIN_REF_SECONDS <= seconds <= MAX_REF_SECONDS:
+        raise VoiceError(
+            f"{path}: {what} is {seconds:.2f} s long; it must be between {MIN_REF_SECONDS:g} and "
+            f"{MAX_REF_SECONDS:g} s (cut one clean sentence of the speaker, e.g. with Audacity or "
+            "ffmpeg -ss START -t SECONDS)")
+    peak = float(np.abs(wav).max()) if wav.size else 0.0
+    if _dbfs(peak) < SILENT_PEAK_DBFS:
+        level = "digital silence" if peak == 0 else f"silent (peak {_dbfs(peak):.0f} dBFS)"
+        raise VoiceError(
+            f"{path}: {what} is {level}; the voice's timbre and prompt come from this clip, so it must hold "
+            "the speaker talking (check the file, the input level, or the channel that was exported)")
+    frames = wav[: wav.size // _FRAME_SAMPLES_16K * _FRAME_SAMPLES_16K].reshape(-1, _FRAME_SAMPLES_16K)
+    rms_db = 10.0 * np.log10(np.maximum(np.mean(frames.astype(np.float64) ** 2, axis=1), 1e-20))
+    loudest = float(rms_db.max()) if rms_db.size else -math.inf
+    active_seconds = float(np.sum(rms_db > loudest - ACTIVE_RANGE_DB)) * _FRAME_SAMPLES_16K / 16000.0
+    warnings = []
+    if active_seconds < MIN_ACTIVE_SECONDS:
+        warnings.append(
+            f"{path}: {what} holds only {active_seconds:.1f} s of sound in {seconds:.1f} s; the voice copies "
+            "what it hears, so use a clip where the speaker talks most of the time")
+    if loudest < QUIET_FRAME_DBFS:
+        warnings.append(
+            f"{path}: {what} is very quiet (loudest passage {loudest:.0f} dBFS); normalise it to about "
+            "-3 dBFS peak for a cleaner voice")
+    return warnings
 
 
 # --------------------------------------------------------------------------------- SoVITS spectrogram

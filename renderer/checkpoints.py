@@ -12,6 +12,10 @@ Pickled code is never executed: we use ``torch.load(weights_only=True)``, whose 
 rebuilds tensors, containers and primitives, and we allow exactly one extra class, a stand-in for
 ``utils.HParams`` that only stores attributes. Any other global is refused with
 :class:`UnsafeCheckpointError`.
+
+Damaged files are refused before they can render noise: every archive entry's CRC-32 is checked
+before unpickling (torch's reader skips them) and every floating tensor must be finite
+(:mod:`renderer.checkpoint_integrity`).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from typing import Any
 
 import torch
 
+from renderer.checkpoint_integrity import check_finite_tensors, verify_archive_checksums
 from renderer.errors import CheckpointError, UnsafeCheckpointError
 
 SUPPORTED_SOVITS_VERSIONS = ("v2", "v2Pro", "v2ProPlus")
@@ -121,6 +126,7 @@ def _unpickle(path: Path, data: bytes) -> Any:
             "is not a PyTorch checkpoint archive (no ZIP directory found)",
             "the file is truncated or not a GPT-SoVITS weight file; copy or download it again",
         )
+    verify_archive_checksums(path, data)
     try:
         with torch.serialization.safe_globals([HParams]):
             return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
@@ -151,6 +157,7 @@ def _float32_weights(path: Path, raw: Any) -> dict[str, torch.Tensor]:
         if not isinstance(tensor, torch.Tensor):
             raise CheckpointError(path, f"entry '{name}' of 'weight' is a {type(tensor).__name__}, not a tensor")
         weights[str(name)] = tensor.float() if tensor.is_floating_point() else tensor
+    check_finite_tensors(path, weights)
     return weights
 
 

@@ -40,9 +40,6 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-#: Reference clip limits, as upstream (3-10 s, checked on the 16 kHz samples).
-MIN_REF_SECONDS = 3.0
-MAX_REF_SECONDS = 10.0
 VOICE_JSON = "voice.json"
 PROMPT_NPZ = "prompt.npz"
 GPT_FILE = "gpt.ckpt"
@@ -119,6 +116,10 @@ class Voice:
         for name in (GPT_FILE, SOVITS_FILE):
             if not (folder / name).is_file():
                 raise VoiceError(f"{folder}: {name} is missing; import the voice again")
+        damaged = [key for key, array in arrays.items() if array.dtype.kind == "f" and not np.isfinite(array).all()]
+        if damaged:
+            raise VoiceError(f"{folder / PROMPT_NPZ}: {', '.join(damaged)} hold NaN or infinite values; "
+                             "import the voice again")
         return cls(
             # The folder name is the voice's name: renaming the folder renames the voice.
             name=folder.name, folder=folder,
@@ -165,11 +166,13 @@ def _read_meta(folder: Path) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class ImportResult:
-    """The imported voice and whether anything was (re)computed."""
+    """The imported voice, whether anything was (re)computed, and warnings about its inputs."""
 
     voice: Voice
     changed: bool
     reason: str
+    #: e.g. a reference clip that is mostly silence: imported, but worth telling the user
+    warnings: tuple[str, ...] = ()
 
 
 class VoiceStore:
@@ -221,14 +224,6 @@ def _existing(path: str | Path | None, what: str, folder: bool = False) -> Path 
     return p
 
 
-def _check_reference_length(path: Path, wav16k: np.ndarray) -> None:
-    seconds = wav16k.size / 16000.0
-    if not MIN_REF_SECONDS <= seconds <= MAX_REF_SECONDS:
-        raise VoiceError(
-            f"{path}: reference clip is {seconds:.2f} s long; it must be between {MIN_REF_SECONDS:g} and "
-            f"{MAX_REF_SECONDS:g} s (cut a clean sentence of the speaker)")
-
-
 def import_voice(
     name: str,
     gpt: str | Path,
@@ -274,7 +269,7 @@ def import_voice(
             return ImportResult(current, changed=False, reason="inputs unchanged")
 
     try:
-        arrays, version = compute_voice_arrays(
+        arrays, version, warnings = compute_voice_arrays(
             inputs.gpt, inputs.sovits, inputs.ref, inputs.aux, ref_text, lang, inputs.bert, inputs.hubert,
             inputs.sv, explicit, ref_bert)
     except VoiceError:
@@ -287,7 +282,7 @@ def import_voice(
         "prompt_tokens": int(arrays["prompt_semantic"].size), "ref_phones": int(arrays["ref_phone_ids"].size),
     }
     _write_folder(folder, meta, arrays, inputs.gpt, inputs.sovits)
-    return ImportResult(Voice.load(folder), changed=True, reason="imported")
+    return ImportResult(Voice.load(folder), changed=True, reason="imported", warnings=tuple(warnings))
 
 
 @dataclass

@@ -13,12 +13,16 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
 from renderer.errors import VoiceError
+
+if TYPE_CHECKING:
+    from renderer.audio import ReferenceWaveforms
+    from renderer.models.sovits import SoVITSModel
 
 _SPLITS = set(",.;?!、，。？！;：…")
 _BERT_DIM = 1024
@@ -69,42 +73,74 @@ def reference_phones(ref_text: str, lang: str, bert_dir: Path | None, explicit_i
     return np.asarray(phonemes.phone_ids, dtype=np.int64), np.asarray(bert, dtype=np.float32)
 
 
+def _require_sv(version: str, sv_path: Path | None) -> Path:
+    if sv_path is None:
+        raise VoiceError(f"SoVITS {version} voices need the speaker-verification checkpoint (--sv), "
+                         "pretrained_eres2netv2w24s4ep4.ckpt from GPT-SoVITS")
+    return sv_path
+
+
+def compute_ge(model: SoVITSModel, waves: list[ReferenceWaveforms], sv_path: Path | None) -> np.ndarray:
+    """The global conditioning ``ge`` float32 [1, gin, 1] of the reference clip(s), averaged.
+
+    v2: reference encoder on each clip's linear spectrogram. v2Pro/v2ProPlus: each clip's ERes2NetV2
+    embedding (``sv_path``, e.g. ``pretrained_eres2netv2w24s4ep4.ckpt``) joins it, as upstream does.
+    """
+    from renderer.models.spectrogram import linear_spectrogram
+
+    specs = [linear_spectrogram(w.wav32k, normalize=False) for w in waves]
+    sv_embs = None
+    if model.cfg.is_pro:
+        from renderer.models.eres2net import SpeakerEncoder
+
+        speaker = SpeakerEncoder(_require_sv(model.cfg.version, sv_path))
+        sv_embs = [speaker.embedding(w.sv16k) for w in waves]
+    with torch.no_grad():
+        return model.reference_ge(specs, sv_embs).float().numpy().astype(np.float32)
+
+
 def compute_voice_arrays(gpt: Path, sovits: Path, ref: Path, aux: list[Path], ref_text: str, lang: str,
                          bert_dir: Path | None, hubert_dir: Path | None, sv_path: Path | None,
                          explicit_ids: np.ndarray | None, explicit_bert: np.ndarray | None
-                         ) -> tuple[dict[str, np.ndarray], str]:
-    """Everything prompt.npz holds, plus the SoVITS version."""
-    from renderer.audio import reference_waveforms
+                         ) -> tuple[dict[str, np.ndarray], str, list[str]]:
+    """Everything prompt.npz holds, the SoVITS version, and warnings about the reference clips."""
+    from renderer.audio import check_reference_clip, reference_waveforms
     from renderer.models.gpt import load_gpt
     from renderer.models.hubert import HubertEncoder, prompt_waveform
     from renderer.models.sovits import load_sovits
-    from renderer.models.spectrogram import linear_spectrogram
-    from renderer.voice import _check_reference_length
 
+    # The clips first: a wrong clip is the commonest mistake and the cheapest to find.
+    main = reference_waveforms(ref)
+    warnings = check_reference_clip(ref, main.hubert16k)
+    waves = [main]
+    for path in aux:
+        waves.append(reference_waveforms(path))
+        warnings += check_reference_clip(path, waves[-1].hubert16k, main=False)
     _, gpt_cfg, _ = load_gpt(gpt)  # validates the file now rather than at render time
     if gpt_cfg.phoneme_vocab_size != 732:
         raise VoiceError(f"{gpt}: GPT has {gpt_cfg.phoneme_vocab_size} phoneme rows; only v2 (732) is supported")
     if hubert_dir is None:
         raise VoiceError("importing a voice needs the chinese-hubert-base folder (--hubert) for the prompt tokens")
     model, cfg, _ = load_sovits(sovits)
-    if cfg.is_pro and sv_path is None:
-        raise VoiceError(f"SoVITS {cfg.version} voices need the speaker-verification checkpoint (--sv), "
-                         "pretrained_eres2netv2w24s4ep4.ckpt from GPT-SoVITS")
-    main = reference_waveforms(ref)
-    _check_reference_length(ref, main.hubert16k)
-    waves = [main] + [reference_waveforms(p) for p in aux]
+    if cfg.is_pro:
+        _require_sv(cfg.version, sv_path)  # before HuBERT and BERT run
     ssl = HubertEncoder(hubert_dir).features(prompt_waveform(main.hubert16k))
     prompt = model.extract_latent(ssl)[0, 0].numpy().astype(np.int64)
     ids, bert = reference_phones(ref_text, lang, bert_dir, explicit_ids, explicit_bert)
-    specs = [linear_spectrogram(w.wav32k, normalize=False) for w in waves]
-    sv_embs = None
-    if cfg.is_pro:
-        assert sv_path is not None
-        from renderer.models.eres2net import SpeakerEncoder
+    ge = compute_ge(model, waves, sv_path)
+    arrays = {"prompt_semantic": prompt, "ref_phone_ids": ids, "ref_bert": bert, "ge": ge}
+    bert_source = "the ref_bert array given" if explicit_bert is not None else f"the BERT folder {bert_dir}"
+    _check_finite_arrays(arrays, bert_source, sovits, sv_path)
+    return arrays, cfg.version, warnings
 
-        speaker = SpeakerEncoder(sv_path)
-        sv_embs = [speaker.embedding(w.sv16k) for w in waves]
-    with torch.no_grad():
-        ge = model.reference_ge(specs, sv_embs).float().numpy()
-    arrays = {"prompt_semantic": prompt, "ref_phone_ids": ids, "ref_bert": bert, "ge": ge.astype(np.float32)}
-    return arrays, cfg.version
+
+def _check_finite_arrays(arrays: dict[str, np.ndarray], bert_source: str, sovits: Path,
+                         sv_path: Path | None) -> None:
+    """NaN/inf in what the helpers computed means a damaged helper model; say which one."""
+    sources = {"ref_bert": bert_source,
+               "ge": f"the SoVITS weights {sovits}" + (f" or the speaker-verification model {sv_path}"
+                                                        if sv_path is not None else "")}
+    for key, source in sources.items():
+        if not np.all(np.isfinite(arrays[key])):
+            raise VoiceError(f"the reference's {key} came out with NaN or infinite values: {source} is damaged "
+                             "(copy it again from the GPT-SoVITS install)")

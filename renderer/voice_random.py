@@ -7,14 +7,20 @@ Everything is written in the exact upstream formats, then imported through the n
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import soundfile as sf
 
 from renderer.voice import ImportResult, VoiceStore, import_voice
 
-__all__ = ["RANDOM_REF_TEXT", "default_cache_dir", "make_random_voice", "synthetic_reference", "write_random_assets"]
+if TYPE_CHECKING:
+    from renderer.models.sovits import SoVITSModel
+
+__all__ = ["RANDOM_REF_TEXT", "default_cache_dir", "make_random_voice", "random_reference_ge", "synthetic_reference",
+           "write_random_assets"]
 
 RANDOM_REF_TEXT = "This is a synthetic reference clip for a random test voice."
 
@@ -57,7 +63,7 @@ def write_random_assets(folder: Path, size: str, version: str, seed: int) -> dic
     }
     if not paths["gpt"].is_file():
         write_random_gpt(paths["gpt"], size, seed)
-    if not paths["sovits"].is_file():
+    if not _sovits_is_current(paths["sovits"], version):
         write_random_sovits(paths["sovits"], version, size, seed)
     if not (paths["bert"] / "config.json").is_file():
         write_random_bert_folder(paths["bert"], seed)
@@ -67,9 +73,54 @@ def write_random_assets(folder: Path, size: str, version: str, seed: int) -> dic
         synthetic_reference(paths["ref"], seed=seed)
     if version != "v2":
         paths["sv"] = folder / "sv.ckpt"
-        if not paths["sv"].is_file():
-            write_random_sv_checkpoint(paths["sv"], seed)
+        if not _sv_is_current(paths["sv"], size):
+            write_random_sv_checkpoint(paths["sv"], seed, size=size)
     return paths
+
+
+def _sovits_is_current(path: Path, version: str) -> bool:
+    """An existing file carries the version tag the writer puts on it now (older caches held plain ``PK``)."""
+    from renderer.models.random_weights import SOVITS_VERSION_TAGS
+
+    if not path.is_file():
+        return False
+    with path.open("rb") as handle:
+        return handle.read(2) == SOVITS_VERSION_TAGS[version]
+
+
+def _sv_is_current(path: Path, size: str) -> bool:
+    """An existing speaker-verification file has the layout of ``size`` (older caches held a tiny one
+    beside full-size GPT/SoVITS files, which the original GPT-SoVITS refuses)."""
+    import torch
+
+    from renderer.models.eres2net import ERes2NetV2Config, config_from_state_dict
+    from renderer.models.random_helpers import TINY_SV_CONFIG
+
+    if not path.is_file():
+        return False
+    expected = ERes2NetV2Config() if size == "full" else TINY_SV_CONFIG
+    try:  # mmap: reads the tensor table, not the 215 MB of weights
+        state = torch.load(str(path), map_location="cpu", mmap=True, weights_only=True)
+        return config_from_state_dict(state) == expected
+    except Exception:  # noqa: BLE001 - anything unreadable is rewritten
+        return False
+
+
+def random_reference_ge(model: SoVITSModel, sv_path: str | Path | None = None, seed: int = 0,
+                        seconds: float = 5.0) -> np.ndarray:
+    """``ge`` float32 [1, gin, 1] of :func:`synthetic_reference` (``seed``, ``seconds``), as `voice add` gets it.
+
+    For a v2Pro/v2ProPlus ``model`` the speaker-verification embedding of the same clip joins the
+    reference encoder's output, so ``sv_path`` (an ERes2NetV2 checkpoint: the real one, or
+    ``write_random_sv_checkpoint(path, seed, size="full")`` for benchmarks) is required; v2 ignores it.
+    A benchmark of a Pro voice needs exactly this: ``model.reference_ge`` alone raises without it.
+    """
+    from renderer.audio import reference_waveforms
+    from renderer.voice_import import compute_ge
+
+    with tempfile.TemporaryDirectory(prefix="random-reference-") as tmp:
+        waves = [reference_waveforms(synthetic_reference(Path(tmp) / "reference.wav", seconds, seed))]
+    return compute_ge(model, waves, Path(sv_path) if sv_path is not None else None)
 
 
 def make_random_voice(name: str, size: str = "tiny", version: str = "v2", seed: int = 0,

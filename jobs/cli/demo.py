@@ -20,24 +20,32 @@ def sample_book() -> Path:
     return book
 
 
-def ensure_sample_voice(ctx: click.Context, voices_dir: Path | None) -> None:
-    """Create the tiny random sample voice with `render voice make-random` unless it exists."""
+def sample_voice_name(version: str = "v2") -> str:
+    """``sample`` for v2 (as before), ``sample-v2ProPlus`` etc. for the other SoVITS versions."""
+    return SAMPLE_VOICE if version == "v2" else f"{SAMPLE_VOICE}-{version}"
+
+
+def ensure_sample_voice(ctx: click.Context, voices_dir: Path | None, version: str = "v2") -> str:
+    """Create the tiny random sample voice of ``version`` with `render voice make-random` unless it
+    exists; returns its name."""
     from renderer.errors import VoiceError
     from renderer.voice import VoiceStore
     from renderer.voice import voices_dir as default_voices_dir
 
+    name = sample_voice_name(version)
     store = VoiceStore(default_voices_dir(voices_dir))
     try:
-        store.get(SAMPLE_VOICE)
-        return
+        store.get(name)
+        return name
     except VoiceError:
         pass
     root = ctx.find_root().command
     assert isinstance(root, click.Group)
-    args = ["voice", "make-random", SAMPLE_VOICE, "--size", "tiny"]
+    args = ["voice", "make-random", name, "--size", "tiny", "--version", version]
     if voices_dir is not None:
         args += ["--voices-dir", str(voices_dir)]
-    click.echo("creating the sample voice (tiny random weights)...", err=True)
+    click.echo(f"creating the sample voice (tiny random {version} weights)...", err=True)
     sub_ctx = root.make_context("render", args, parent=None)
     with sub_ctx:
         root.invoke(sub_ctx)
+    return name

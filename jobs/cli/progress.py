@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+
+if TYPE_CHECKING:
+    from jobs.store import Store
+    from jobs.worker import WorkerReport
 
 
 class BookProgress:
@@ -36,7 +40,7 @@ class BookProgress:
         if self._progress is not None:
             self._progress.stop()
 
-    def update(self, store: Any, book_id: int, report: Any) -> None:
+    def update(self, store: Store, book_id: int, report: WorkerReport | None) -> None:
         if self._progress is None:
             return
         counts = store.status.counts(book_id)

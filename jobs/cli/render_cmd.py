@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -16,13 +17,19 @@ from jobs.engines import EngineSettings, SetupCache
 from jobs.errors import JobsError
 from jobs.store import BookInfoRow, Store
 
+if TYPE_CHECKING:
+    from jobs.pipeline import ReadSettings
+
+#: A click command function being decorated with more options.
+Command = TypeVar("Command", bound=Callable[..., Any])
+
 FORMATS = ("mp3", "m4b", "flac", "wav")
 PRESETS = ("acx", "podcast", "none")
 #: Semantic tokens per chunk in `render demo` (25 tokens = 1 s of audio).
 DEMO_MAX_TOKENS = 75
 
 
-def _common_store_options(func: Any) -> Any:
+def _common_store_options(func: Command) -> Command:
     func = click.option(
         "--audio-dir",
         type=click.Path(file_okay=False, path_type=Path),
@@ -44,7 +51,7 @@ def _common_store_options(func: Any) -> Any:
     return func
 
 
-def _engine_options(func: Any) -> Any:
+def _engine_options(func: Command) -> Command:
     func = click.option("--max-attempts", type=click.IntRange(1, 100), default=3, show_default=True, hidden=True,
                         help="Claims after which a chunk that keeps crashing workers is failed.")(func)
     func = click.option("--lease", "lease_s", type=float, default=120.0, show_default=True, hidden=True,
@@ -65,11 +72,11 @@ _READ_FLAGS = ("include_front", "include_back", "read_notes", "allow_missing", "
                "stage_directions", "speaker_names", "list_numbers")
 
 
-def _read_options(func: Any) -> Any:
+def _read_options(func: Callable[..., None]) -> Callable[..., None]:
     """The options that say how a book is read; the command receives them as one ``read`` ReadSettings."""
 
     @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> None:
         from jobs.pipeline import ReadSettings
 
         kwargs["read"] = ReadSettings(**{name: kwargs.pop(name) for name in _READ_FLAGS})
@@ -137,7 +144,7 @@ def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, a
         voices_dir: Path | None, lease_s: float, max_attempts: int, export_format: str, preset: str,
         single_file: bool, seed: int | None, temperature: float | None, top_k: int | None,
         top_p: float | None, speed: float | None, max_tokens: int | None, precision: str | None,
-        read: Any) -> None:
+        read: ReadSettings) -> None:
     """Plan, synthesize and export BOOK (.epub, .txt, .md); resumes whatever exists.
 
     Run it again after a crash, a full disk or Ctrl-C: finished chunks are kept and only the rest
@@ -184,7 +191,7 @@ def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, a
 @click.option("--voices-dir", type=click.Path(file_okay=False, path_type=Path), help="Voice folder root.")
 @_read_options
 def plan(book: Path, voice_name: str | None, chapters: str | None, as_json: bool, voices_dir: Path | None,
-         read: Any) -> None:
+         read: ReadSettings) -> None:
     """Show how BOOK would be rendered: chapters, chunk counts, estimated duration. Renders nothing."""
     from jobs.pipeline import make_plan
 
@@ -313,19 +320,22 @@ def worker(db_url: str, audio_dir: Path, follow: bool, batch_size: int, backend:
 @click.option("--voices-dir", type=click.Path(file_okay=False, path_type=Path), help="Voice folder root.")
 @click.option("--format", "export_format", type=click.Choice(FORMATS), default="mp3", show_default=True,
               help="Format of the exported chapter files.")
+@click.option("--version", "version", type=click.Choice(["v2", "v2Pro", "v2ProPlus"]), default="v2",
+              show_default=True, help="SoVITS version of the sample voice (v2Pro/v2ProPlus add the speaker model).")
 @click.pass_context
-def demo(ctx: click.Context, out_dir: Path, voices_dir: Path | None, export_format: str) -> None:
+def demo(ctx: click.Context, out_dir: Path, voices_dir: Path | None, export_format: str, version: str) -> None:
     """Render the sample book with the sample voice (random weights: it sounds like noise) into OUT.
 
-    Creates the sample voice first if it is missing (`render voice make-random sample --size tiny`).
-    Each chunk is capped at 3 s of audio, since a random model seldom decides to stop by itself.
+    Creates the sample voice first if it is missing (`render voice make-random sample --size tiny`;
+    `sample-v2ProPlus` etc. for another --version). Each chunk is capped at 3 s of audio, since a
+    random model seldom decides to stop by itself.
     """
     from jobs.cli.demo import ensure_sample_voice, sample_book
 
-    ensure_sample_voice(ctx, voices_dir)
+    voice_name = ensure_sample_voice(ctx, voices_dir, version)
     book = sample_book()
     # The random sample voice rarely emits EOS: cap each chunk at 3 s (75 tokens) so the demo takes minutes.
-    ctx.invoke(run, book=book, voice_name="sample", out_dir=out_dir, voices_dir=voices_dir,
+    ctx.invoke(run, book=book, voice_name=voice_name, out_dir=out_dir, voices_dir=voices_dir,
                export_format=export_format, batch_size=0, max_tokens=DEMO_MAX_TOKENS)
     files = sorted(p for p in out_dir.iterdir() if p.is_file() and p.suffix not in (".db", ".db-wal", ".db-shm"))
     click.echo(f"demo files in {out_dir.resolve()}:")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from renderer.errors import RendererError
+
+if TYPE_CHECKING:
+    from renderer.voice import Voice, VoiceStore
 
 VOICES_DIR_HELP = "Folder of voices (default: $RENDER_VOICES_DIR or ~/.local/share/audiobook-renderer/voices)."
 
@@ -23,7 +26,7 @@ class _VoiceGroup(click.Group):
             raise click.ClickException(str(exc)) from None
 
 
-def _store(voices_dir: str | None):
+def _store(voices_dir: str | None) -> VoiceStore:
     from renderer.voice import VoiceStore
 
     return VoiceStore(voices_dir)
@@ -44,7 +47,8 @@ def voice() -> None:
 @click.option("--sovits", "sovits", required=True, type=click.Path(dir_okay=False),
               help="SoVITS weights (.pth): v2, v2Pro or v2ProPlus.")
 @click.option("--ref", "ref_wav", required=True, type=click.Path(dir_okay=False),
-              help="Reference clip of the speaker, 3-10 seconds (WAV, FLAC, OGG or MP3).")
+              help="Reference clip of the speaker talking, 3-10 seconds (WAV, FLAC, OGG or MP3); "
+                   "a silent clip is refused, a mostly silent or very quiet one gets a warning.")
 @click.option("--ref-text", required=True, help="Exact transcript of the reference clip.")
 @click.option("--lang", default="en", show_default=True, help="Language of the reference transcript (en, zh).")
 @click.option("--hubert", "hubert_dir", type=click.Path(file_okay=False),
@@ -79,6 +83,8 @@ def add(name: str, gpt: str, sovits: str, ref_wav: str, ref_text: str, lang: str
     result = import_voice(name, gpt, sovits, ref_wav, ref_text, lang, bert_dir=bert_dir, hubert_dir=hubert_dir,
                           sv_path=sv_path, aux_refs=list(aux_refs), store=_store(voices_dir), force=force,
                           sampling_defaults=defaults)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
     verb = "imported" if result.changed else "unchanged"
     click.echo(f"{verb}: voice '{result.voice.name}' ({result.voice.version}) in {result.voice.folder}")
 
@@ -106,7 +112,7 @@ def list_voices(as_json: bool, voices_dir: str | None) -> None:
         click.echo(f"{row['name']:<24} {row['version']:<10} {row['language']:<4} {text}")
 
 
-def _row(v: Any) -> dict[str, Any]:
+def _row(v: Voice) -> dict[str, Any]:
     return {"name": v.name, "version": v.version, "language": v.language, "ref_text": v.ref_text,
             "folder": str(v.folder)}
 
@@ -147,7 +153,8 @@ def remove(name: str, yes: bool, voices_dir: str | None) -> None:
 @voice.command("make-random")
 @click.argument("name")
 @click.option("--size", type=click.Choice(["tiny", "full"]), default="tiny", show_default=True,
-              help="tiny: fast test model; full: real v2 sizes (for benchmarks).")
+              help="tiny: fast test model; full: the real sizes of every file (GPT, SoVITS and, for "
+                   "v2Pro/v2ProPlus, the speaker-verification model), for benchmarks.")
 @click.option("--version", "version", type=click.Choice(["v2", "v2Pro", "v2ProPlus"]), default="v2",
               show_default=True, help="SoVITS model version.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights.")

@@ -16,8 +16,10 @@ strict ``load_state_dict``. The head (``seg_1``) is kept only so that strict loa
 
 from __future__ import annotations
 
+import io
 import math
 import re
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +30,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from renderer.audio import kaldi_fbank
+from renderer.checkpoint_integrity import check_finite_tensors, verify_archive_checksums
 from renderer.errors import CheckpointError
 
 __all__ = ["ERes2NetV2Config", "ERes2NetV2", "SpeakerEncoder", "load_sv_state_dict", "SV_EMBEDDING_DIM"]
@@ -226,7 +229,13 @@ def load_sv_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         raise CheckpointError(path, "speaker-verification checkpoint not found",
                               "expected GPT-SoVITS' pretrained_models/sv/pretrained_eres2netv2w24s4ep4.ckpt")
     try:
-        state = torch.load(str(path), map_location="cpu", weights_only=True)
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(path, f"cannot be read: {exc.strerror or exc}") from None
+    if zipfile.is_zipfile(io.BytesIO(data)):  # torch.save's archive (a legacy plain pickle has no checksums)
+        verify_archive_checksums(path, data)
+    try:
+        state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt/unsafe pickles
         raise CheckpointError(path, f"cannot read as a torch checkpoint ({type(exc).__name__}: {exc})",
                               "is this the ERes2NetV2 .ckpt file?") from exc
@@ -235,6 +244,7 @@ def load_sv_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     if not isinstance(state, Mapping) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise CheckpointError(path, "not a plain state dict of tensors", "expected the ERes2NetV2 .ckpt")
     tensors = {str(k).removeprefix("module."): v for k, v in state.items()}
+    check_finite_tensors(path, tensors)
     required = ("conv1.weight", "layer1.0.convs.0.weight", "layer1.0.conv3.weight", "layer3_ds.weight",
                 "fuse34.local_att.0.weight", "seg_1.weight")
     missing = [key for key in required if key not in tensors]

@@ -14,6 +14,7 @@ Weights are random: outputs have the right shapes and are deterministic per seed
 from __future__ import annotations
 
 import json
+import os
 from collections import OrderedDict
 from pathlib import Path
 
@@ -148,5 +149,7 @@ def write_random_sv_checkpoint(path: str | Path, seed: int = 0, size: str = "tin
     )
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(state, str(path))
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, str(tmp))
+    os.replace(tmp, path)  # an interrupted write never leaves a file that looks finished
     return path

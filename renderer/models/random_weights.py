@@ -5,9 +5,11 @@ File format (what upstream's savers write, and what real users have):
 * ``torch.save`` ZIP (entries stored), pickle protocol 2, float16 tensors;
 * GPT: ``{"weight": OrderedDict("model.<name>" -> fp16), "config": dict, "info": "GPT-e<n>"}``, saved
   through a file named after a timestamp, so the archive root folder looks like ``1700001234.000042/``;
-* SoVITS: ``{"weight": OrderedDict(<name> -> fp16, no enc_q.*), "config": utils.HParams, "info": ...}``;
-  v2 is written like v2 (timestamp root, ``PK``), v2Pro/v2ProPlus are saved to memory (root
-  ``archive/``) and their first two bytes replaced by the tag ``05``/``06``.
+* SoVITS: ``{"weight": OrderedDict(<name> -> fp16, no enc_q.*), "config": utils.HParams, "info": ...}``,
+  saved to memory (root ``archive/``) with the first two bytes replaced by upstream's version tag:
+  ``01`` v2, ``05`` v2Pro, ``06`` v2ProPlus. Upstream's trainer writes v2 files with a plain ``PK``, and
+  its loader then guesses v1/v2 from the file size (v2 from 82,978 KiB); a full-size random v2 file
+  clears that by only ~28 KiB, so every generated file carries the tag its loader reads first.
 
 Weights follow the recipe of the public conformance set so outputs depend on inputs: seeded default
 initialisation, constant tensors perturbed (``c + s*N(0,1)``), the VQ codebook filled, GPT residual
@@ -17,6 +19,7 @@ branches scaled by ``min(1, sqrt(2/n_layer))``, and the SoVITS decoder's upsampl
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -37,7 +40,7 @@ from renderer.models.gpt import GPTConfig, Text2SemanticModel
 from renderer.models.sovits import SoVITSConfig, SoVITSModel
 
 __all__ = ["write_random_gpt", "write_random_sovits", "gpt_config_for", "sovits_config_for",
-           "WEIGHT_NORM_PATTERN", "SIZES", "VERSIONS"]
+           "WEIGHT_NORM_PATTERN", "SIZES", "VERSIONS", "SOVITS_VERSION_TAGS"]
 
 SIZES = ("tiny", "full")
 VERSIONS = ("v2", "v2Pro", "v2ProPlus")
@@ -45,7 +48,8 @@ VERSIONS = ("v2", "v2Pro", "v2ProPlus")
 WEIGHT_NORM_PATTERN = re.compile(
     r"^(dec\.ups\.\d+|dec\.resblocks\.\d+\.convs[12]?\.\d+|flow\.flows\.\d+\.enc\.(in_layers\.\d+|res_skip_layers\.\d+"
     r"|cond_layer))\.weight$")
-_VERSION_TAGS = {"v2Pro": b"05", "v2ProPlus": b"06"}
+#: Upstream's 2-byte version tags (its loader maps ``01`` to v2 without looking at the file size).
+SOVITS_VERSION_TAGS = {"v2": b"01", "v2Pro": b"05", "v2ProPlus": b"06"}
 
 _GPT_MODEL = {
     "tiny": {"embedding_dim": 64, "hidden_dim": 64, "head": 4, "linear_units": 256, "n_layer": 2},
@@ -308,16 +312,11 @@ def write_random_sovits(path: str | Path, version: str = "v2", size: str = "tiny
     path.parent.mkdir(parents=True, exist_ok=True)
     config, weight = _sovits_state(version, size, seed)
     obj = {"weight": weight, "config": _to_hparams(config), "info": "8epoch_96iteration"}
+    buffer = io.BytesIO()
     with _utils_module():
-        if version in _VERSION_TAGS:
-            import io
-
-            buffer = io.BytesIO()
-            torch.save(obj, buffer, pickle_protocol=2)
-            data = buffer.getvalue()
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_bytes(_VERSION_TAGS[version] + data[2:])
-            os.replace(tmp, path)
-        else:
-            _save_with_timestamp_root(obj, path, seed)
+        torch.save(obj, buffer, pickle_protocol=2)
+    data = buffer.getvalue()
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(SOVITS_VERSION_TAGS[version] + data[2:])
+    os.replace(tmp, path)
     return path

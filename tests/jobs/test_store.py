@@ -133,7 +133,7 @@ def test_bad_store_url_is_a_store_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError):
         Store("nosuchdb://x/y")
     with pytest.raises(StoreError):
-        Store("postgresql://nobody@127.0.0.1:1/none").counts()
+        Store("postgresql://nobody@127.0.0.1:1/none").status.counts()
 
 
 def test_peek_pending_is_what_the_next_claim_takes_and_leases_nothing(store_and_book) -> None:

@@ -48,7 +48,8 @@ def _upstream_load(path):
 def test_archive_format(random_files, kind):
     path = random_files[kind]
     data = path.read_bytes()
-    expected_tag = {"v2Pro": b"05", "v2ProPlus": b"06"}.get(kind, b"PK")
+    # Upstream's head2version: 01 = v2, 05 = v2Pro, 06 = v2ProPlus; GPT files are plain archives.
+    expected_tag = {"v2": b"01", "v2Pro": b"05", "v2ProPlus": b"06"}.get(kind, b"PK")
     assert data[:2] == expected_tag
     with zipfile.ZipFile(io.BytesIO(b"PK" + data[2:])) as archive:
         names = archive.namelist()
@@ -56,7 +57,7 @@ def test_archive_format(random_files, kind):
         assert all(info.compress_type == zipfile.ZIP_STORED for info in archive.infolist())
         pkl = archive.read(f"{root}/data.pkl")
     assert pkl[:2] == b"\x80\x02"  # pickle protocol 2
-    if kind in ("v2Pro", "v2ProPlus"):
+    if kind != "gpt":
         assert root == "archive"
     else:
         int_part, frac = root.split(".")

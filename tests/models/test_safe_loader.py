@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -115,3 +116,105 @@ def test_odd_paths(public, tmp_path, vec):
     audio, _ = sovits.decode(codes, torch.tensor([30]), ph, torch.tensor([ph.shape[1]]), ge, 0.5, 1.0,
                              noise=vec("sovits_v2pp_decode_noise"))
     assert (audio - vec("sovits_v2pp_decode_audio")[0]).abs().max().item() <= 1e-3
+
+
+def damage_tensor_bytes(source: Path, target: Path, where: str = "largest tensor", seed: int = 0) -> str:
+    """Copy ``source`` with 64 KB of random bytes written inside it, the ZIP directory left intact.
+
+    ``where``: "largest tensor" (the middle of the biggest tensor's stored bytes) or "middle of the file".
+    Returns the name of the archive entry hit ("" for the middle of the file).
+    """
+    import io
+    import struct
+    import zipfile
+
+    import numpy as np
+
+    data = bytearray(source.read_bytes())
+    size = 64 * 1024
+    entry = ""
+    if where == "largest tensor":
+        with zipfile.ZipFile(io.BytesIO(b"PK" + bytes(data[2:]))) as archive:
+            info = max((i for i in archive.infolist() if "/data/" in i.filename), key=lambda i: i.file_size)
+        assert info.file_size > size
+        name_len, extra_len = struct.unpack("<HH", data[info.header_offset + 26:info.header_offset + 30])
+        start = info.header_offset + 30 + name_len + extra_len + (info.file_size - size) // 2
+        entry = info.filename
+    else:
+        start = len(data) // 2 - size // 2
+    data[start:start + size] = np.random.default_rng(seed).bytes(size)
+    target.write_bytes(bytes(data))
+    return entry
+
+
+def _tensors_stored_in(source: Path, entry: str) -> set[str]:
+    """Names of the tensors whose bytes are exactly the archive entry's (found by content, not by our loader)."""
+    import io
+    import zipfile
+
+    data = source.read_bytes()
+    with zipfile.ZipFile(io.BytesIO(b"PK" + data[2:])) as archive:
+        stored = archive.read(entry)
+    _, raw = read_raw_checkpoint(source)
+    return {name for name, t in raw["weight"].items() if t.numpy().tobytes() == stored}
+
+
+@pytest.mark.parametrize("name", ["gpt_v2.ckpt", "sovits_v2pp.pth"])
+def test_damaged_tensor_bytes_are_refused_naming_the_tensor(public, tmp_path, name):
+    """Random bytes inside a tensor pass torch's reader (it skips CRCs); ours names the tensor and the fix."""
+    damaged = tmp_path / f"damaged {name}"
+    entry = damage_tensor_bytes(public / name, damaged)
+    loader = load_gpt if name.startswith("gpt") else load_sovits
+    with pytest.raises(CheckpointError) as err:
+        loader(damaged)
+    message = str(err.value)
+    assert str(damaged) in message and entry in message and "checksum" in message
+    assert "copy or download it again" in message
+    expected = _tensors_stored_in(public / name, entry)
+    assert expected and any(f"'{tensor}'" in message for tensor in expected)
+
+
+def test_damage_anywhere_is_a_clear_error(public, tmp_path):
+    damaged = tmp_path / "sovits.pth"
+    damage_tensor_bytes(public / "sovits_v2.pth", damaged, where="middle of the file", seed=1)
+    with pytest.raises(CheckpointError, match="is damaged.*copy or download it again"):
+        load_sovits(damaged)
+
+
+@pytest.mark.parametrize("name", ["gpt_v2.ckpt", "sovits_v2pp.pth"])
+def test_non_finite_weights_are_refused(public, tmp_path, monkeypatch, name):
+    """A file with intact checksums but NaN/inf values (e.g. saved from a diverged run) is refused too."""
+    import io
+    import types
+
+    from renderer.checkpoints import HParams
+
+    utils = types.ModuleType("utils")
+    utils.HParams = HParams  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "utils", utils)
+    tag, raw = read_raw_checkpoint(public / name)
+    tensor_name = sorted(raw["weight"])[len(raw["weight"]) // 2]
+    bad = raw["weight"][tensor_name].clone().reshape(-1)
+    bad[:3] = torch.tensor([float("nan"), float("inf"), -float("inf")], dtype=bad.dtype)
+    raw["weight"][tensor_name] = bad.reshape(raw["weight"][tensor_name].shape)
+    buffer = io.BytesIO()
+    torch.save(raw, buffer)
+    path = tmp_path / name
+    path.write_bytes(tag + buffer.getvalue()[2:])
+    loader = load_gpt if name.startswith("gpt") else load_sovits
+    with pytest.raises(CheckpointError, match=re.escape(f"tensor '{tensor_name}' holds 3 NaN")):
+        loader(path)
+
+
+def test_version_tag_and_plain_pk_load_alike(public, tmp_path, sovits_v2):
+    """Upstream's v2 tag '01' (what our generator writes) and a plain 'PK' v2 file give the same model."""
+    data = (public / "sovits_v2.pth").read_bytes()
+    assert data[:2] == b"PK"
+    tagged = tmp_path / "tagged.pth"
+    tagged.write_bytes(b"01" + data[2:])
+    ckpt = load_sovits_checkpoint(tagged)
+    assert ckpt.version == "v2" and ckpt.tag == "01"
+    plain = sovits_v2[2]
+    assert plain.version == "v2" and plain.tag == "PK"
+    assert ckpt.weights.keys() == plain.weights.keys()
+    assert all(torch.equal(ckpt.weights[k], plain.weights[k]) for k in ckpt.weights)

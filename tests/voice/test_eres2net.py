@@ -20,6 +20,7 @@ from renderer.models.eres2net import (
     config_from_state_dict,
 )
 from renderer.models.random_helpers import TINY_SV_CONFIG, write_random_sv_checkpoint
+from tests.voice.sv_layout import FULL_SV_LAYOUT
 
 
 @pytest.fixture(scope="module")
@@ -52,37 +53,7 @@ def _wav(seconds: float = 1.0, seed: int = 0) -> np.ndarray:
 
 def test_full_layout_matches_pretrained_eres2netv2w24s4ep4(full_state: dict[str, torch.Tensor]) -> None:
     """Shapes derived by hand from 3D-Speaker's ERes2NetV2(baseWidth=24, scale=4, expansion=4)."""
-    expected = {
-        "conv1.weight": (64, 1, 3, 3),
-        "bn1.running_var": (64,),
-        # stage 1, planes 64: group width floor(64*24/64)=24, 4 groups, out 64*4=256
-        "layer1.0.conv1.weight": (96, 64, 1, 1),
-        "layer1.0.convs.3.weight": (24, 24, 3, 3),
-        "layer1.0.bns.3.running_mean": (24,),
-        "layer1.0.conv3.weight": (256, 96, 1, 1),
-        "layer1.0.shortcut.0.weight": (256, 64, 1, 1),
-        "layer1.2.bn3.weight": (256,),
-        # stage 2, planes 128: width 48, stride 2 in the first block's conv1 and shortcut
-        "layer2.0.conv1.weight": (192, 256, 1, 1),
-        "layer2.0.shortcut.0.weight": (512, 256, 1, 1),
-        "layer2.3.conv3.weight": (512, 192, 1, 1),
-        # stage 3, planes 256: width 96, AFF(96, r=4) between groups
-        "layer3.0.fuse_models.0.local_att.0.weight": (24, 192, 1, 1),
-        "layer3.0.fuse_models.0.local_att.0.bias": (24,),
-        "layer3.0.fuse_models.2.local_att.3.weight": (96, 24, 1, 1),
-        "layer3.5.fuse_models.2.local_att.4.running_var": (96,),
-        "layer3.5.conv3.weight": (1024, 384, 1, 1),
-        # stage 4, planes 512: width 192, out 2048
-        "layer4.0.shortcut.0.weight": (2048, 1024, 1, 1),
-        "layer4.2.fuse_models.2.local_att.0.weight": (48, 384, 1, 1),
-        "layer3_ds.weight": (2048, 1024, 3, 3),
-        "fuse34.local_att.0.weight": (512, 4096, 1, 1),
-        "fuse34.local_att.1.num_batches_tracked": (),
-        "fuse34.local_att.3.weight": (2048, 512, 1, 1),
-        "seg_1.weight": (192, 40960),
-        "seg_1.bias": (192,),
-    }
-    for name, shape in expected.items():
+    for name, shape in FULL_SV_LAYOUT.items():
         assert tuple(full_state[name].shape) == shape, name
     blocks = {tuple(k.split(".")[:2]) for k in full_state if k.startswith("layer") and not k.startswith("layer3_ds")}
     counts = [sum(1 for b in blocks if b[0] == f"layer{s}") for s in (1, 2, 3, 4)]
@@ -193,3 +164,21 @@ def test_cuda_embedding_matches_cpu(tiny_ckpt: Path, encoder: SpeakerEncoder) ->
     gpu = SpeakerEncoder(tiny_ckpt, device="cuda").embedding(wav)
     assert gpu.device.type == "cpu" and gpu.shape == (1, SV_EMBEDDING_DIM)
     torch.testing.assert_close(gpu, encoder.embedding(wav), atol=1e-3, rtol=1e-3)
+
+
+def test_damaged_or_non_finite_speaker_model_is_refused(tmp_path: Path, tiny_ckpt: Path) -> None:
+    from tests.models.test_safe_loader import damage_tensor_bytes
+
+    damaged = tmp_path / "damaged sv.ckpt"
+    entry = damage_tensor_bytes(tiny_ckpt, damaged)
+    with pytest.raises(CheckpointError) as err:
+        SpeakerEncoder(damaged)
+    assert str(damaged) in str(err.value) and entry in str(err.value) and "tensor 'layer" in str(err.value)
+    assert "copy or download it again" in str(err.value)
+
+    state = torch.load(tiny_ckpt, weights_only=True)
+    state["fuse34.local_att.0.weight"][0, 0, 0, 0] = float("nan")
+    nan_file = tmp_path / "nan sv.ckpt"
+    torch.save(state, nan_file)
+    with pytest.raises(CheckpointError, match="tensor 'fuse34.local_att.0.weight' holds 1 NaN or infinite"):
+        SpeakerEncoder(nan_file)
