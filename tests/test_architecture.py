@@ -61,3 +61,27 @@ def test_the_walker_sees_imports() -> None:
     # Guard against a walker that silently finds nothing.
     jobs_imports = set().union(*_imported_top_levels("jobs").values())
     assert {"renderer", "export", "click"} <= jobs_imports
+
+
+def _defines(path: Path, dotted: str) -> bool:
+    """Whether ``path`` defines ``Name`` or ``Class.method`` at its top level."""
+    scope: list[ast.stmt] = ast.parse(path.read_text(encoding="utf-8")).body
+    for part in dotted.split("."):
+        found = next((node for node in scope if isinstance(node, (ast.FunctionDef, ast.ClassDef))
+                      and node.name == part), None)
+        if found is None:
+            return False
+        scope = found.body
+    return True
+
+
+def test_architecture_map_names_only_what_exists() -> None:
+    """Every `path` and `path::name` ARCHITECTURE.md points to exists: the map stays true to the code."""
+    import re
+
+    text = (ROOT / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    references = re.findall(r"`((?:renderer|jobs|export|tests|samples)/[\w./-]*)(?:::([\w.]+))?`", text)
+    assert len(references) > 40
+    stale = [f"{path}::{name}" if name else path for path, name in references
+             if not (ROOT / path).exists() or (name and not _defines(ROOT / path, name))]
+    assert stale == [], f"ARCHITECTURE.md names what no longer exists (update the map): {stale}"
