@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from jobs.cli.params import current_services
-from jobs.cli.render_cmd import _common_store_options, _engine_options, open_book_store
+from jobs.cli.render_cmd import _common_store_options, _engine_options, open_one_book
 from jobs.engines import EngineSettings, SetupCache
 from jobs.errors import JobsError
 from jobs.store import BookInfoRow, Store
@@ -20,7 +20,7 @@ def _located(book: str, out_dir: Path | None, db_url: str | None,
 
     if out_dir is None and db_url is None and (Path(book) / "render.db").is_file():
         raise JobsError(f"{book} is an output folder: give the book too, e.g. `render review BOOK --out {book}`")
-    store, found = open_book_store(book, out_dir, db_url)
+    store, found = open_one_book(book, out_dir, db_url)
     out = Path(out_dir) if out_dir is not None else default_out_dir(Path(book))
     return store, found, out, audio_root(out, db_url, audio_dir)
 

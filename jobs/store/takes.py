@@ -142,7 +142,7 @@ class TakeStore:
                        TakeRow.tokens_per_phone.is_not(None), TakeRow.speech_s_per_phone.is_not(None))
                 .order_by(TakeRow.id.desc()).limit(limit))
         with self.db.transaction() as s:
-            return [(float(a), float(b)) for a, b in s.execute(stmt).all()]
+            return [(float(a or 0.0), float(b or 0.0)) for a, b in s.execute(stmt).all()]
 
     # ------------------------------------------------------------------------------ figures
 

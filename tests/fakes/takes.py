@@ -43,10 +43,11 @@ class FakeVoice:
     language: str = "en"
 
 
-def script_of(text: str) -> tuple[str, ...]:
+def script_of(text: str, unscripted: tuple[str, ...] = ("clean",)) -> tuple[str, ...]:
+    """The faults of ``text``'s takes; ``unscripted`` for a text without a script."""
     found = _SCRIPT.search(text)
     if not found:
-        return ("clean",)
+        return unscripted
     faults = tuple(found.group(1).split(","))
     unknown = set(faults) - set(FAULTS)
     if unknown:
@@ -76,11 +77,12 @@ class ScriptedTakesEngine(FakeEngine):
     """:class:`FakeEngine` whose takes follow the chunk's ``[[takes:...]]`` script."""
 
     transcriber: ScriptedTranscriber | None = None
+    unscripted: tuple[str, ...] = ("clean",)
 
     def _one(self, request: SynthesisRequest) -> SynthesisResult:
         result = super()._one(request)
         text = bytes(int(i) for i in request.phone_ids).decode("utf-8", errors="replace")
-        faults = script_of(text)
+        faults = script_of(text, self.unscripted)
         _render_key, take = parse_take_key(request.key)
         fault = faults[min(take, len(faults)) - 1]
         spoiled = spoil(result, fault)
@@ -113,10 +115,12 @@ def spoil(result: SynthesisResult, fault: str) -> SynthesisResult:
 
 @dataclass
 class ScriptedTakesFactory(FakeEngineFactory):
-    """``EngineFactory`` building :class:`ScriptedTakesEngine` s and voices with a reference prompt."""
+    """``EngineFactory`` building :class:`ScriptedTakesEngine` s and voices with a reference prompt.
+    ``unscripted``: the faults of chunks without a script (``("cap",)``: a random voice, every take bad)."""
 
     config: FakeEngineConfig = FakeEngineConfig(seconds_per_char=SECONDS_PER_CHAR)
     transcriber: ScriptedTranscriber | None = None
+    unscripted: tuple[str, ...] = ("clean",)
 
     def load_voice(self, name: str, voices_dir: Path | None) -> VoiceRef:
         ref = fake_voice(name)
@@ -125,7 +129,7 @@ class ScriptedTakesFactory(FakeEngineFactory):
     def engine(self, voice: VoiceRef, precision: str, batch_size: int | None,
                settings: EngineSettings) -> ScriptedTakesEngine:
         engine = ScriptedTakesEngine(batch_size or 8, self.config, precision)
-        engine.transcriber = self.transcriber
+        engine.transcriber, engine.unscripted = self.transcriber, self.unscripted
         self.engines.append(engine)
         return engine
 

@@ -2,30 +2,42 @@
 
 The demo's voice has random weights: every take runs to the token cap, so every chunk is re-rolled up to
 the demo's cap of 2 takes and stays doubtful. That is what the page must then show: every chunk, both takes.
+The command runs as `make demo` runs it, on the sample book, with an engine stand-in that behaves like the
+random voice (every take hits the cap): the real tiny voice renders the 64 takes in minutes of CPU, too long
+for the suite.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+import jobs.cli.demo
 from jobs.cli import cli
 from jobs.cli.render_cmd import DEMO_MAX_TAKES
+from jobs.services import Services
 from tests.browser import AUDIO_STATES_JS
+from tests.fakes.takes import FakeEngineConfig, ScriptedTakesFactory
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
     folder = tmp_path_factory.mktemp("demo")
     out = folder / "demo"
-    result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--voices-dir", str(folder / "voices"),
-                                      "--format", "wav"], catch_exceptions=False)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(jobs.cli.demo, "ensure_sample_voice", lambda ctx, voices_dir, version="v2": "sample")
+        # short takes (20 ms per character) keep the export of four chapters quick
+        fast = FakeEngineConfig(seconds_per_char=0.02)
+        random_voice = Services(engines=ScriptedTakesFactory(config=fast, unscripted=("cap",)))
+        result = CliRunner().invoke(cli, ["demo", "--out", str(out), "--format", "wav"], obj=random_voice,
+                                    catch_exceptions=False)
     assert result.exit_code == 0, result.output
-    return out, result.output
+    yield out, result.output
 
 
 def test_the_demo_writes_a_review_page_and_says_why_every_chunk_is_doubtful(demo: tuple[Path, str]) -> None:

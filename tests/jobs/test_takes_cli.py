@@ -135,3 +135,17 @@ def test_an_asr_folder_without_a_model_is_a_clear_error(tmp_path: Path) -> None:
     result = _cli(["run", str(book), "--voice", "narrator", "--out", str(tmp_path / "out"),
                    "--asr-model", str(tmp_path / "asr")])
     assert result.exit_code == 2 and "not a faster-whisper model folder (no model.bin)" in result.output
+
+
+def test_bench_takes_renders_the_book_with_rerolls_off_and_on(rendered: tuple[Path, Path, Result]) -> None:
+    book, _out, _ = rendered
+    result = _cli(["bench-takes", "--book", str(book), "--voice", "narrator", "--runs", "1", "--batch-size", "3",
+                   "--json"])
+    assert result.exit_code == 0, result.output
+    figures = {f["mode"]: f for f in json.loads(result.output[result.output.index("["):])}
+    assert figures["off"]["max_takes"] == 1 and figures["on"]["max_takes"] == 3
+    assert figures["off"]["chunks"] == figures["on"]["chunks"]
+    assert figures["off"]["takes"] == figures["off"]["chunks"]  # off: one take per chunk, bad or not
+    assert figures["on"]["takes"] == figures["on"]["chunks"] + REROLLED
+    assert figures["off"]["doubtful"] == 4 and figures["on"]["doubtful"] == DOUBTFUL
+    assert figures["on"]["takes_per_s"] > 0 and figures["on"]["chunks_per_s"] > 0
