@@ -4,6 +4,10 @@ The store is SQLite in WAL mode by default (one file, ``<out>/render.db``) and P
 ``postgresql+psycopg://`` URL is given: the same models and the same queries (all in
 :mod:`jobs.store`) serve both.
 
+The tables below are the schema of the newest version (:data:`jobs.migrations.SCHEMA_VERSION`).
+Changing one means adding a migration step in :mod:`jobs.migrations.steps` that brings older stores
+to the same shape; ``tests/jobs/test_migrations.py`` compares a migrated store with a fresh one.
+
 Times are floats (seconds since the epoch, from the clock of the process that writes them) so that
 both databases store them identically; workers on several machines need roughly synchronised
 clocks (NTP) for lease expiry to be fair, and the lease length (default 120 s) leaves ample margin.
@@ -19,6 +23,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    CheckConstraint,
     Engine,
     Float,
     ForeignKey,
@@ -35,10 +40,21 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from jobs.errors import StoreError
+from jobs.migrations import VERSION_TABLE, ensure_schema
 
 #: Chunk states. ``leased`` chunks belong to one worker until their lease expires.
 PENDING, LEASED, DONE, FAILED = "pending", "leased", "done", "failed"
 CHUNK_STATES = (PENDING, LEASED, DONE, FAILED)
+
+#: Worker states: ``running`` until it stops cleanly (``stopped``) or is found gone (``dead``).
+WORKER_RUNNING, WORKER_STOPPED, WORKER_DEAD = "running", "stopped", "dead"
+WORKER_STATES = (WORKER_RUNNING, WORKER_STOPPED, WORKER_DEAD)
+
+#: What caused a chunk's ``last_error``: its text (permanent until the text changes), the engine
+#: (an exception while rendering it: counts as an attempt) or its worker dying while holding it
+#: (kill, crash, power loss, lost lease: counted in ``worker_deaths``, not as an attempt).
+ERROR_INPUT, ERROR_ENGINE, ERROR_WORKER = "input", "engine", "worker"
+ERROR_KINDS = (ERROR_INPUT, ERROR_ENGINE, ERROR_WORKER)
 
 #: How a done chunk's take came to be (``chunks.take_state``; None: rendered before takes were scored):
 #: clean at the first take; clean after re-rolls; still bad after ``--max-takes`` (a person should listen);
@@ -56,6 +72,12 @@ SQLITE_BUSY_TIMEOUT_MS = 60_000
 
 class Base(DeclarativeBase):
     pass
+
+
+def one_of(column: str, values: tuple[str, ...], name: str) -> CheckConstraint:
+    """CHECK that ``column`` holds one of ``values`` (NULL passes: nullable columns stay nullable)."""
+    listed = ", ".join(f"'{v}'" for v in values)
+    return CheckConstraint(f"{column} IN ({listed})", name=name)
 
 
 class BookRow(Base):
@@ -110,6 +132,9 @@ class ChunkRow(Base):
         Index("ix_chunks_claim", "status", "book_id", "chapter_position", "idx"),
         Index("ix_chunks_chapter", "chapter_id", "idx"),
         Index("ix_chunks_owner", "lease_owner"),
+        one_of("status", CHUNK_STATES, "ck_chunks_status"),
+        one_of("last_error_kind", ERROR_KINDS, "ck_chunks_last_error_kind"),
+        one_of("take_state", TAKE_STATES, "ck_chunks_take_state"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -136,7 +161,11 @@ class ChunkRow(Base):
     timings: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     completed_by: Mapped[str | None] = mapped_column(String(128), nullable=True)
     completed_at: Mapped[float | None] = mapped_column(Float, nullable=True)
-    # The take rendered next (pending, leased) or in use (done); see TakeRow and jobs.takes.
+    # Schema version 2: failure accounting (see ERROR_KINDS).
+    worker_deaths: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # Schema version 3: takes (see TakeRow and jobs.takes): the take rendered next (pending, leased) or in use
+    # (done), and how that take came to be.
     take: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     take_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
@@ -145,10 +174,12 @@ class TakeRow(Base):
     """One rendering of a chunk: its seed, score and reasons, and its audio until it is discarded."""
 
     __tablename__ = "takes"
-    __table_args__ = (UniqueConstraint("chunk_id", "take"), Index("ix_takes_voice", "voice_id", "bad"))
+    __table_args__ = (UniqueConstraint("chunk_id", "take", name="uq_takes_chunk_take"),
+                      Index("ix_takes_voice", "voice_id", "bad"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    chunk_id: Mapped[int] = mapped_column(ForeignKey("chunks.id", ondelete="CASCADE"), index=True)
+    # (chunk_id, take) is unique: its index serves the lookups by chunk too
+    chunk_id: Mapped[int] = mapped_column(ForeignKey("chunks.id", ondelete="CASCADE"))
     take: Mapped[int] = mapped_column(Integer)
     seed: Mapped[int] = mapped_column(BigInteger)
     score: Mapped[float] = mapped_column(Float)
@@ -172,6 +203,7 @@ class WorkerRow(Base):
     """A worker process; its heartbeat tells others whether it is alive."""
 
     __tablename__ = "workers"
+    __table_args__ = (one_of("state", WORKER_STATES, "ck_workers_state"),)
 
     id: Mapped[str] = mapped_column(String(128), primary_key=True)
     host: Mapped[str] = mapped_column(String(256))
@@ -179,7 +211,11 @@ class WorkerRow(Base):
     process_started_at: Mapped[float] = mapped_column(Float, default=0.0)
     started_at: Mapped[float] = mapped_column(Float)
     heartbeat_at: Mapped[float] = mapped_column(Float)
-    state: Mapped[str] = mapped_column(String(16), default="running")
+    state: Mapped[str] = mapped_column(String(16), default=WORKER_RUNNING)
+    # Schema version 2: a death is recorded against the worker, not the chunks it held.
+    died_at: Mapped[float | None] = mapped_column(Float, nullable=True)
+    death_cause: Mapped[str | None] = mapped_column(Text, nullable=True)
+    chunks_lost: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class BatchRow(Base):
@@ -201,6 +237,19 @@ class BatchRow(Base):
     decode_s: Mapped[float] = mapped_column(Float, default=0.0)
     vocode_s: Mapped[float] = mapped_column(Float, default=0.0)
     write_s: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+class SchemaVersionRow(Base):
+    """One row per schema version the store went through; the highest is its version.
+
+    Its shape never changes: every program version reads it to decide what to do (:mod:`jobs.migrations`).
+    """
+
+    __tablename__ = VERSION_TABLE
+
+    version: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    applied_at: Mapped[float] = mapped_column(Float)
+    note: Mapped[str] = mapped_column(String(256))
 
 
 def sqlite_url(out_dir: str | Path) -> str:
@@ -244,7 +293,11 @@ def _configure_sqlite(engine: Engine) -> None:
 
 
 def make_engine(url: str) -> Engine:
-    """Create the SQLAlchemy engine for a store URL and make sure the tables exist."""
+    """Create the SQLAlchemy engine for a store URL, with the tables of this program's schema version.
+
+    A new store is created, an older one migrated (SQLite: after a backup copy), a newer one refused
+    with :class:`jobs.errors.StoreTooNewError` (see :mod:`jobs.migrations`).
+    """
     url = normalise_url(url)
     try:
         if is_sqlite(url):
@@ -255,7 +308,7 @@ def make_engine(url: str) -> Engine:
             _configure_sqlite(engine)
         else:
             engine = create_engine(url, pool_pre_ping=True, pool_size=2, max_overflow=2)
-        Base.metadata.create_all(engine)
+        ensure_schema(engine, Base.metadata)
     except (ArgumentError, NoSuchModuleError) as exc:
         raise StoreError(f"cannot use store URL {url!r}: {exc}") from exc
     except OperationalError as exc:

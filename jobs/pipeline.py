@@ -170,6 +170,7 @@ def make_plan(
     extra: dict[str, Any] = {"read": read_settings.__dict__, "chapters": chapters}
     if max_takes is not None:
         extra["takes"] = {"max_takes": max_takes}
+    lexicon = book_lexicon(book_path)
     return build_plan(
         book,
         voice,
@@ -178,7 +179,22 @@ def make_plan(
         chunker=setups.engines.chunk,
         chapters=parse_chapter_spec(chapters),
         extra_options=extra,
+        lexicon=lexicon,
     )
+
+
+def book_lexicon(book_path: Path) -> Any:
+    """The book's user lexicon: ``<book name>.lexicon.tsv`` beside the book, else ``lexicon.tsv`` there."""
+    from renderer.errors import TextError
+    from renderer.text.lexicon import Lexicon
+
+    for path in (book_path.with_name(book_path.stem + ".lexicon.tsv"), book_path.with_name("lexicon.tsv")):
+        if path.is_file():
+            try:
+                return Lexicon.from_tsv(path)
+            except TextError as e:
+                raise JobsError(f"{e}; fix the line or remove the file") from None
+    return None
 
 
 def _spawn_workers(

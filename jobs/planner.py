@@ -298,19 +298,23 @@ def plan_chapter(
     chunker: Chunker,
     selected: set[int] | None,
     options: Any = None,
+    lexicon: Any = None,
 ) -> PlannedChapter:
     number = position + 1
     blocks = [] if chapter.skipped else chapter_blocks(chapter, options)[0]
     chunks: list[PlannedChunk] = []
     if blocks and any(b.kind != "scene_break" for b in blocks):
         for i, piece in enumerate(chunker(blocks, language)):
-            key = render_key(piece.normalized, piece.language, voice.voice_id, sampling, engine_version)
+            # The user lexicon rewrites the normalised text of the chunks it touches (and only those),
+            # so their render keys change and nothing else re-renders.
+            normalized = _with_lexicon(lexicon, piece)
+            key = render_key(normalized, piece.language, voice.voice_id, sampling, engine_version)
             chunks.append(
                 PlannedChunk(
                     idx=i,
                     block_index=piece.block_index,
                     text=piece.text,
-                    normalized=piece.normalized,
+                    normalized=normalized,
                     language=piece.language,
                     boundary=_boundary_value(piece.boundary),
                     render_key=key,
@@ -336,6 +340,32 @@ def plan_chapter(
         estimated_s=estimated,
         why=getattr(chapter, "why", "") or "",
     )
+
+
+def _with_lexicon(lexicon: Any, piece: ChunkLike) -> str:
+    if lexicon is None or not (lexicon.matches(piece.text) or lexicon.matches(piece.normalized)):
+        return piece.normalized
+    from renderer.text.frontend import apply_lexicon
+
+    heading = _boundary_value(piece.boundary) == "heading"
+    return apply_lexicon(lexicon, piece.text, piece.language, heading=heading)
+
+
+def unspoken_blocks(book: Any) -> list[str]:
+    """Notices for paragraphs with text but nothing to speak (only emoji or symbols): they are skipped."""
+    from renderer.text.normalize import is_speakable
+
+    notices = []
+    for pos, chapter in enumerate(book.chapters):
+        if chapter.skipped:
+            continue
+        blocks, _ = chapter_blocks(chapter, getattr(book, "options", None))
+        for k, (kind, text) in enumerate(((b.kind, b.text) for b in blocks), 1):
+            if kind != "scene_break" and text.strip() and not is_speakable(text):
+                shown = text.strip() if len(text.strip()) <= 24 else text.strip()[:24] + "…"
+                what = f"chapter {pos + 1}, {kind} {k}"
+                notices.append(f"{what}: nothing to speak in {shown!r} (emoji/symbols only), skipped")
+    return notices
 
 
 def navigation_marks(book: Any, planned: Sequence[PlannedChapter]) -> tuple[NavMark, ...]:
@@ -366,6 +396,7 @@ def build_plan(
     chunker: Chunker | None = None,
     chapters: set[int] | None = None,
     extra_options: dict[str, Any] | None = None,
+    lexicon: Any = None,
 ) -> BookPlan:
     """Plan a book read by :func:`jobs.books.read_book` (pure; nothing is stored).
 
@@ -379,7 +410,7 @@ def build_plan(
     base_language = language.replace("_", "-").split("-")[0].lower() or "en"
     read_options = getattr(book, "options", None)
     planned = tuple(
-        plan_chapter(ch, pos, base_language, voice, sampling, engine_version, chunker, chapters, read_options)
+        plan_chapter(ch, pos, base_language, voice, sampling, engine_version, chunker, chapters, read_options, lexicon)
         for pos, ch in enumerate(book.chapters)
     )
     if chapters is not None:
@@ -401,7 +432,7 @@ def build_plan(
         engine_version=engine_version,
         options=options,
         chapters=planned,
-        warnings=tuple(book.warnings),
+        warnings=tuple(book.warnings) + tuple(unspoken_blocks(book)),
         navigation=navigation_marks(book, planned),
         missing_parts=tuple(
             {"href": m.href, "title": m.title, "reason": m.reason} for m in getattr(book, "missing", [])

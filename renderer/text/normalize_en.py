@@ -1,8 +1,21 @@
-"""Deterministic English text normalisation: numbers, money, dates, times, units, abbreviations.
+"""English text normalisation: the original GPT-SoVITS steps, after our fixes for its plain mistakes.
 
-The output keeps letter case (the G2P uses it to spell acronyms) and only the punctuation the
-model has symbols for (``, . ! ? … -``) plus apostrophes inside words. Applying it twice gives the
-same text as applying it once.
+The voices learned from text normalised by the original frontend (``english.text_normalize``):
+``; :`` become commas, straight double quotes and ’ become apostrophes (read as a short pause),
+then, in this order, ordinals of list numbers, spaced arithmetic ("10 - 4" = ten minus four),
+negative numbers, thousands separators, units glued to numbers (20min, 1.5L, 2tbsp, 30s), £ and
+$ amounts on either side, decimals, fractions, 1st/2nd, and plain numbers (1001-2999 in pairs,
+"twelve thirty-four"); accents and every character outside ``A-Za-z'.,?!-`` are dropped, and a
+capital letter inside a word starts a new word, so "iOS" is read "i O S" and "FBI" "F B I".
+Runs of punctuation collapse to their first mark.
+
+Before those steps, :func:`_our_fixes` rewrites what the original reads plainly wrong (each is
+listed in DEVIATIONS.md): title abbreviations (Dr. = Doctor, not "Drive"), "$1.5 million", a.m./p.m., clock
+times, phone numbers, ISO dates, decades, version numbers, digit ranges, units with a space and
+common metric units, "&", "No. 5", Roman numerals and all-caps words in headings; "3. "
+stays the number three and a period (the original makes it "third," anywhere, "in 2024. Then"
+included). "…" is kept here and dropped by the G2P (the
+original drops it, but a text ending in it must not get a "." added).
 """
 
 from __future__ import annotations
@@ -11,252 +24,217 @@ import re
 import unicodedata
 from collections.abc import Callable
 
+from renderer.text import en_dict
 from renderer.text import numbers_en as num
 from renderer.text.normalize_zh import ascii_digits
 
-_NUM = r"\d+(?:,\d{3})*(?:\.\d+)?"
-_SCALE = r"(?:\s(thousand|million|billion|trillion))?"
-
-_CURRENCIES = {
-    "$": ("dollar", "dollars", "cent", "cents"),
-    "£": ("pound", "pounds", "penny", "pence"),
-    "€": ("euro", "euros", "cent", "cents"),
-    "¥": ("yen", "yen", "sen", "sen"),
-}
-_UNITS = {
-    "km": ("kilometer", "kilometers"),
-    "cm": ("centimeter", "centimeters"),
-    "mm": ("millimeter", "millimeters"),
-    "m": ("meter", "meters"),
-    "kg": ("kilogram", "kilograms"),
-    "mg": ("milligram", "milligrams"),
-    "g": ("gram", "grams"),
-    "lb": ("pound", "pounds"),
-    "lbs": ("pounds", "pounds"),
-    "oz": ("ounce", "ounces"),
-    "ft": ("foot", "feet"),
-    "mi": ("mile", "miles"),
-    "mph": ("mile per hour", "miles per hour"),
-    "km/h": ("kilometer per hour", "kilometers per hour"),
-    "kph": ("kilometer per hour", "kilometers per hour"),
-    "ml": ("milliliter", "milliliters"),
-    "kb": ("kilobyte", "kilobytes"),
-    "mb": ("megabyte", "megabytes"),
-    "gb": ("gigabyte", "gigabytes"),
-    "tb": ("terabyte", "terabytes"),
-    "hz": ("hertz", "hertz"),
-    "khz": ("kilohertz", "kilohertz"),
-    "mhz": ("megahertz", "megahertz"),
-    "ghz": ("gigahertz", "gigahertz"),
-    "kw": ("kilowatt", "kilowatts"),
-    "°c": ("degree Celsius", "degrees Celsius"),
-    "°f": ("degree Fahrenheit", "degrees Fahrenheit"),
-    "°": ("degree", "degrees"),
-}
-# Abbreviations always expanded (titles before names, Latin phrases, months...).
-_ABBREVIATIONS = {
-    "mr": "Mister",
-    "messrs": "Messers",
-    "mme": "Madame",
-    "mlle": "Mademoiselle",
-    "esq": "Esquire",
-    "mrs": "Missus",
-    "ms": "Miz",
-    "prof": "Professor",
-    "capt": "Captain",
-    "col": "Colonel",
-    "gen": "General",
-    "lt": "Lieutenant",
-    "sgt": "Sergeant",
-    "rev": "Reverend",
-    "hon": "Honorable",
-    "gov": "Governor",
-    "sen": "Senator",
-    "jr": "Junior",
-    "sr": "Senior",
-    "mt": "Mount",
-    "ft": "Fort",
-    "vs": "versus",
-    "etc": "et cetera",
-    "approx": "approximately",
-    "dept": "department",
-    "inc": "Incorporated",
-    "ltd": "Limited",
-    "co": "Company",
-    "corp": "Corporation",
-    "ave": "Avenue",
-    "blvd": "Boulevard",
-    "jan": "January",
-    "feb": "February",
-    "aug": "August",
-    "sept": "September",
-    "oct": "October",
-    "nov": "November",
-    "dec": "December",
-}
-_LATIN = {"e.g.": "for example", "i.e.": "that is", "a.m.": "AM", "p.m.": "PM", "cf.": "compare", "viz.": "namely"}
+_MONTHS = "January February March April May June July August September October November December".split()
 HEADING_WORDS = ("chapter", "part", "book", "volume", "act", "scene", "section", "canto", "letter", "stave")
 
-_INVISIBLE_RE = re.compile("[\u00ad\u200b-\u200f\u2060-\u2064\ufeff]")  # soft hyphen, zero-width marks
-_QUOTES_RE = re.compile('["“”„‟«»‹›]')
-_SINGLE_QUOTE_RE = re.compile(r"(?:(?<![A-Za-z])['‘’]|['‘’](?![A-Za-z]))")
-_DASH_RE = re.compile(r"\s*(?:—|–|―|--+)\s*")
-_BRACKET_RE = re.compile(r"\s*[()\[\]{}]\s*")
-_PUNCT_RUN_RE = re.compile(r"([,.!?…-])(?:\s*[,.!?…-])+")
-_SPACE_BEFORE_PUNCT_RE = re.compile(r"\s+([,.!?…])")
-_LEADING_PUNCT_RE = re.compile(r"^[\s,.!?-]+")
+# --- the original's steps -------------------------------------------------------------------
+_REP_MAP = {";": ",", ":": ",", "：": ",", "，": ",", "；": ",", '"': "'", "’": "'", "。": ".", "！": "!", "？": "?"}
+_REP_RE = re.compile("|".join(re.escape(k) for k in _REP_MAP))
+_ORIGINAL_UNITS = {
+    "m": ("meter", "meters"),
+    "km": ("kilometer", "kilometers"),
+    "km/h": ("kilometer per hour", "kilometers per hour"),
+    "ft": ("feet", "feet"),
+    "L": ("liter", "liters"),
+    "tbsp": ("tablespoon", "tablespoons"),
+    "tsp": ("teaspoon", "teaspoons"),
+    "h": ("hour", "hours"),
+    "min": ("minute", "minutes"),
+    "s": ("second", "seconds"),
+    "°C": ("degree celsius", "degrees celsius"),
+    "°F": ("degree fahrenheit", "degrees fahrenheit"),
+}
+_ASMD_OPERAND = r"(-?\d+(?:\.\d+)?|\.\d+|[A-Za-z])"
+_ASMD_RE = re.compile(_ASMD_OPERAND + r"\s+([+\-×÷=])\s+" + _ASMD_OPERAND)
+_ASMD_WORDS = {"+": " plus ", "-": " minus ", "×": " times ", "÷": " divided by ", "=": " Equals "}
+_MEASURE_RE = re.compile(r"\b([0-9]+(\.[0-9]+)?)(m|km|km/h|ft|L|tbsp|tsp|h|min|s|°C|°F)\b")
+_FILTER_RE = re.compile(r"[^ A-Za-z'.,?!\-…éÉ]")  # é survives only in "résumé" (see _strip_accents)
+_CONSECUTIVE_RE = re.compile(r"([!?…,.\-\s])([!?…,.\-])+")
 
 
-def _money(m: re.Match[str]) -> str:
-    one, many, sub_one, sub_many = _CURRENCIES[m.group(1)]
-    amount, scale = m.group(2), m.group(3)
-    if scale:
-        return f"{num.number(amount)} {scale} {many}"
-    whole, _, frac = amount.replace(",", "").partition(".")
-    units = int(whole or 0)
-    words = f"{num.cardinal(units)} {one if units == 1 else many}"
-    if frac and len(frac) == 2 and int(frac):
-        cents = int(frac)
-        sub = sub_one if cents == 1 else sub_many
-        words = f"{words} and {num.cardinal(cents)} {sub}" if units else f"{num.cardinal(cents)} {sub}"
-    elif frac and len(frac) != 2:
-        words = f"{num.decimal(amount.replace(',', ''))} {many}"
-    return words
+def _money(amount: str, one: str, many: str, sub_one: str, sub_many: str) -> str:
+    parts = amount.split(".")
+    if len(parts) > 2:
+        return f"{amount} {many}"
+    whole = int(parts[0].replace(",", "")) if parts[0].replace(",", "") else 0
+    cents = int(parts[1].ljust(2, "0")[:2]) if len(parts) > 1 and parts[1] else 0
+    if whole and cents:
+        return f"{whole} {one if whole == 1 else many} and {cents} {sub_one if cents == 1 else sub_many}"
+    if whole:
+        return f"{whole} {one if whole == 1 else many}"
+    if cents:
+        return f"{cents} {sub_one if cents == 1 else sub_many}"
+    return f"zero {many}"
+
+
+def _measure(m: re.Match[str]) -> str:
+    one, many = _ORIGINAL_UNITS[m.group(3)]
+    single = m.group(2) is None and int(m.group(1)) == 1
+    return f"{m.group(1)} {one if single else many}"
+
+
+def _decimal(m: re.Match[str]) -> str:
+    whole, _, frac = m.group(1).partition(".")
+    return whole + " point " + " ".join(frac.strip())
+
+
+_ORIGINAL_STEPS: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
+    (re.compile(r"(?:^|\s+)(-)(\d+)"), r" negative \2"),
+    (re.compile(r"([0-9][0-9,]+[0-9])"), lambda m: m.group(1).replace(",", "")),
+    (_MEASURE_RE, _measure),
+    (re.compile(r"£([0-9.,]*[0-9]+)"), lambda m: _money(m.group(1), "pound", "pounds", "penny", "pence")),
+    (re.compile(r"([0-9.,]*[0-9]+)£"), lambda m: _money(m.group(1), "pound", "pounds", "penny", "pence")),
+    (re.compile(r"\$([0-9.,]*[0-9]+)"), lambda m: _money(m.group(1), "dollar", "dollars", "cent", "cents")),
+    (re.compile(r"([0-9.,]*[0-9]+)\$"), lambda m: _money(m.group(1), "dollar", "dollars", "cent", "cents")),
+    (re.compile(r"([0-9]+\.[0-9]+)"), _decimal),  # the original also took "3. 5" (a sentence end)
+    (re.compile(r"([0-9]+)/([0-9]+)"), lambda m: num.fraction(int(m.group(1)), int(m.group(2)))),
+    (re.compile(r"([0-9]+)(st|nd|rd|th)"), lambda m: num.ordinal(int(m.group(1)))),
+    (re.compile(r"[0-9]+"), lambda m: num.year_style(int(m.group(0)))),
+]
+
+
+def _strip_accents(text: str) -> str:
+    # "résumé" keeps its accents: the G2P reads the accented word as the noun.
+    def strip(m: re.Match[str]) -> str:
+        word = m.group(0)
+        if re.fullmatch(r"r[eé]sum[eé]s?", word, re.IGNORECASE) and not word.isascii():
+            return word
+        return "".join(c for c in unicodedata.normalize("NFD", word) if unicodedata.category(c) != "Mn")
+
+    return text if text.isascii() else re.sub(r"[^\W\d_]+", strip, text)
+
+
+def _original_steps(text: str) -> str:
+    text = _REP_RE.sub(lambda m: _REP_MAP[m.group(0)], text)
+    while _ASMD_RE.search(text):
+        text = _ASMD_RE.sub(lambda m: m.group(1) + _ASMD_WORDS[m.group(2)] + m.group(3), text)
+    for pattern, repl in _ORIGINAL_STEPS:
+        text = pattern.sub(repl, text)  # type: ignore[arg-type]
+    text = _strip_accents(text)
+    text = text.replace("%", " percent")
+    text = _FILTER_RE.sub("", text)
+    text = re.sub(r"(?i)i\.e\.", "that is", text)
+    text = re.sub(r"(?i)e\.g\.", "for example", text)
+    text = re.sub(r"(?<!^)(?<!\s)([A-Z])", r" \1", text)
+    return _CONSECUTIVE_RE.sub(r"\1", text)
+
+
+# --- our fixes (DEVIATIONS.md) --------------------------------------------------------------
+_TITLES = {
+    "mr": "Mr", "mrs": "Mrs", "ms": "Ms", "prof": "Professor", "capt": "Captain", "col": "Colonel", "gen": "General",
+    "lt": "Lieutenant", "sgt": "Sergeant", "rev": "Reverend", "hon": "Honorable", "gov": "Governor",
+    "sen": "Senator", "jr": "Junior", "sr": "Senior", "mt": "Mount", "vs": "versus", "messrs": "Messers",
+}  # fmt: skip
+_TITLE_RE = re.compile(r"\b(" + "|".join(sorted(_TITLES, key=len, reverse=True)) + r")\.(?=\s)", re.IGNORECASE)
+_ROAD_RE = re.compile(r"\b(Dr|St)\.(?=(\s+[\"“(]?\w)?)")
+_SENTENCE_START_RE = re.compile(r"\s+(The|A|An|He|She|It|I|We|They|You|This|That|There|But|And|So|Then|His|Her|My)\b")
+_UNITS = {
+    "kg": ("kilogram", "kilograms"), "cm": ("centimeter", "centimeters"), "mm": ("millimeter", "millimeters"),
+    "mg": ("milligram", "milligrams"), "ml": ("milliliter", "milliliters"), "lb": ("pound", "pounds"),
+    "lbs": ("pounds", "pounds"), "oz": ("ounce", "ounces"), "mph": ("mile per hour", "miles per hour"),
+    "kph": ("kilometer per hour", "kilometers per hour"), "tbsp": ("tablespoon", "tablespoons"),
+    "tsp": ("teaspoon", "teaspoons"), "km": ("kilometer", "kilometers"), "min": ("minute", "minutes"),
+    "km/h": ("kilometer per hour", "kilometers per hour"), "°C": ("degree celsius", "degrees celsius"),
+    "°F": ("degree fahrenheit", "degrees fahrenheit"), "ft": ("feet", "feet"),
+}  # fmt: skip
+_UNIT_RE = re.compile(
+    r"(?<![\w.])(\d+(?:\.\d+)?)(\s?)(" + "|".join(re.escape(u) for u in sorted(_UNITS, key=len, reverse=True)) + r")\b"
+)
+_AMPM_RE = re.compile(r"(?<=\d)\s*([AaPp])\.?\s?[Mm]\b(\.?)")
+_TIME_RE = re.compile(r"\b([01]?\d|2[0-3]):([0-5]\d)(?::([0-5]\d))?\b")
+_PHONE_RE = re.compile(r"(?<![\w.-])(?:\((\d{3})\)\s?|(\d{3})[-.])?(\d{3})-(\d{4})(?![\w-])")
+_ISO_DATE_RE = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+_DECADE_RE = re.compile(r"(?<![\w.])(?:'|’)?((?:1[0-9]|20)?\d0)'?s\b")
+_VERSION_RE = re.compile(r"\b\d+(?:\.\d+){2,}\b")
+_RANGE_RE = re.compile(r"(?<![\w.,-])(\d{1,4})(?:-|\s?–\s?)(\d{1,4})(?![\w-]|\.\d)")  # "10 - 4" is arithmetic
+_NUMBER_SIGN_RE = re.compile(r"\bNo\.\s?(?=\d)", re.IGNORECASE)
+_SCALED_MONEY_RE = re.compile(r"([$£€])(\d+(?:\.\d+)?)\s+(thousand|million|billion|trillion)\b")
+_HEADING_ROMAN_RE = re.compile(r"\b(" + "|".join(HEADING_WORDS) + r")\s+([IVXLCDM]+)\b", re.IGNORECASE)
+
+
+def _road(m: re.Match[str]) -> str:
+    # "Dr. Jones", "St. Paul" are titles; "Baker St. The house", "Mulholland Dr. is" are roads.
+    rest = m.string[m.end() :]
+    nxt = re.match(r"\s+[\"“(]?(\w)", rest)
+    title = bool(nxt) and nxt.group(1).isupper() and not _SENTENCE_START_RE.match(rest)  # type: ignore[union-attr]
+    if m.group(1) == "Dr":
+        return "Doctor" if title else "Drive."
+    return "Saint" if title else "Street."
+
+
+def _am_pm(m: re.Match[str]) -> str:
+    # "a.m." is read as letter names; its period also ends a sentence when one follows (or the text ends)
+    ends = bool(m.group(2)) and re.match(r"\s+[A-Z\"“]|\s*$", m.string[m.end() :]) is not None
+    return (" A M" if m.group(1) in "Aa" else " P M") + ("." if ends else "")
 
 
 def _time(m: re.Match[str]) -> str:
-    hour, minute, second, suffix = int(m.group(1)), int(m.group(2)), m.group(3), m.group(4)
-    words = num.cardinal(hour)
-    if minute == 0 and not suffix and not second:
-        words += " o'clock"
-    elif minute:
-        words += " " + (f"oh {num.cardinal(minute)}" if minute < 10 else num.cardinal(minute))
-    if second:
+    hour, minute, second = int(m.group(1)), int(m.group(2)), m.group(3)
+    if minute == 0:
+        words = f"{num.cardinal(hour)} o'clock"
+    else:
+        words = f"{num.cardinal(hour)} {num.year_style(hour * 100 + minute).split(' ', 1)[1]}" if hour >= 10 else (
+            f"{num.cardinal(hour)} {'oh ' if minute < 10 else ''}{num.cardinal(minute)}"
+        )
+    if second and int(second):
         words += f" and {num.cardinal(int(second))} seconds"
-    if suffix:
-        words += " " + ("AM" if suffix[0].lower() == "a" else "PM")
     return words
 
 
-def _unit(m: re.Match[str]) -> str:
-    value = m.group(1)
-    one, many = _UNITS[m.group(2).lower()]
-    return f"{num.number(value)} {one if value == '1' else many}"
-
-
-def _decade(digits_text: str) -> str:
-    """ "1990" -> "nineteen nineties", "60" -> "sixties", "1900" -> "nineteen hundreds"."""
-    value = int(digits_text)
-    words = (num.year(value) if value >= 1000 else num.cardinal(value)).split()
-    last = words[-1]
-    words[-1] = last[:-1] + "ies" if last.endswith("y") else last + "s"
-    return " ".join(words)
+def _phone(m: re.Match[str]) -> str:
+    groups = [g for g in m.groups() if g]
+    return ", ".join(" ".join("oh" if d == "0" else num.digits(d) for d in g) for g in groups)
 
 
 def _iso_date(m: re.Match[str]) -> str:
     year, month, day = int(m.group(1)), int(m.group(2)), int(m.group(3))
     if not (1 <= month <= 12 and 1 <= day <= 31):
         return m.group(0)
-    return f"{_MONTHS[month - 1]} {num.ordinal(day)}, {num.year(year)}"
+    return f"{_MONTHS[month - 1]} {num.ordinal(day)}, {year}"
 
 
-def _phone_number(m: re.Match[str]) -> str:
-    groups = [g for g in m.groups() if g]
-    return ", ".join(num.digits(g) for g in groups)
+def _decade(m: re.Match[str]) -> str:
+    value = m.group(1)
+    before = m.string[: m.start()].rstrip().rsplit(" ", 1)[-1].lower()
+    if len(value) == 2 and not m.group(0).startswith(("'", "’")) and before not in (
+        "the", "his", "her", "their", "my", "your", "our", "early", "mid", "late", "in",
+    ):  # fmt: skip
+        return m.group(0)  # "30s" alone is thirty seconds, as the original reads it
+    words = num.year_style(int(value)) if len(value) == 4 else num.cardinal(int(value))
+    head, _, last = words.rpartition(" ")
+    plural = last[:-1] + "ies" if last.endswith("y") else last + "s"
+    return (head + " " if head else "") + plural
 
 
-def _fraction(m: re.Match[str]) -> str:
-    top, bottom = int(m.group(1)), int(m.group(2))
-    if bottom == 2:
-        return "one half" if top == 1 else f"{num.cardinal(top)} halves"
-    if bottom == 4:
-        return "one quarter" if top == 1 else f"{num.cardinal(top)} quarters"
-    name = num.ordinal(bottom)
-    return f"{num.cardinal(top)} {name if top == 1 else name + 's'}"
+def _unit(m: re.Match[str]) -> str:
+    unit = m.group(3)
+    if not m.group(2) and unit in _ORIGINAL_UNITS:
+        return m.group(0)  # glued to the number: the original's own rule reads it
+    one, many = _UNITS[unit]
+    return f"{m.group(1)} {one if m.group(1) == '1' else many}"
 
 
-def _plain_number(m: re.Match[str]) -> str:
-    text = m.group(0)
-    plain = text.replace(",", "")
-    if "." not in plain and "," not in text and len(plain) == 4 and 1100 <= int(plain) <= 2099:
-        return num.year(int(plain))
-    return num.number(text)
+def _heading_caps(text: str) -> str:
+    """All-caps words of a heading are words, not letters to spell ("CHAPTER ONE"); short ones only
+    when the whole heading is in capitals, Roman numerals never (the heading rule reads them)."""
+    shouted = not re.search("[a-z]", text)
+
+    def word(m: re.Match[str]) -> str:
+        w = m.group(0)
+        if num.roman_to_int(w) or w.lower() not in en_dict.words() or not (shouted or len(w) >= 4):
+            return w
+        return w.capitalize()
+
+    return re.sub(r"\b[A-Z]{2,}\b", word, text)
 
 
-_SENTENCE_FINAL_ABBREVIATIONS = frozenset(
-    {"etc", "inc", "ltd", "co", "corp", "jr", "sr", "esq", "approx", "dept", "st", "dr"}
-)
-_SENTENCE_STARTERS_RE = re.compile(
-    r"\s+(The|A|An|He|She|It|I|We|They|You|This|That|There|These|Those|But|And|So|Then|In|On|At|His|Her|My)\b"
-)
-_MONTHS = "January February March April May June July August September October November December".split()
-
-
-def _abbreviation(m: re.Match[str]) -> str:
-    low = m.group(1).lower()
-    rest = m.string[m.end() :]
-    nxt = re.match(r"\s+([\"“(]?\w)", rest)
-    capital_next = bool(nxt) and nxt.group(1)[-1].isupper()  # type: ignore[union-attr]
-    if low in ("st", "dr"):
-        # "St. Paul", "Dr. Jones" are titles; "Baker St. The house", "Mulholland Dr. is" are roads.
-        # Only the next word decides, so a chunk boundary before "Dr." cannot change the reading.
-        title = capital_next and not (nxt and _SENTENCE_STARTERS_RE.match(rest))
-        full = {"st": ("Saint", "Street"), "dr": ("Doctor", "Drive")}[low][0 if title else 1]
-    elif low == "no":
-        if not re.match(r"\s*\d", rest):
-            return m.group(0)
-        full = "number"
-    else:
-        full = _ABBREVIATIONS[low]
-    # The abbreviation's period may also end the sentence ("..., etc. The next").
-    first_alnum = re.search(r"[^\W_]", rest)
-    final = (first_alnum is None or not first_alnum.group().islower()) and full not in ("Saint", "Doctor")
-    final = final and rest.lstrip()[:1] not in tuple(",;:!?…")  # "etc.," : the comma takes over
-    ends = low in _SENTENCE_FINAL_ABBREVIATIONS and final
-    return full + ("." if ends else "")
-
-
-_ABBR_NAMES = sorted(set(_ABBREVIATIONS) | {"st", "dr", "no"}, key=len, reverse=True)
-_ABBR_RE = re.compile(r"\b(" + "|".join(_ABBR_NAMES) + r")\.", re.IGNORECASE)
-_LATIN_RE = re.compile("|".join(re.escape(k) for k in _LATIN), re.IGNORECASE)
-_HEADING_ROMAN_RE = re.compile(r"\b(" + "|".join(HEADING_WORDS) + r")\s+([IVXLCDM]+)\b", re.IGNORECASE)
-
-_RULES: list[tuple[re.Pattern[str], str | Callable[[re.Match[str]], str]]] = [
-    (re.compile(r"(?<![\w.])-(?=\d)"), "minus "),
-    (re.compile(r"([$£€¥])\s?(" + _NUM + ")" + _SCALE), _money),
-    (re.compile(r"\b(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s?([AaPp])\.?[Mm]\.?(?![A-Za-z]))?"), _time),
-    (re.compile(r"(" + _NUM + r")\s?%"), lambda m: num.number(m.group(1)) + " percent"),
-    (re.compile(r"(?<![\w.])(?:'|’)?((?:1[1-9]|20)?\d0)s\b"), lambda m: _decade(m.group(1))),
-    (re.compile(r"(?<![\w.-])(?:\((\d{3})\)\s?|(\d{3})-)(\d{3})-(\d{4})(?![\w-])"), _phone_number),
-    (re.compile(r"\b(\d+)(?:st|nd|rd|th)\b", re.IGNORECASE), lambda m: num.ordinal(int(m.group(1)))),
-    (re.compile(r"\b(\d+)/(\d+)\b"), _fraction),
-    (
-        re.compile(
-            r"("
-            + _NUM
-            + r")\s?(km/h|°[CF]|°|"
-            + "|".join(k for k in _UNITS if k[0] != "°" and k != "km/h")
-            + r")(?![A-Za-z0-9])",
-            re.IGNORECASE,
-        ),
-        _unit,
-    ),
-    (re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b"), _iso_date),
-    (re.compile(r"(?<![\w.])(\d+)\s?[–-]\s?(\d+)(?![\w-]|\.\d)"), r"\1 to \2"),
-    (
-        re.compile(r"\b(" + "|".join(_MONTHS) + r")\s+(\d{1,2})\b(?![.:,]\d)"),
-        lambda m: f"{m.group(1)} {num.ordinal(int(m.group(2)))}" if 1 <= int(m.group(2)) <= 31 else m.group(0),
-    ),
-    (re.compile(r"(?<=[A-Za-z])(?=\d)|(?<=\d)(?=[A-Za-z])"), " "),  # "CC0", "MP3", "4K"
-    (re.compile(r"(?<![\w.])\.(\d+)"), lambda m: "point " + num.digits(m.group(1))),
-    (re.compile(r"\d+(?:\.\d+){2,}"), lambda m: " point ".join(num.number(p) for p in m.group(0).split("."))),
-    (re.compile(r"(?<![\w.])" + _NUM + r"(?!\.\d)"), _plain_number),
-    (re.compile(r"\s*&\s*"), " and "),
-    (re.compile(r"\s*\+\s*"), " plus "),
-    (re.compile(r"\s*=\s*"), " equals "),
-    (re.compile(r"@"), " at "),
-    (re.compile(r"#(?=\d)"), "number "),
-]
+def _scaled_money(m: re.Match[str]) -> str:
+    unit = {"$": "dollars", "£": "pounds", "€": "euros"}[m.group(1)]
+    return f"{m.group(2)} {m.group(3)} {unit}"
 
 
 def _headings(text: str, heading: bool) -> str:
@@ -271,56 +249,35 @@ def _headings(text: str, heading: bool) -> str:
         m = re.fullmatch(r"\s*([IVXLCDM]+)(?:([.:])\s*(.*))?", text, re.DOTALL)
         value = num.roman_to_int(m.group(1)) if m else None
         if m and value is not None:
-            text = num.cardinal(value) + "." + (" " + m.group(3) if m.group(3) else "")
+            text = f"{num.cardinal(value)}." + (" " + m.group(3) if m.group(3) else "")
     return text
 
 
-def map_punctuation(text: str) -> str:
-    """Map typographic punctuation to the model's set and tidy spacing."""
-    text = text.replace("...", "…").replace(". . .", "…").replace("。", ". ").replace("、", ", ")
-    text = re.sub("[「」『』《》〈〉【】〔〕]", " ", text)
-    text = _QUOTES_RE.sub(" ", text)
-    text = _SINGLE_QUOTE_RE.sub(" ", text)
-    text = text.replace("’", "'").replace("‘", "'")
-    text = _DASH_RE.sub(", ", text)
-    text = _BRACKET_RE.sub(", ", text)
-    text = re.sub(r"[;:]", ",", text)
-    text = re.sub(r"[*_~|<>^`\\/]", " ", text)
-    text = re.sub(r"\s+", " ", text)
-    text = _SPACE_BEFORE_PUNCT_RE.sub(r"\1", text)
-    text = _PUNCT_RUN_RE.sub(r"\1", text)
-    text = _LEADING_PUNCT_RE.sub("", text)
-    return re.sub(r"([,.!?…])(?=[A-Za-z])", r"\1 ", text).strip()
-
-
-def _strip_accents(text: str) -> str:
-    if text.isascii():
-        return text
-    out = []
-    for ch in text:
-        if ord(ch) < 0x250 and unicodedata.category(ch).startswith("L"):
-            out.append(unicodedata.normalize("NFKD", ch)[0])
-        else:
-            out.append(ch)
-    return "".join(out)
-
-
-def _latin(m: re.Match[str]) -> str:
-    full = _LATIN[m.group(0).lower()]
-    rest = m.string[m.end() :]
-    # "at 4 p.m. Then..." : the abbreviation's period also ended the sentence
-    ends = full in ("AM", "PM") and (not rest.strip() or re.match(r"\s+[A-Z\"“]", rest) is not None)
-    return " " + full + ("." if ends else "") + " "
+def _our_fixes(text: str, heading: bool) -> str:
+    if heading:
+        text = _heading_caps(text)
+    text = _SCALED_MONEY_RE.sub(_scaled_money, text)
+    text = _headings(text, heading)
+    text = _ROAD_RE.sub(_road, text)
+    text = _TITLE_RE.sub(lambda m: _TITLES[m.group(1).lower()], text)
+    text = _NUMBER_SIGN_RE.sub("number ", text)
+    text = _AMPM_RE.sub(_am_pm, text)
+    text = _ISO_DATE_RE.sub(_iso_date, text)
+    text = _TIME_RE.sub(_time, text)
+    text = _PHONE_RE.sub(_phone, text)
+    text = _DECADE_RE.sub(_decade, text)
+    text = _VERSION_RE.sub(lambda m: m.group(0).replace(".", " point "), text)
+    text = _UNIT_RE.sub(_unit, text)
+    text = _RANGE_RE.sub(r"\1 to \2", text)
+    text = re.sub(r"\s*&\s*", " and ", text)
+    text = text.replace("...", ".").replace("—", " ").replace("–", " ").replace("“", "").replace("”", "")
+    return text.replace("‘", "")
 
 
 def normalize_en(text: str, heading: bool = False) -> str:
     """Normalise English text for G2P (see module docstring)."""
-    text = _strip_accents(ascii_digits(unicodedata.normalize("NFKC", text).replace("\u00a0", " ")))
-    text = re.sub(r"[*_~|<>^`\\]", " ", text)  # separators: "_0" must read like " 0"
-    text = _INVISIBLE_RE.sub("", text)
-    text = _headings(text, heading)
-    text = _LATIN_RE.sub(_latin, text)
-    text = _ABBR_RE.sub(_abbreviation, text)
-    for pattern, repl in _RULES:
-        text = pattern.sub(repl, text)
-    return map_punctuation(text)
+    text = unicodedata.normalize("NFKC", text.replace("…", "\ue000")).replace("\ue000", "…")
+    text = ascii_digits(text.replace("\u00a0", " "))
+    text = _our_fixes(text, heading)
+    text = _original_steps(text)
+    return re.sub(r"\s+", " ", text).strip()

@@ -1,7 +1,12 @@
-"""English number words: cardinals, ordinals, years, decimals, digit strings.
+"""English number words in the form the original GPT-SoVITS frontend produces them.
 
-Words are joined with spaces, never hyphens: a hyphen is a pause symbol ("-") in the model's
-phone set, and "twenty one" is read the same as "twenty-one".
+The original reads numbers through the ``inflect`` package, so the voices learned inflect's
+forms: tens and units joined by a hyphen ("thirty-four", looked up as one dictionary word when the
+dictionary has it), a comma between thousands groups ("one thousand, two hundred thirty-four",
+read as a pause), no "and" for cardinals but "and" inside ordinals ("one hundred and first"),
+and numbers from 1001 to 2999 read in pairs like years ("twelve thirty-four"). This module
+writes those forms itself (inflect takes seconds to import); ``tests/text`` compares them with
+the rules above.
 """
 
 from __future__ import annotations
@@ -11,7 +16,7 @@ _ONES = (
     "sixteen seventeen eighteen nineteen"
 ).split()
 _TENS = "_ _ twenty thirty forty fifty sixty seventy eighty ninety".split()
-_SCALES = ((10**12, "trillion"), (10**9, "billion"), (10**6, "million"), (10**3, "thousand"))
+_SCALES = ("", "thousand", "million", "billion", "trillion")
 _ORDINAL_IRREGULAR = {
     "one": "first",
     "two": "second",
@@ -24,53 +29,77 @@ _ORDINAL_IRREGULAR = {
 MAX_CARDINAL = 10**15 - 1
 
 
-def _below_thousand(n: int) -> list[str]:
-    words: list[str] = []
+def _tens(n: int) -> str:
+    """0..99 -> "zero" .. "ninety-nine" (hyphenated like inflect)."""
+    if n < 20:
+        return _ONES[n]
+    tens, ones = divmod(n, 10)
+    return _TENS[tens] + (f"-{_ONES[ones]}" if ones else "")
+
+
+def _hundreds(n: int, andword: str) -> str:
+    """1..999; ``andword`` joins the hundreds and the rest ("" for cardinals, "and" in ordinals)."""
     hundreds, rest = divmod(n, 100)
-    if hundreds:
-        words += [_ONES[hundreds], "hundred"]
-    if rest >= 20:
-        tens, ones = divmod(rest, 10)
-        words.append(_TENS[tens])
-        if ones:
-            words.append(_ONES[ones])
-    elif rest or not words:
-        words.append(_ONES[rest])
-    return words
+    if not hundreds:
+        return _tens(rest)
+    head = f"{_ONES[hundreds]} hundred"
+    if not rest:
+        return head
+    return f"{head} {andword} {_tens(rest)}" if andword else f"{head} {_tens(rest)}"
 
 
-def cardinal(n: int) -> str:
-    """``1234`` -> "one thousand two hundred thirty four" (negative numbers get "minus")."""
+def cardinal(n: int, andword: str = "") -> str:
+    """``1234`` -> "one thousand, two hundred thirty-four"; ``1066`` -> "one thousand sixty-six".
+
+    Groups of three digits are joined with ", ", except a last group below 100, which follows
+    with ``andword`` (inflect's rule). Beyond 10**15 - 1 the digits are read one by one.
+    """
     if n < 0:
-        return "minus " + cardinal(-n)
+        return "minus " + cardinal(-n, andword)
     if n > MAX_CARDINAL:
         return digits(str(n))
     if n < 1000:
-        return " ".join(_below_thousand(n))
-    words: list[str] = []
-    for value, name in _SCALES:
-        count, n = divmod(n, value)
-        if count:
-            words += _below_thousand(count) + [name]
-    if n:
-        words += _below_thousand(n)
-    return " ".join(words)
+        return _hundreds(n, andword)
+    groups: list[int] = []
+    while n:
+        n, group = divmod(n, 1000)
+        groups.append(group)
+    parts: list[str] = []
+    for scale in range(len(groups) - 1, -1, -1):
+        value = groups[scale]
+        if not value:
+            continue
+        words = _hundreds(value, andword) + (f" {_SCALES[scale]}" if scale else "")
+        if parts and scale == 0 and value < 100:
+            parts[-1] += f" {andword} {words}" if andword else f" {words}"
+        else:
+            parts.append(words)
+    return ", ".join(parts)
 
 
-def ordinal_word(word: str) -> str:
-    """The ordinal of a single number word ("twenty" -> "twentieth")."""
-    if word in _ORDINAL_IRREGULAR:
-        return _ORDINAL_IRREGULAR[word]
-    if word.endswith("y"):
-        return word[:-1] + "ieth"
-    return word + "th"
+def ordinal_words(words: str) -> str:
+    """The ordinal of number words: "twenty-three" -> "twenty-third", "one hundred" -> "one hundredth"."""
+    head, sep, last = words.rpartition(" ")
+    stem, hyphen, unit = last.rpartition("-")
+    if unit in _ORDINAL_IRREGULAR:
+        unit = _ORDINAL_IRREGULAR[unit]
+    elif unit.endswith("y"):
+        unit = unit[:-1] + "ieth"
+    else:
+        unit += "th"
+    return head + sep + stem + hyphen + unit
 
 
 def ordinal(n: int) -> str:
-    """``21`` -> "twenty first"."""
-    words = cardinal(n).split()
-    words[-1] = ordinal_word(words[-1])
-    return " ".join(words)
+    """``101`` -> "one hundred and first" (inflect reads ordinals with "and")."""
+    return ordinal_words(cardinal(n, andword="and"))
+
+
+def ordinal_suffix(n: int) -> str:
+    """``21`` -> "21st" (the digits with their English ordinal suffix)."""
+    if n % 100 in (11, 12, 13):
+        return f"{n}th"
+    return f"{n}" + {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
 
 
 def digits(s: str) -> str:
@@ -78,35 +107,37 @@ def digits(s: str) -> str:
     return " ".join(_ONES[int(ch)] for ch in s if ch.isdigit())
 
 
-def year(n: int) -> str:
-    """Read a year the way people say it: 1984 -> "nineteen eighty four", 2005 -> "two thousand five"."""
-    if 2000 <= n <= 2009 or n % 1000 == 0 or n < 1000 or n > 9999:
+def _pair(n: int) -> str:
+    """A two-digit group of a year-style reading: 5 -> "oh five", 0 -> "oh oh"."""
+    if n < 10:
+        return f"oh {_ONES[n]}" if n else "oh oh"
+    return _tens(n)
+
+
+def year_style(n: int) -> str:
+    """How the original reads a bare integer: 1001-2999 in pairs ("twelve thirty-four", "nineteen
+    hundred", "two thousand five"), everything else as a cardinal."""
+    if not 1000 < n < 3000:
         return cardinal(n)
+    if n == 2000:
+        return "two thousand"
+    if 2000 < n < 2010:
+        return "two thousand " + _tens(n % 100)
     high, low = divmod(n, 100)
     if low == 0:
-        return cardinal(high) + " hundred"
-    if low < 10:
-        return cardinal(high) + " oh " + _ONES[low]
-    return cardinal(high) + " " + cardinal(low)
+        return _tens(high) + " hundred"
+    return f"{_tens(high)} {_pair(low)}"
 
 
-def decimal(text: str) -> str:
-    """``"3.14"`` -> "three point one four"; integer part read as a cardinal."""
-    whole, _, frac = text.partition(".")
-    head = cardinal(int(whole.replace(",", ""))) if whole else "zero"
-    if not frac:
-        return head
-    return head + " point " + digits(frac)
-
-
-def number(text: str) -> str:
-    """Read a numeral as written: "1,234" -> cardinal; "007" -> digits; "2.5" -> decimal."""
-    plain = text.replace(",", "")
-    if "." in plain:
-        return decimal(plain)
-    if len(plain) > 1 and plain.startswith("0"):
-        return digits(plain)
-    return cardinal(int(plain))
+def fraction(numerator: int, denominator: int) -> str:
+    """``3/4`` -> "three fourths", ``1/2`` -> "one half", ``6/1`` -> "six" (the original's rules)."""
+    top = cardinal(numerator, andword="and")  # the original calls inflect with its default "and" here
+    if denominator == 2:
+        return f"{top} {'half' if numerator == 1 else 'halves'}"
+    if denominator == 1:
+        return top
+    bottom = ordinal_words(cardinal(denominator, andword="and"))
+    return f"{top} {bottom}{'s' if numerator > 1 else ''}"
 
 
 def roman_to_int(s: str) -> int | None:

@@ -28,7 +28,12 @@ MUST_NEUTRAL_TONE_WORDS = frozenset(
 """.split()
 )
 
-MUST_NOT_NEUTRAL_TONE_WORDS = frozenset("男子 女子 分子 原子 量子 莲子 石子 瓜子 电子 人人 虎虎".split())
+MUST_NOT_NEUTRAL_TONE_WORDS = frozenset(
+    """
+男子 女子 分子 原子 量子 莲子 石子 瓜子 电子 人人 虎虎 幺幺 干嘛 学子 哈哈 数数 袅袅 局地 以下 娃哈哈 花花草草 留得 耕地
+想想 熙熙 攘攘 卵子 死死 冉冉 恳恳 佼佼 吵吵 打打 考考 整整 莘莘 落地 算子 家家户户 青青
+""".split()
+)
 
 # Erhua: words always merged with their 儿, and words where 儿 keeps its own syllable.
 MUST_ERHUA = frozenset("小院儿 胡同儿 范儿 老汉儿 撒欢儿 寻老礼儿 妥妥儿 媳妇儿".split())

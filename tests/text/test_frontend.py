@@ -1,4 +1,5 @@
 import logging
+import sys
 
 import pytest
 
@@ -15,7 +16,7 @@ def frontend() -> TextFrontend:
 # (raw text, language, model text, phone ids) — pinned end to end.
 GOLDEN = [
     ("Mr. Smith paid $12.50 on May 5th.", "en",
-     "Mister Smith paid twelve dollars and fifty cents on May fifth.",
+     "Mr Smith paid twelve dollars and fifty cents on May fifth.",
      [63, 55, 75, 80, 38, 75, 63, 55, 81, 73, 42, 26, 80, 91, 35, 62, 90, 26, 7, 62, 38, 93, 12, 64, 26, 49, 55, 49,
       80, 57, 75, 35, 64, 80, 75, 7, 64, 63, 42, 49, 55, 49, 81, 3]),
     ("“Don't go,” she said.", "en", "Don't go, she said.",
@@ -23,8 +24,8 @@ GOLDEN = [
     ("2024年3月5日，气温-3℃。", "zh", "二零二四年三月五日,气温零下三度.",
      [33, 153, 224, 202, 33, 153, 250, 164, 227, 177, 250, 107, 318, 309, 316, 257, 248, 214, 1, 247, 169, 316, 140,
       224, 202, 317, 174, 250, 107, 127, 258, 3]),
-    ("我用iPhone 15拍照——效果很好？", "zh", "我用iPhone十五拍照-效果很好?",
-     [316, 232, 318, 238, 22, 49, 69, 64, 251, 212, 316, 257, 245, 102, 320, 120, 2, 317, 189, 156, 292, 158, 141,
+    ("我用iPhone 15拍照——效果很好？", "zh", "我用i Phone十五拍照效果很好?",  # "——" is dropped, as the original does
+     [316, 232, 318, 238, 22, 49, 68, 64, 251, 212, 316, 257, 245, 102, 320, 120, 317, 189, 156, 292, 158, 141,
       158, 119, 4]),
 ]  # fmt: skip
 
@@ -102,11 +103,13 @@ def test_lexicon_replacement_and_phones() -> None:
         TextFrontend(lexicon={"word": "/NOT A PHONE/"})
 
 
-def test_unknown_phones_are_counted_and_logged(frontend: TextFrontend, caplog: pytest.LogCaptureFixture) -> None:
-    fe = TextFrontend(lexicon={"zap": "/Z AE1 P/"})
-    fe._lexicon_phones["zap"] = ["Z", "XX", "P"]  # bypass validation to simulate a bad phone
+def test_unknown_phones_are_counted_and_logged(
+    frontend: TextFrontend, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    normalize_module = sys.modules["renderer.text.normalize"]  # the package re-exports a function of that name
+    monkeypatch.setattr(normalize_module, "is_phone_group", lambda group: True)  # let a bad phone through
     with caplog.at_level(logging.WARNING, logger="renderer.text"):
-        ph = fe.phonemize("zap zap zap zap.", "en")
+        ph = frontend.phonemize("{Z XX P} {Z XX P} {Z XX P} {Z XX P}.", "en")
     assert ph.unknown == 4 and ph.phone_ids.count(86) == 4
     assert "unknown phone" in caplog.text
 

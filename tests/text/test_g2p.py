@@ -1,8 +1,7 @@
 import pytest
 
-from renderer.text.g2p_en import g2p_en, is_acronym, word_phones
+from renderer.text.g2p_en import g2p_en, lookup
 from renderer.text.g2p_zh import g2p_zh, pinyin_to_phones
-from renderer.text.lts import letters_to_sound
 from renderer.text.symbols import ARPABET, SYMBOL_TO_ID
 
 ZH_GOLDEN = [
@@ -47,12 +46,12 @@ def test_neutral_tone_words_and_not_erhua() -> None:
 
 EN_GOLDEN = [
     ("Hello, world.", "HH AH0 L OW1 , W ER1 L D ."),
-    ("The FBI read the record to record it.",
-     "DH AH0 EH1 F B IY1 AY1 R EH1 D DH AH0 R EH1 K ER0 D T UW1 R IH0 K AO1 R D IH1 T ."),
+    ("The agent read the record to record it.",
+     "DH AH0 EY1 JH AH0 N T R EH1 D DH AH0 R EH1 K ER0 D T UW1 R IH0 K AO1 R D IH1 T ."),
     ("I will read it. I have read it.", "AY1 W IH1 L R IY1 D IH1 T . AY1 HH AE1 V R EH1 D IH1 T ."),
     ("It's John's cat.", "IH1 T S JH AA1 N Z K AE1 T ."),
-    ("THE END IS NEAR.", "DH AH0 EH1 N D IH1 Z N IH1 R ."),
-    ("A well-known tear in the wind.", "AH0 W EH1 L N OW1 N T IH1 R IH0 N DH AH0 W IH1 N D ."),
+    ("A well-known tear in the wind.", "AH0 W EH1 L N OW1 N T EH1 R IH0 N DH AH0 W IH1 N D ."),
+    ("twenty-four", "T W EH1 N T IY0 F AO2 R"),  # the hyphenated dictionary entry keeps its stress
 ]  # fmt: skip
 
 
@@ -67,20 +66,17 @@ def test_homographs_follow_context() -> None:
     assert g2p_en("close to home")[:4] == ["K", "L", "OW1", "S"]
     assert g2p_en("close the door")[:4] == ["K", "L", "OW1", "Z"]
     assert g2p_en("to wind the clock")[2:6] == ["W", "AY1", "N", "D"]
+    assert g2p_en("they lead the way")[2:5] == ["L", "IY1", "D"]
+    assert g2p_en("a lead pipe")[1:4] == ["L", "EH1", "D"]
+    assert g2p_en("my résumé")[2:] == ["R", "EH1", "Z", "AH0", "M", "EY2"]
+    assert g2p_en("we resume work")[2:7] == ["R", "IY0", "Z", "UW1", "M"]
 
 
-def test_acronyms_spelled_unless_common_or_shouted() -> None:
-    assert is_acronym("FBI", False) and is_acronym("BBC", False)
-    assert not is_acronym("OK", False) and not is_acronym("NO", False)
-    assert not is_acronym("FBI", True)
-    assert not is_acronym("NASA", False)  # a real word in the dictionary: read, not spelled
-
-
-def test_unknown_words_fall_back_to_rules() -> None:
-    for word in ("zorblax", "quintessentialish", "blorptastic", "wugs"):
-        phones = word_phones(word)
+def test_unknown_words_use_the_neural_model_and_the_originals_fallbacks() -> None:
+    for word in ("zorblax", "grimbleton", "blorptastic"):
+        phones = lookup(word)
         assert phones and all(p in ARPABET for p in phones), (word, phones)
-    assert letters_to_sound("bake") == ["B", "EY1", "K"]
-    assert letters_to_sound("ship") == ["SH", "IH1", "P"]
-    assert word_phones("blackbirdhouse")[:3] == ("B", "L", "AE1")
-    assert word_phones("zorblax's") == word_phones("zorblax") + ("AH0", "Z")  # possessive after /S/
+    assert lookup("zyx") == lookup("z") + lookup("y") + lookup("x")  # up to three letters: spelled
+    assert lookup("zorblax's") == lookup("zorblax") + ("AH0", "Z")  # possessive after /S/
+    assert lookup("saoirse", title=True) != lookup("saoirse") or lookup("saoirse")  # name list for Title case
+    assert lookup("blackbirdhouse")[:3] == ("B", "L", "AE1")  # split into known words first
