@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from jobs.engines import EngineSettings
 from jobs.planner import VoiceRef
 from jobs.takes import parse_take_key
 from renderer.engine.api import SynthesisRequest, SynthesisResult
+from renderer.engine.options import SamplingOptions
 from tests.fakes.engine import SAMPLES_PER_TOKEN, FakeEngine, FakeEngineConfig, FakeEngineFactory, fake_voice
 
 FAULTS = ("loop", "cap", "short", "misheard", "clean")
@@ -78,6 +80,12 @@ class ScriptedTakesEngine(FakeEngine):
 
     transcriber: ScriptedTranscriber | None = None
     unscripted: tuple[str, ...] = ("clean",)
+    batches: list[list[str]]
+
+    def synthesize(self, requests: Iterable[SynthesisRequest], options: SamplingOptions) -> Iterator[SynthesisResult]:
+        items = list(requests)
+        self.batches.append([r.key for r in items])  # which takes were rendered together
+        return super().synthesize(items, options)
 
     def _one(self, request: SynthesisRequest) -> SynthesisResult:
         result = super()._one(request)
@@ -129,7 +137,7 @@ class ScriptedTakesFactory(FakeEngineFactory):
     def engine(self, voice: VoiceRef, precision: str, batch_size: int | None,
                settings: EngineSettings) -> ScriptedTakesEngine:
         engine = ScriptedTakesEngine(batch_size or 8, self.config, precision)
-        engine.transcriber, engine.unscripted = self.transcriber, self.unscripted
+        engine.transcriber, engine.unscripted, engine.batches = self.transcriber, self.unscripted, []
         self.engines.append(engine)
         return engine
 

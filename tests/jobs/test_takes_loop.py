@@ -127,6 +127,21 @@ def test_the_same_book_renders_the_same_takes(rendered: tuple[Store, WorkerRepor
             assert np.array_equal(audio_a, audio_b)
 
 
+def test_rerolls_are_batched_with_first_takes(tmp_path: Path) -> None:
+    """A re-roll is just a chunk with another take number in the next claim: it shares engine calls with the
+    first takes of later chunks, and nothing is rendered twice."""
+    factory = ScriptedTakesFactory()
+    store = Store(sqlite_url(tmp_path))
+    store.plans.sync_plan(plan_for(write_book(tmp_path / "src", BOOK)))
+    Worker(store, tmp_path / "chunks", SetupCache(factory), WorkerOptions(batch_size=3, handle_signals=False)).run()
+    batches = [batch for engine in factory.engines for batch in engine.batches]
+    keys = [key for batch in batches for key in batch]
+    with store:
+        n_takes = sum(len(store.takes.takes(r["id"])) for r in store.status.chunk_rows())
+    assert len(keys) == len(set(keys)) == n_takes
+    assert any(any("~" in k for k in batch) and any("~" not in k for k in batch) for batch in batches), batches
+
+
 def test_one_take_only_scores_and_never_rerolls(tmp_path: Path) -> None:
     store = Store(sqlite_url(tmp_path))
     plan = plan_for(write_book(tmp_path / "src", BOOK))
