@@ -8,6 +8,7 @@ from typing import Any
 from export.errors import ExportError
 
 FORMATS = ("mp3", "m4b", "flac", "wav")
+SUBTITLE_FORMATS = ("srt", "vtt")
 
 
 @dataclass(frozen=True)
@@ -87,10 +88,13 @@ class ExportOptions:
     loudness_tolerance_lu: float = 0.2  # pass-2 iterates until the limited output is this close
     seed: int = 0  # room tone noise; fixed so re-exports are byte-stable
     keep_temp: bool = False
+    subtitles: str | None = None  # 'srt' | 'vtt': one subtitle file with sentence cues per audio file
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
             raise ExportError(f"unknown format {self.format!r} (expected one of {FORMATS})")
+        if self.subtitles is not None and self.subtitles not in SUBTITLE_FORMATS:
+            raise ExportError(f"unknown subtitle format {self.subtitles!r} (expected one of {SUBTITLE_FORMATS})")
         if self.preset not in PRESETS:
             raise ExportError(f"unknown preset {self.preset!r} (expected one of {tuple(PRESETS)})")
         preset = PRESETS[self.preset]

@@ -117,6 +117,7 @@ class ExportReport:
     chapters: list[ChapterReport] = field(default_factory=list)
     coverage: Coverage = field(default_factory=lambda: Coverage(0, 0))
     out_dir: Path | None = None
+    listener_files: list[dict[str, Any]] = field(default_factory=list)  # subtitles, the read-along EPUB
     takes: TakeSummary | None = None  # None: rendered without take checks (or exported outside the jobs layer)
 
     @property
@@ -127,7 +128,8 @@ class ExportReport:
         return {"book": {"title": self.book_title, "author": self.author}, "preset": self.preset,
                 "format": self.format, "passed": self.passed, "options": self.options,
                 "files": [f.to_dict() for f in self.files], "chapters": [c.to_dict() for c in self.chapters],
-                "coverage": self.coverage.to_dict(), "takes": None if self.takes is None else self.takes.to_dict()}
+                "coverage": self.coverage.to_dict(), "listener_files": list(self.listener_files),
+                "takes": None if self.takes is None else self.takes.to_dict()}
 
     def to_text(self) -> str:
         lines = [f"Export report: {self.book_title} — {self.author}",
@@ -160,6 +162,10 @@ class ExportReport:
         if cov.suspicious:
             lines.append(f"Suspicious chunks (possible skipped or repeated speech): {len(cov.suspicious)}")
             lines += [f"    ch {s.chapter} {s.key}: {s.reason}" for s in cov.suspicious]
+        for extra in self.listener_files:
+            detail = (f": {extra['synced_sentences']} sentences synchronised, {extra['unsynced_sentences']} not found "
+                      "in the book's text" if extra["kind"] == "read-along" else "")
+            lines.append(f"{extra['kind']}: {extra['name']}{detail}")
         if self.takes is not None:
             lines.append(self.takes.to_text())
         return "\n".join(lines) + "\n"

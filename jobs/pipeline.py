@@ -6,14 +6,13 @@ Where things go (``--out DIR``, default ``out/<book file stem>``):
 - ``DIR/chunks/<book id>/<key[:2]>/<render key>.wav``: chunk audio (32-bit float WAV, 32 kHz); with
   PostgreSQL ``--audio-dir`` names a folder every worker sees under the same path (e.g. NFS);
 - ``DIR/``: the exported chapter files and ``report.json`` / ``report.txt`` (written to
-  ``DIR/.export-staging`` first and then moved into place, so a crash mid-export leaves the
-  previous files or the new ones, and a rerun simply exports again).
+  ``DIR/.export-staging`` first and then published, so a crash mid-export leaves the
+  previous files or the new ones, and a rerun simply exports again; see :mod:`jobs.exporting`).
 """
 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,22 +23,20 @@ from jobs.audio_files import sweep_stale_temp_files
 from jobs.db import is_sqlite, normalise_url, sqlite_url
 from jobs.engines import EngineSettings, SetupCache, voice_defaults
 from jobs.errors import JobsError
-from jobs.events import JobHooks
+from jobs.exporting import export_from_store
 from jobs.planner import BookPlan, VoiceRef, build_plan, parse_chapter_spec
 from jobs.review import SHARED_STORE_NOTE, take_command, write_book_review
 from jobs.services import Services
-from jobs.store import BookInfoRow, Failure, Store, SyncReport
+from jobs.store import Failure, Store, SyncReport
 from jobs.store.takes import TakeCounts
 from jobs.takes import DEFAULT_MAX_TAKES, TakePolicy
 from jobs.worker import Worker, WorkerOptions, WorkerReport
 from renderer.takes.asr import load_transcriber
 
 if TYPE_CHECKING:
-    from export import BookInfo, ExportReport, NavMark
+    from export import ExportReport
     from jobs.books.model import Book
     from renderer.protocols import RenderOptions
-
-STAGING_DIRNAME = ".export-staging"
 
 
 @dataclass(frozen=True)
@@ -77,6 +74,8 @@ class RenderSettings:
     export_format: str = "mp3"
     preset: str = "acx"
     single_file: bool = False
+    subtitles: str | None = None
+    read_along: bool = False
     lease_s: float = 120.0
     max_attempts: int = 3
     #: takes per chunk at most (jobs.takes); stored with the book, not part of render keys
@@ -259,6 +258,8 @@ def run_book(
         callback = (lambda report: on_batch(store, sync.book_id, report)) if on_batch else None
         worker = Worker(store, root, setups, options, on_batch=callback, hooks=services.hooks,
                         write_audio=services.write_audio, transcriber=transcriber)
+        if callback is not None:
+            callback(worker.report)  # once before the first batch: progress and metrics start from the plan
         try:
             report = worker.run()
         finally:
@@ -275,6 +276,8 @@ def run_book(
             export_format=settings.export_format,
             preset=settings.preset,
             single_file=settings.single_file,
+            subtitles=settings.subtitles,
+            read_along=settings.read_along,
             hooks=services.hooks,
         )
         result.failures = store.status.failures(sync.book_id)
@@ -295,84 +298,3 @@ def _stop_helpers(procs: list[subprocess.Popen[bytes]], interrupted: bool) -> No
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def export_from_store(
-    store: Store,
-    book_id: int,
-    root: Path,
-    out_dir: Path,
-    *,
-    export_format: str = "mp3",
-    preset: str = "acx",
-    single_file: bool = False,
-    hooks: JobHooks = JobHooks(),
-) -> ExportReport | None:
-    """Export every complete chapter from stored chunk audio; returns the export report (None if nothing to do)."""
-    from export import ChapterManifest, ChunkAudio, ExportOptions, TakeSummary, export_book
-
-    book = store.status.book(book_id)
-    marks = chapter_marks(book.meta)
-    manifests = []
-    for chapter in store.status.chapters(book_id, with_chunks=True):
-        if not chapter.complete:
-            continue
-        chunks = [
-            ChunkAudio(
-                path=root / c.audio_path,
-                boundary=c.boundary,
-                text=c.text,
-                key=f"{chapter.number}.{c.idx}:{c.render_key[:16]}",  # unique even for repeated text
-                n_phones=c.n_phones,
-                n_tokens=c.n_tokens,
-            )
-            for c in chapter.chunks
-        ]
-        for chunk in chunks:
-            if not chunk.path.is_file():
-                hint = "is --audio-dir the shared folder the workers used?"
-                raise JobsError(f"chunk audio missing: {chunk.path} ({hint})")
-        manifests.append(ChapterManifest(index=chapter.number, title=chapter.title, chunks=chunks,
-                                         marks=marks.get(chapter.number, [])))
-    if not manifests:
-        return None
-    options = ExportOptions(format=export_format, preset=preset, single_file=single_file)
-    staging = Path(out_dir) / STAGING_DIRNAME
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    counts = store.takes.counts(book_id)
-    takes = TakeSummary(rerolled=counts.rerolled, doubtful=counts.doubtful, accepted=counts.accepted)
-    report = export_book(_book_info(book), manifests, staging, options, takes=takes)
-    hooks.at("export")
-    _publish(staging, Path(out_dir), hooks)
-    return report
-
-
-def chapter_marks(meta: dict[str, Any]) -> dict[int, list[NavMark]]:
-    """The stored navigation marks (BookPlan.meta_json) as export NavMarks per chapter number, in order."""
-    from export import NavMark
-
-    marks: dict[int, list[NavMark]] = {}
-    for mark in meta.get("navigation", []):
-        if mark.get("chunk") is not None:
-            marks.setdefault(int(mark["chapter"]), []).append(NavMark(mark["title"], int(mark["depth"]), mark["chunk"]))
-    return marks
-
-
-def _book_info(book: BookInfoRow) -> BookInfo:
-    from export import BookInfo
-
-    missing = tuple(f"{m['href']} ({m['title']!r}): {m['reason']}" if m.get("title") else f"{m['href']}: {m['reason']}"
-                    for m in book.meta.get("missing_parts", []))
-    return BookInfo(title=book.title, author=book.author, language=book.language, cover=book.cover,
-                    cover_mime=book.cover_mime, missing_parts=missing)
-
-
-def _publish(staging: Path, out_dir: Path, hooks: JobHooks) -> None:
-    """Move exported files into place one by one (each rename is atomic), then drop the staging folder."""
-    for path in sorted(p for p in staging.rglob("*") if p.is_file()):
-        target = out_dir / path.relative_to(staging)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.replace(path, target)
-        hooks.at("publish")
-    shutil.rmtree(staging, ignore_errors=True)

@@ -96,6 +96,9 @@ class WorkerOptions:
 @dataclass
 class BatchFigures:
     started_at: float = field(default_factory=time.time)
+    finished_at: float = 0.0
+    claimed: int = 0  # chunks in the claim; batch fill = claimed / capacity
+    capacity: int = 0  # chunks the claim could have held
     chunks: int = 0
     tokens: int = 0
     audio_s: float = 0.0
@@ -115,6 +118,7 @@ class WorkerReport:
     audio_s: float = 0.0
     interrupted: bool = False
     skipped_books: dict[int, str] = field(default_factory=dict)
+    last_batch: BatchFigures | None = None  # the figures of the latest batch (run metrics read them)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -319,7 +323,7 @@ class Worker:
 
     def _process(self, batch: list[ClaimedChunk]) -> None:
         book = self._book(batch[0].book_id)
-        figures = BatchFigures()
+        figures = BatchFigures(claimed=len(batch), capacity=self._claim_size)
         try:
             setup = self._setup(book)
         except RendererError as exc:
@@ -336,7 +340,8 @@ class Worker:
         requests = self._frontend(setup, groups, figures)
         self._prefetch_next(setup)
         self._synthesize(book, requests, groups, figures)
-        finished = time.time()
+        finished = figures.finished_at = time.time()
+        self.report.last_batch = figures
         self.store.stats.record_batch(BatchRecord(
             worker_id=self.id,
             book_id=book.id,

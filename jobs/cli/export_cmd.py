@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from jobs.cli.outputs import listener_options
 from jobs.cli.render_cmd import FORMATS, PRESETS, _common_store_options, open_one_book
 from jobs.errors import JobsError
 
@@ -20,20 +21,25 @@ from jobs.errors import JobsError
 @click.option("--single-file", is_flag=True, help="Also export the whole book as one file.")
 @click.option("--to", "target", type=click.Path(file_okay=False, path_type=Path),
               help="Folder for the exported files (default: the output folder).")
+@listener_options
 def export(book: str, out_dir: Path | None, db_url: str | None, audio_dir: Path | None, export_format: str,
-           preset: str, single_file: bool, target: Path | None) -> None:
+           preset: str, single_file: bool, target: Path | None, subtitles: str | None, read_along: bool) -> None:
     """Export BOOK's complete chapters again (other format, preset or loudness) without re-rendering.
 
-    BOOK is the book file (or its id in the store, see `render status`).
+    BOOK is the book file (or its id in the store, see `render status`). The folder then holds exactly
+    this export: files an earlier export wrote and this one did not (other chapters, another format) are
+    removed; files the program did not write are never touched.
     """
-    from jobs.pipeline import audio_root, default_out_dir, export_from_store
+    from jobs.exporting import export_from_store
+    from jobs.pipeline import audio_root, default_out_dir
 
     store, found = open_one_book(book, out_dir, db_url)
     out = out_dir or default_out_dir(Path(found.source_path))
     with store:
         root = audio_root(out, db_url, audio_dir)
         report = export_from_store(store, found.id, root, target or out, export_format=export_format,
-                                   preset=preset, single_file=single_file)
+                                   preset=preset, single_file=single_file, subtitles=subtitles,
+                                   read_along=read_along)
         counts = store.status.counts(found.id)
     if report is None:
         raise JobsError("no chapter is complete yet: nothing to export (see `render status`)")

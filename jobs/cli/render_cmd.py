@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from jobs.cli.outputs import listener_options, metrics_options, metrics_publisher
 from jobs.cli.params import BATCH_SIZE, PRECISION, current_services
 from jobs.cli.progress import BookProgress
 from jobs.cli.status_view import print_status, status_json
@@ -155,13 +156,16 @@ def chosen(**options: Any) -> dict[str, Any]:
               help="Engine arithmetic [default: auto = bf16 (CPU) / fp16 (CUDA) only where the hardware has it "
                    "and a tolerance check against fp32 passed, else fp32]. Part of each chunk's render key.")
 @_read_options
+@listener_options
+@metrics_options
 def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, audio_dir: Path | None,
         chapters: str | None, workers: int, batch_size: int, backend: str, device: str, threads: int | None,
         voices_dir: Path | None, lease_s: float, max_attempts: int, export_format: str, preset: str,
         single_file: bool, max_takes: int, review_notes: tuple[str, ...], asr_model: Path | None,
         seed: int | None, temperature: float | None, top_k: int | None,
         top_p: float | None, speed: float | None, max_tokens: int | None, precision: str | None,
-        read: ReadSettings) -> None:
+        read: ReadSettings, subtitles: str | None = None, read_along: bool = False,
+        metrics_file: Path | None = None, metrics_port: int | None = None, metrics_host: str = "127.0.0.1") -> None:
     """Plan, synthesize and export BOOK (.epub, .txt, .md); resumes whatever exists.
 
     Run it again after a crash, a full disk or Ctrl-C: finished chunks are kept and only the rest
@@ -169,6 +173,10 @@ def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, a
     """
     from jobs.pipeline import RenderSettings, default_out_dir, run_book
 
+    if read_along:
+        from jobs.exporting import check_read_along
+
+        check_read_along(book)
     out = out_dir or default_out_dir(book)
     settings = RenderSettings(
         book=book, voice=voice_name, out_dir=out, db_url=db_url, audio_dir=audio_dir, chapters=chapters,
@@ -176,11 +184,18 @@ def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, a
         voices_dir=voices_dir, overrides=chosen(seed=seed, temperature=temperature, top_k=top_k, top_p=top_p,
                                                 speed=speed, max_tokens=max_tokens, precision=precision),
         read=read, export_format=export_format, preset=preset,
-        single_file=single_file, lease_s=lease_s, max_attempts=max_attempts, max_takes=max_takes,
-        asr_model=asr_model, review_notes=tuple(review_notes),
+        single_file=single_file, lease_s=lease_s, max_attempts=max_attempts, subtitles=subtitles,
+        read_along=read_along, max_takes=max_takes, asr_model=asr_model, review_notes=tuple(review_notes),
     )
-    with BookProgress() as progress:
-        result = run_book(settings, current_services(), on_batch=progress.update)
+    with BookProgress() as progress, metrics_publisher(metrics_file, metrics_port, metrics_host, device) as metrics:
+
+        def on_batch(store: Any, book_id: int, report: Any) -> None:
+            progress.update(store, book_id, report)
+            if metrics is not None:
+                metrics.metrics.watch_counts(lambda: store.status.counts(book_id))
+                metrics.on_batch(report)
+
+        result = run_book(settings, current_services(), on_batch=on_batch)
     if result.worker.interrupted:
         click.echo("stopped; progress is saved, run the same command again to resume", err=True)
         raise click.exceptions.Exit(130)
@@ -316,9 +331,11 @@ def retry_failed(book: str, out_dir: Path | None, db_url: str | None, audio_dir:
               help="Chunk audio folder, the same path on every worker (e.g. an NFS mount).")
 @click.option("--follow", is_flag=True, help="Keep waiting for new work instead of stopping when the queue is empty.")
 @_engine_options
+@metrics_options
 def worker(db_url: str, audio_dir: Path, follow: bool, batch_size: int, backend: str, device: str,
            threads: int | None, voices_dir: Path | None, lease_s: float, max_attempts: int,
-           asr_model: Path | None) -> None:
+           asr_model: Path | None, metrics_file: Path | None = None, metrics_port: int | None = None,
+           metrics_host: str = "127.0.0.1") -> None:
     """Render chunks from a shared job store until the queue is empty (or forever with --follow).
 
     The worker needs the books' voices installed under the same names (same files) on its machine.
@@ -328,10 +345,15 @@ def worker(db_url: str, audio_dir: Path, follow: bool, batch_size: int, backend:
 
     services = current_services()
     setups = SetupCache(services.engines, voices_dir=voices_dir, settings=EngineSettings(backend, device, threads))
-    with Store(db_url, hooks=services.hooks) as store:
+    with Store(db_url, hooks=services.hooks) as store, \
+            metrics_publisher(metrics_file, metrics_port, metrics_host, device) as metrics:
         options = WorkerOptions(batch_size=batch_size, lease_s=lease_s, follow=follow, max_attempts=max_attempts)
         job = Worker(store, audio_dir, setups, options, hooks=services.hooks, write_audio=services.write_audio,
-                     transcriber=load_transcriber(asr_model))
+                     on_batch=metrics.on_batch if metrics else None, transcriber=load_transcriber(asr_model))
+        if metrics is not None:
+            metrics.metrics.worker_id = job.id
+            metrics.metrics.watch_counts(store.status.counts)
+            metrics.publish()
         report = job.run()
     click.echo(f"worker {report.worker_id}: {report.done} chunks done, {report.failed} failed, "
                f"{report.audio_s:.1f} s of audio")
@@ -353,6 +375,8 @@ def worker(db_url: str, audio_dir: Path, follow: bool, batch_size: int, backend:
 def demo(ctx: click.Context, out_dir: Path, voices_dir: Path | None, export_format: str, version: str) -> None:
     """Render the sample book with the sample voice (random weights: it sounds like noise) into OUT.
 
+    Besides the chapter files it writes WebVTT subtitles and the read-along EPUB (sample-book.readalong.epub).
+
     Creates the sample voice first if it is missing (`render voice make-random sample --size tiny`;
     `sample-v2ProPlus` etc. for another --version). Each chunk is capped at 3 s of audio, since a
     random model seldom decides to stop by itself.
@@ -365,8 +389,8 @@ def demo(ctx: click.Context, out_dir: Path, voices_dir: Path | None, export_form
     # Every take of a random voice is bad (it runs to the token cap): re-rolls are capped at 2 takes, so the
     # demo shows the loop and the review page without tripling its time.
     ctx.invoke(run, book=book, voice_name=voice_name, out_dir=out_dir, voices_dir=voices_dir,
-               export_format=export_format, batch_size=0, max_tokens=DEMO_MAX_TOKENS, max_takes=DEMO_MAX_TAKES,
-               review_notes=(DEMO_REVIEW_NOTE,))
+               export_format=export_format, batch_size=0, max_tokens=DEMO_MAX_TOKENS, subtitles="vtt",
+               read_along=True, max_takes=DEMO_MAX_TAKES, review_notes=(DEMO_REVIEW_NOTE,))
     files = sorted(p for p in out_dir.iterdir() if p.is_file() and p.suffix not in (".db", ".db-wal", ".db-shm"))
     click.echo(f"demo files in {out_dir.resolve()}:")
     for path in files:
