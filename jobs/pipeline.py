@@ -25,7 +25,7 @@ from jobs.engines import EngineSettings, SetupCache, voice_defaults
 from jobs.errors import JobsError
 from jobs.exporting import export_from_store
 from jobs.planner import BookPlan, VoiceRef, build_plan, parse_chapter_spec
-from jobs.review import SHARED_STORE_NOTE, take_command, write_book_review
+from jobs.review import REVIEW_FILENAME, SHARED_STORE_NOTE, take_command, write_book_review
 from jobs.services import Services
 from jobs.store import Failure, Store, SyncReport
 from jobs.store.takes import TakeCounts
@@ -284,7 +284,9 @@ def run_book(
         result.takes = store.takes.counts(sync.book_id)
         command = take_command(str(settings.book), settings.out_dir, settings.db_url, settings.audio_dir)
         notes = settings.review_notes + (() if store.db.is_sqlite else (SHARED_STORE_NOTE,))
-        result.review = write_book_review(store, sync.book_id, root, settings.out_dir, command, notes=notes)
+        # Only a book with doubtful chunks gets a page; one written before is refreshed so it is never stale.
+        if result.takes.doubtful or (Path(settings.out_dir) / REVIEW_FILENAME).exists():
+            result.review = write_book_review(store, sync.book_id, root, settings.out_dir, command, notes=notes)
         return result
 
 
