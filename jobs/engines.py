@@ -107,10 +107,12 @@ class RendererFactory:
         return VoiceRef(name=name, voice_id=voice_identity(Path(voice.folder), name), voice=voice)
 
     def engine(self, voice: VoiceRef, precision: str, batch_size: int | None, settings: EngineSettings) -> Engine:
-        from renderer.engine.api import Engine as RendererEngine
+        from renderer.backends import open_engine
+        from renderer.tuning import EngineTuning
 
-        return RendererEngine(voice.voice, backend=settings.backend, device=settings.device, batch_size=batch_size,
-                              threads=settings.threads, precision=precision)
+        tuning = EngineTuning.resolve({"batch_size": batch_size, "threads": settings.threads})
+        return open_engine(voice.voice, backend=settings.backend, device=settings.device, precision=precision,
+                           tuning=tuning)
 
     def frontend(self, voice: VoiceRef, device: str, bert_dir: Path | None = None) -> Frontend:
         from renderer.text import TextFrontend

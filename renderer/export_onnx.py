@@ -27,9 +27,10 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from renderer.engine.gpt import BatchedGPT
+from renderer.engine.batched_gpt import BatchedGPT
 from renderer.errors import BackendUnavailableError, RendererError
 from renderer.files import sha256_file
+from renderer.models.gpt import BERT_DIM
 
 #: Fixed ONNX opset of every exported graph.
 OPSET = 17
@@ -137,18 +138,18 @@ def vocoder_spec() -> GraphSpec:
 # ---------------------------------------------------------------------------------------------- inputs
 def random_prefill_inputs(gpt: BatchedGPT, b: int = 3, x: int = 11, y: int = 7, seed: int = 0) -> tuple[Tensor, ...]:
     g = torch.Generator().manual_seed(seed)
-    d = gpt.dims
+    d = gpt.config
     lens = torch.randint(2, x + 1, (b,), generator=g)
     lens[0] = x
     presence = (torch.rand(b, d.vocab_size, generator=g) < 0.02).float()
-    return (torch.randint(0, d.phoneme_vocab_size, (b, x), generator=g), torch.randn(b, d.bert_dim, x, generator=g),
+    return (torch.randint(0, d.phoneme_vocab_size, (b, x), generator=g), torch.randn(b, BERT_DIM, x, generator=g),
             lens, torch.randint(0, 1024, (b, y), generator=g), presence, torch.full((b,), 1.35),
             torch.tensor([1.0] + [0.0] * (b - 1)))
 
 
 def random_step_inputs(gpt: BatchedGPT, b: int = 3, cap: int = 24, seed: int = 0) -> tuple[Tensor, ...]:
     g = torch.Generator().manual_seed(seed)
-    d = gpt.dims
+    d = gpt.config
     past: list[Tensor] = []
     for _ in range(d.n_layer):
         past += [torch.randn(b, d.n_head, d.head_dim, cap, generator=g),
@@ -225,7 +226,7 @@ def export_voice_onnx(voice: Any, out_dir: str | Path, include_vocoder: bool = T
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     gpt = BatchedGPT.from_checkpoint(voice.gpt_path, top_k_out=ONNX_TOP_K)
-    d = gpt.dims
+    d = gpt.config
     graphs = {
         "gpt_prefill": _export_one("gpt_prefill", PrefillGraph(gpt), random_prefill_inputs(gpt),
                                    prefill_spec(d.n_layer), out, random_prefill_inputs(gpt, b=4, x=13, y=5, seed=1)),

@@ -23,7 +23,6 @@ from typing import Any
 
 import psutil
 
-from renderer.env import env_flag
 from renderer.rounding import round_up
 
 #: Transparent huge pages are 2 MB on x86-64 and arm64 (4 KB base pages).
@@ -135,14 +134,9 @@ def huge_pages_possible() -> bool:
     return "[never]" not in mode and _libc() is not None and hasattr(_libc(), "madvise")
 
 
-def huge_pages_enabled() -> bool:
-    """Whether :func:`advise_huge_pages` asks for huge pages here (offered by the kernel, not turned off)."""
-    return env_flag("RENDER_HUGE_PAGES", False) and huge_pages_possible()
-
-
 def advise_huge_pages(tensor: Any) -> bool:
-    """Ask for transparent huge pages behind a CPU tensor's memory (call before its pages are touched),
-    only with ``RENDER_HUGE_PAGES=1`` (opt-in).
+    """Ask for transparent huge pages behind a CPU tensor's memory (call before its pages are touched);
+    the KV cache does so only with ``EngineTuning.huge_pages`` (opt-in).
 
     The decode step's attention reads every row's whole KV cache once per step, hopping between rows
     and layers; with 4 KB pages that costs a TLB miss every few cache lines, and in ``madvise`` mode (the
@@ -155,7 +149,7 @@ def advise_huge_pages(tensor: Any) -> bool:
     0.541 / 0.571 when it came from the heap), so it stays off by default (BENCHMARKS.md).
     Only whole 2 MB pages inside the tensor are advised; True if any were.
     """
-    if not huge_pages_enabled() or tensor.device.type != "cpu":
+    if not huge_pages_possible() or tensor.device.type != "cpu":
         return False
     start = tensor.data_ptr()
     end = start + tensor.numel() * tensor.element_size()

@@ -7,9 +7,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.conformance import ConformanceSet
+from tests.paths import conformance_dir, missing
+
 # Nothing in the suite may reach a model hub.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# Engines keep their built-in batch sizes and thread split instead of measuring this machine on first use
+# per voice (renderer.engine.autotune, tested on its own in tests/engine/test_autotune.py): tiny test voices
+# would each be measured, and results must not depend on a shared machine's load.
+os.environ.setdefault("RENDER_MEASURE_SETTINGS", "0")
 
 #: Seed of the shared tiny random voice assets (GPT, SoVITS, BERT, HuBERT, reference clip).
 SHARED_ASSET_SEED = 11
@@ -20,6 +27,17 @@ def random_asset_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One cache of random voice assets per test run, laid out like ``make_random_voice``'s cache,
     so every layer's tests reuse the same generated files instead of writing their own."""
     return tmp_path_factory.mktemp("random cache")
+
+
+@pytest.fixture(scope="session")
+def conformance() -> ConformanceSet:
+    """The conformance set (``$RENDER_CONFORMANCE_DIR``, else ``../shared/conformance/public``): the one
+    lookup every model and engine test goes through. Missing: a skip with the reason, a failure in CI."""
+    path = conformance_dir()
+    if not ConformanceSet.present(path):
+        missing(f"conformance set not found at {path} (manifest.json + vectors.npz); "
+                "set RENDER_CONFORMANCE_DIR to its folder")
+    return ConformanceSet.load(path)
 
 
 @pytest.fixture(scope="session")

@@ -64,6 +64,66 @@ def test_the_walker_sees_imports() -> None:
     assert {"renderer", "export", "click"} <= jobs_imports
 
 
+def _imported_modules(path: Path) -> set[str]:
+    """Every module a file imports (``from a.b import c`` gives ``a.b`` and ``a.b.c``), lazy imports included."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_the_engine_never_imports_its_backends() -> None:
+    """Backends implement the engine's protocol (renderer.engine.backend); the engine depends on no backend."""
+    offenders = [f"{path.relative_to(ROOT)} imports {name}"
+                 for path in sorted((ROOT / "renderer" / "engine").rglob("*.py"))
+                 for name in sorted(_imported_modules(path)) if name.startswith("renderer.backends")]
+    assert offenders == []
+
+
+def test_models_and_product_never_import_test_oracles() -> None:
+    offenders = [f"{path.relative_to(ROOT)} imports {name}"
+                 for package in ("renderer", "jobs", "export") for path in sorted((ROOT / package).rglob("*.py"))
+                 for name in sorted(_imported_modules(path)) if name.split(".")[0] == "tests"]
+    assert offenders == []
+
+
+def _module_level_imports(path: Path) -> set[str]:
+    """Modules imported by a file's top-level statements (not inside functions)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+    return names
+
+
+def test_no_product_module_imports_the_benchmarks() -> None:
+    """Benchmarks live in jobs/bench; only `render bench` (jobs/cli/bench.py) imports them, lazily."""
+    bench = ROOT / "jobs" / "bench"
+    offenders = []
+    for package in ("renderer", "jobs", "export"):
+        for path in sorted((ROOT / package).rglob("*.py")):
+            if bench in path.parents:
+                continue
+            lazy_allowed = path == ROOT / "jobs" / "cli" / "bench.py"
+            names = _module_level_imports(path) if lazy_allowed else _imported_modules(path)
+            offenders += [f"{path.relative_to(ROOT)} imports {name}" for name in sorted(names)
+                          if name == "jobs.bench" or name.startswith("jobs.bench.")]
+    assert offenders == []
+    assert (bench / "measure.py").is_file()  # the check looks where the benchmarks are
+    strays = [path.relative_to(ROOT) for package in ("renderer", "jobs", "export")
+              for path in (ROOT / package).rglob("*bench*.py")
+              if bench not in path.parents and path != ROOT / "jobs" / "cli" / "bench.py"]
+    assert strays == []  # no benchmark module among the product's
+
+
 def _defines(path: Path, dotted: str) -> bool:
     """Whether ``path`` defines ``Name`` or ``Class.method`` at its top level."""
     scope: list[ast.stmt] = ast.parse(path.read_text(encoding="utf-8")).body

@@ -8,9 +8,12 @@ import os
 import platform
 import shutil
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from renderer.engine.autotune import MeasuredSettings
 
 
 @dataclass
@@ -20,17 +23,6 @@ class Check:
     name: str
     ok: bool
     detail: str
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
 
 
 def _module_version(name: str) -> str | None:
@@ -50,8 +42,10 @@ def _torch_checks() -> list[Check]:
     x = torch.randn(64, 64)
     ok = bool(torch.isfinite(x @ x).all())
     checks.append(Check("torch (cpu)", ok, f"{torch.__version__}, {torch.get_num_threads()} threads"))
-    flags = _cpu_flags()
-    bf16 = "amx_bf16" in flags or "avx512_bf16" in flags
+    from renderer.hardware import cpu_flags, cpu_has_bf16
+
+    flags = cpu_flags()
+    bf16 = cpu_has_bf16()
     checks.append(Check("cpu bf16 (AMX / AVX-512-BF16)", bf16,
                         ", ".join(sorted(f for f in flags if f.startswith(("amx", "avx512_bf16", "avx512_vnni"))))
                         or "not supported by this CPU"))
@@ -111,10 +105,69 @@ def _engine_backend_checks() -> list[Check]:
     return checks
 
 
+def _tuning_checks() -> list[Check]:
+    """The engine tuning this environment gives (renderer.tuning), one line per knob; a bad value fails."""
+    try:
+        from renderer.tuning import EngineTuning
+
+        tuning = EngineTuning.resolve()
+    except Exception as exc:  # noqa: BLE001 - a malformed RENDER_* variable is reported, not raised
+        return [Check("engine tuning", False, str(exc))]
+    return [Check(f"tuning {name}", True, f"{value}  [{where}]") for name, value, where in tuning.describe()]
+
+
+def _cpu_checks() -> list[Check]:
+    from renderer.hardware import cpu_info, cpu_isa
+
+    cpu = cpu_info()
+    return [Check("cpu", bool(cpu.model), f"{cpu.model or 'unknown model'}; {', '.join(cpu_isa()) or 'no AVX2'}")]
+
+
+def measured_settings_checks(voice: str | None = None, voices_dir: str | None = None, precision: str = "auto",
+                             threads: int | None = None) -> list[Check]:
+    """The engine settings measured on this machine (renderer.engine.autotune) and why they were chosen.
+
+    With ``voice``: that voice's, measured now when they are not cached (a few seconds), as a worker rendering
+    with it on this machine gets them. Without: every cached choice."""
+    from renderer.engine.autotune import cached_settings
+
+    if voice is None:
+        found = cached_settings()
+        if not found:
+            return [Check("measured settings", True, "none yet: measured on the first render with each voice "
+                                                     "(`render doctor --voice NAME` measures now)")]
+        return [line for settings in found for line in _settings_lines(settings)]
+    try:
+        from renderer.backends import open_engine
+        from renderer.engine.autotune import measured_settings, wants_measurement
+        from renderer.tuning import EngineTuning
+        from renderer.voice import VoiceStore
+
+        loaded = VoiceStore(voices_dir).get(voice)
+        tuning = EngineTuning.resolve({"threads": threads})
+        engine = open_engine(loaded, precision=precision, tuning=tuning.with_overrides(measure=False))
+        if not wants_measurement(tuning, engine.backend):
+            return [Check("measured settings", True, f"voice {voice}: not measured (settings given explicitly, "
+                                                     "RENDER_MEASURE_SETTINGS=0, or a backend that is not measured)")]
+        return _settings_lines(measured_settings(loaded, engine.backend, tuning))
+    except Exception as exc:  # noqa: BLE001 - the doctor reports, never raises
+        return [Check("measured settings", False, f"voice {voice}: {exc}")]
+
+
+def _settings_lines(settings: MeasuredSettings) -> list[Check]:
+    info = settings.info
+    head = (f"voice {info.get('voice', '?')}, {info.get('precision', '?')}, {info.get('threads', '?')} threads: "
+            f"GPT batch {settings.batch_size}, vocoder batch {settings.vocoder_batch}, "
+            f"{'vocoder beside the GPT' if settings.overlap else 'stages in turn'} "
+            f"(measured {info.get('measured_at', '?')} in {settings.measurements.seconds:.1f} s)")
+    return [Check("measured settings", True, head)] + [Check("  why", True, reason) for reason in settings.reasons]
+
+
 def collect_checks() -> list[Check]:
     """Run every check; never raises."""
     checks = [Check("python", True, f"{platform.python_version()} on {platform.machine()}, "
                                     f"{os.cpu_count()} logical CPUs")]
+    checks += _cpu_checks()
     checks += _torch_checks()
     checks += _onnx_checks()
     checks += _engine_backend_checks()
@@ -125,14 +178,30 @@ def collect_checks() -> list[Check]:
         checks.append(Check("voices folder", True, str(voices_dir())))
     except Exception as exc:  # noqa: BLE001
         checks.append(Check("voices folder", False, str(exc)))
+    checks += _tuning_checks()
+    checks += measured_settings_checks()
     return checks
 
 
 @click.command("doctor")
 @click.option("--json", "as_json", is_flag=True, help="Print the checks as JSON.")
-def doctor(as_json: bool) -> None:
-    """Show what is installed and which backends and devices work here."""
+@click.option("--voice", default=None,
+              help="Also show the engine settings measured for this voice here (measuring them now if needed).")
+@click.option("--voices-dir", type=click.Path(file_okay=False), default=None,
+              help="Folder of voices for --voice (default: $RENDER_VOICES_DIR or the user's voice folder).")
+@click.option("--precision", type=click.Choice(["auto", "fp32", "bf16", "fp16"]), default="auto", show_default=True,
+              help="Precision whose measured settings --voice shows.")
+@click.option("--threads", type=int, default=None, help="CPU threads whose settings --voice shows (default: all).")
+def doctor(as_json: bool, voice: str | None, voices_dir: str | None, precision: str, threads: int | None) -> None:
+    """Show what is installed, which backends and devices work here, and the engine tuning in effect.
+
+    The tuning lines show each knob's value and the environment variable that sets it (marked "set" when
+    it is), see renderer/tuning.py. The measured-settings lines show the GPT batch, vocoder batch and
+    thread split measured on this machine per voice and precision, and why each was chosen."""
     checks = collect_checks()
+    if voice is not None:
+        checks = [c for c in checks if c.name.strip() not in ("measured settings", "why")]
+        checks += measured_settings_checks(voice, voices_dir, precision, threads)
     if as_json:
         click.echo(json.dumps([asdict(c) for c in checks], indent=2))
         return

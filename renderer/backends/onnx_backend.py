@@ -15,10 +15,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from renderer.backends.base import Candidates, PrefillBatch, StepInputs, VocodeItem
 from renderer.backends.torch_backend import TorchKVCache, resolve_device
+from renderer.engine.backend import Candidates, PrefillBatch, StepInputs, VocodeItem
 from renderer.errors import BackendUnavailableError
 from renderer.export_onnx import read_sidecar
+from renderer.tuning import EngineTuning
 
 _NP_TYPES = {torch.float32: np.float32, torch.int64: np.int64, torch.float16: np.float16}
 
@@ -59,7 +60,8 @@ class OnnxBackend:
     name = "onnx"
 
     def __init__(self, folder: str | Path, voice: Any = None, device: str = "cpu", threads: int | None = None,
-                 use_tensorrt_ep: bool = False, vocoder: Any = None) -> None:
+                 use_tensorrt_ep: bool = False, vocoder: Any = None, tuning: EngineTuning | None = None) -> None:
+        tuning = tuning if tuning is not None else EngineTuning(threads=threads)
         try:
             import onnxruntime as ort
         except ImportError as exc:  # pragma: no cover
@@ -73,7 +75,7 @@ class OnnxBackend:
         self.n_layer, n_head, d_model = int(gpt["n_layer"]), int(gpt["n_head"]), int(gpt["d_model"])
         self.vocab_size, self.eos = int(gpt["vocab_size"]), int(gpt["eos"])
         self.top_k_out = int(sidecar["top_k_out"])
-        opts = ort_session_options(threads)
+        opts = ort_session_options(tuning.threads)
         providers = providers_for(device, use_tensorrt_ep)
         graphs = sidecar["graphs"]
         self.prefill_session = ort.InferenceSession(str(self.folder / graphs["gpt_prefill"]["file"]), opts,
@@ -81,8 +83,9 @@ class OnnxBackend:
         self.step_session = ort.InferenceSession(str(self.folder / graphs["gpt_step"]["file"]), opts,
                                                  providers=providers)
         self.vocoder = vocoder if vocoder is not None else _vocoder_for(voice, self.folder, graphs, device, opts,
-                                                                        providers)
-        self.cache = TorchKVCache(self.n_layer, n_head, d_model // n_head, self.torch_device)
+                                                                        providers, tuning)
+        self.cache = TorchKVCache(self.n_layer, n_head, d_model // n_head, self.torch_device,
+                                  huge_pages=tuning.huge_pages)
         self._ort_device = "cuda" if self.torch_device.type == "cuda" else "cpu"
         self._device_id = self.torch_device.index or 0
 
@@ -182,11 +185,11 @@ class OnnxBackend:
 
 
 def _vocoder_for(voice: Any, folder: Path, graphs: dict[str, Any], device: str, opts: Any,
-                 providers: list[Any]) -> Any:
+                 providers: list[Any], tuning: EngineTuning) -> Any:
     """ONNX SoVITS when it was exported (speed 1; other speeds use torch), else the torch vocoder."""
     from renderer.backends import torch_vocoder
 
-    fallback = torch_vocoder(voice, device) if voice is not None else None
+    fallback = torch_vocoder(voice, device, tuning) if voice is not None else None
     if "sovits_decode" not in graphs or voice is None or getattr(voice, "ge", None) is None:
         return fallback
     from renderer.backends.onnx_vocoder import OnnxVocoder

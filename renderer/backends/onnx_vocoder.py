@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from renderer.backends.base import VocodeItem
+from renderer.engine.backend import VocodeItem
 from renderer.engine.vocoder import frames_for, length_groups
 
 

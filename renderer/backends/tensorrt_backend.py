@@ -17,10 +17,11 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from renderer.backends.base import Candidates, PrefillBatch, StepInputs, VocodeItem
 from renderer.backends.torch_backend import TorchKVCache
+from renderer.engine.backend import Candidates, PrefillBatch, StepInputs, VocodeItem
 from renderer.errors import BackendUnavailableError
 from renderer.export_onnx import read_sidecar
+from renderer.tuning import EngineTuning
 
 #: Shape ranges (min, opt, max) of the optimisation profiles.
 PROFILE_BATCH = (1, 8, 64)
@@ -118,7 +119,8 @@ class TensorRTBackend:
 
     name = "tensorrt"
 
-    def __init__(self, folder: str | Path, voice: Any = None, device: str = "cuda", fp16: bool = False) -> None:
+    def __init__(self, folder: str | Path, voice: Any = None, device: str = "cuda", fp16: bool = False,
+                 tuning: EngineTuning | None = None) -> None:
         if not device.startswith("cuda"):
             raise BackendUnavailableError("the TensorRT backend runs on a GPU only; use --device cuda")
         trt = import_tensorrt()
@@ -139,7 +141,7 @@ class TensorRTBackend:
             self.graphs[name] = _TrtGraph(trt, build_engine(trt, self.folder / info["file"], shapes, plan, fp16))
         from renderer.backends import torch_vocoder
 
-        self.vocoder = torch_vocoder(voice, device) if voice is not None else None
+        self.vocoder = torch_vocoder(voice, device, tuning) if voice is not None else None
         self.cache = TorchKVCache(self.n_layer, n_head, d_model // n_head, self.torch_device)
 
     def start(self, slots: int, capacity: int) -> None:

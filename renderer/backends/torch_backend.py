@@ -13,12 +13,13 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from renderer.backends.base import Candidates, PrefillBatch, StepInputs, VocodeItem
-from renderer.engine.gpt import BatchedGPT
+from renderer.engine.backend import Candidates, PrefillBatch, StepInputs, VocodeItem
+from renderer.engine.batched_gpt import BatchedGPT
 from renderer.engine.step_attention import store_position
 from renderer.errors import BackendUnavailableError
 from renderer.memory import advise_huge_pages, mapped_zeros
 from renderer.rounding import round_up
+from renderer.tuning import EngineTuning
 
 
 def resolve_device(device: str) -> torch.device:
@@ -41,9 +42,11 @@ class TorchKVCache:
     """Per-layer K/V buffers on one device; see module docstring for layouts."""
 
     def __init__(self, n_layer: int, n_head: int, head_dim: int, device: torch.device,
-                 dtype: torch.dtype = torch.float32) -> None:
+                 dtype: torch.dtype = torch.float32, huge_pages: bool = False) -> None:
         self.n_layer, self.n_head, self.head_dim = n_layer, n_head, head_dim
         self.device, self.dtype = device, dtype
+        #: ask for transparent huge pages behind the CPU buffers (EngineTuning.huge_pages)
+        self.huge_pages = huge_pages
         self.keys: list[Tensor] = []
         self.values: list[Tensor] = []
         self.slots = 0
@@ -52,12 +55,13 @@ class TorchKVCache:
     def _zeros(self, *shape: int) -> Tensor:
         """A zeroed buffer. On CPU each is its own memory mapping (renderer.memory.mapped_zeros: the
         cache's ever-new sizes fragmented the heap by ~1.7 GB per fp32 chapter), advised to use huge
-        pages with ``RENDER_HUGE_PAGES=1`` (opt-in: the step's attention reads faster, but faulting them
-        in at every re-allocation costs more; see renderer.memory.advise_huge_pages)."""
+        pages with :attr:`huge_pages` (opt-in: the step's attention reads faster, but faulting them in at
+        every re-allocation costs more; see renderer.memory.advise_huge_pages)."""
         if self.device.type != "cpu":
             return torch.zeros(shape, device=self.device, dtype=self.dtype)
         buffer = mapped_zeros(shape, self.dtype)
-        advise_huge_pages(buffer)  # before the first touch, so the pages are faulted in as huge pages
+        if self.huge_pages:
+            advise_huge_pages(buffer)  # before the first touch, so the pages are faulted in as huge pages
         return buffer
 
     def allocate(self, slots: int, capacity: int) -> None:
@@ -132,19 +136,23 @@ class TorchBackend:
 
     name = "torch"
 
-    def __init__(self, gpt: BatchedGPT, vocoder: Any = None, device: str = "cpu") -> None:
+    def __init__(self, gpt: BatchedGPT, vocoder: Any = None, device: str = "cpu",
+                 tuning: EngineTuning | None = None) -> None:
+        tuning = tuning if tuning is not None else EngineTuning()
         self.torch_device = resolve_device(device)
         self.device = str(self.torch_device)
         self.gpt = gpt.to(self.torch_device).eval()
-        if self.torch_device.type == "cpu":
+        gpt.attention = tuning.attention
+        if self.torch_device.type == "cpu" and tuning.packed_linear:
             # oneDNN's blocked weights: 1.3-1.7x faster decode steps than MKL on plain ones (packed_linear)
             gpt.pack_linears()
         self.vocoder = vocoder
         self.top_k_out = gpt.top_k_out
-        self.vocab_size = gpt.dims.vocab_size
-        self.eos = gpt.dims.eos
-        d = gpt.dims
-        self.cache = TorchKVCache(d.n_layer, d.n_head, d.head_dim, self.torch_device, dtype=gpt.weight_dtype)
+        self.vocab_size = gpt.config.vocab_size
+        self.eos = gpt.config.eos
+        d = gpt.config
+        self.cache = TorchKVCache(d.n_layer, d.n_head, d.head_dim, self.torch_device, dtype=gpt.weight_dtype,
+                                  huge_pages=tuning.huge_pages)
         self.precision = "fp32" if gpt.weight_dtype == torch.float32 else str(gpt.weight_dtype).split(".")[-1]
         self.precision_report: dict[str, Any] = {}
 

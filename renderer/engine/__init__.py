@@ -1,4 +1,5 @@
-"""Batched GPT-SoVITS synthesis: ``Engine(voice).synthesize(requests, options)``."""
+"""Batched GPT-SoVITS synthesis: ``open_engine(voice, ...).synthesize(requests, options)``
+(:func:`renderer.backends.open_engine` builds the backend and the :class:`Engine` on it)."""
 
 from renderer.engine.api import SAMPLE_RATE, Engine, SynthesisRequest, SynthesisResult, VoiceParts
 from renderer.engine.options import SamplingOptions, row_seed

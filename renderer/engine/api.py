@@ -1,4 +1,8 @@
-"""Public synthesis API: ``Engine(voice).synthesize(requests, options)`` -> iterator of results.
+"""Public synthesis API: ``Engine(voice, backend, tuning).synthesize(requests, options)`` -> iterator of results.
+
+Build one with :func:`renderer.backends.open_engine` (voice + backend name + device + precision +
+:class:`~renderer.tuning.EngineTuning`); the engine itself depends only on the backend protocol
+(:class:`renderer.engine.backend.Backend`) and never imports ``renderer.backends``.
 
 Results come out in completion order (continuous batching); each carries its request's ``key``. A
 chunk's tokens and audio depend only on (voice, options, key, phones, bert), never on its neighbours.
@@ -6,25 +10,23 @@ chunk's tokens and audio depend only on (voice, options, key, phones, bert), nev
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
-import torch
 
-from renderer.backends.base import Backend, VocodeItem
+from renderer.engine.backend import Backend, VocodeItem
 from renderer.engine.batching import auto_batch_size
 from renderer.engine.decode import BatchDecoder, DecodeStats, PreparedRow, RowResult
 from renderer.engine.options import SamplingOptions, row_seed
 from renderer.engine.overlap import BackgroundStage, shared_budget
-from renderer.env import env_flag
 from renderer.errors import OptionsError
 from renderer.memory import release_free_memory
+from renderer.tuning import EngineTuning, apply_process_settings
 
 #: Output sample rate of every supported SoVITS model (Hz).
 SAMPLE_RATE = 32000
@@ -85,59 +87,46 @@ class VoiceParts:
     name: str = "voice"
     folder: Path | None = None
 
+    @classmethod
+    def from_arrays(cls, gpt_path: str | Path, sovits_path: str | Path | None, prompt_semantic: np.ndarray,
+                    ref_phone_ids: np.ndarray, ref_bert: np.ndarray | None, ge: np.ndarray | None,
+                    name: str = "voice") -> VoiceParts:
+        """Parts from weight files + prompt arrays (``ref_bert`` None = zeros), converted to the engine's dtypes."""
+        ref_phone_ids = np.asarray(ref_phone_ids, dtype=np.int64).reshape(-1)
+        if ref_bert is None:
+            ref_bert = np.zeros((BERT_DIM, len(ref_phone_ids)), dtype=np.float32)
+        return cls(gpt_path=Path(gpt_path), sovits_path=None if sovits_path is None else Path(sovits_path),
+                   prompt_semantic=np.asarray(prompt_semantic, dtype=np.int64).reshape(-1),
+                   ref_phone_ids=ref_phone_ids, ref_bert=np.asarray(ref_bert, dtype=np.float32),
+                   ge=None if ge is None else np.asarray(ge, dtype=np.float32), name=name)
+
 
 class Engine:
-    """Batched text-to-speech for one voice on one backend.
+    """Batched text-to-speech for one voice on one backend (see :func:`renderer.backends.open_engine`).
 
-    precision 'auto' (default) uses bf16 (CPU with AVX512-BF16/AMX) or fp16 (CUDA) only after a
-    tolerance check against fp32 passed for this voice (cached); 'fp32' is bit-for-bit the reference path.
+    ``tuning`` (None = :meth:`EngineTuning.resolve`: defaults and the environment) sets the batch size,
+    threads and pipeline overlap here, and the process-wide settings when the engine is built; the backend
+    was built with the same tuning.
     """
 
-    def __init__(self, voice: VoiceLike, *, backend: str = "auto", device: str = "cpu", batch_size: int | None = None,
-                 threads: int | None = None, onnx_dir: str | Path | None = None,
-                 backend_instance: Backend | None = None, precision: str = "auto",
-                 overlap: bool | None = None) -> None:
-        if batch_size is not None and batch_size < 1:
-            raise OptionsError(f"batch_size must be >= 1 (or None for automatic), got {batch_size}")
-        if threads is not None:
-            if threads < 1:
-                raise OptionsError(f"threads must be >= 1, got {threads}")
-            torch.set_num_threads(threads)
-            os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    def __init__(self, voice: VoiceLike, backend: Backend, tuning: EngineTuning | None = None) -> None:
+        self.tuning = tuning if tuning is not None else EngineTuning.resolve()
+        apply_process_settings(self.tuning)
         self.voice = voice
-        self.threads = threads
-        if backend_instance is None:
-            from renderer.backends import create_backend
-
-            backend_instance = create_backend(voice, kind=backend, device=device, threads=threads,
-                                              onnx_dir=onnx_dir, precision=precision)
-        self.backend: Backend = backend_instance
+        self.backend: Backend = backend
         #: GPT rows decoded at once; automatic: as many as the KV-cache budget allows (renderer.engine.batching)
-        self.batch_size = batch_size if batch_size is not None else self.automatic_batch_size()
+        self.batch_size = self.tuning.batch_size or self.automatic_batch_size()
         self.last_stats = DecodeStats()
-        #: vocoder runs on a background thread while the GPT decodes (None = automatic, see ``overlaps``)
-        self.overlap = overlap
+        #: vocoder runs on a background thread while the GPT decodes (see ``overlaps``)
+        self.overlap = self.tuning.overlap
 
     def automatic_batch_size(self) -> int:
         """As many rows as the KV-cache memory budget allows (:mod:`renderer.engine.batching`)."""
         cache = getattr(self.backend, "cache", None)
         if cache is None:
             return DEFAULT_BATCH_SIZE
-        return auto_batch_size(cache.n_layer, cache.n_head * cache.head_dim, cache.dtype, self.backend.device)
-
-    @classmethod
-    def from_parts(cls, gpt_path: str | Path, sovits_path: str | Path | None, prompt_semantic: np.ndarray,
-                   ref_phone_ids: np.ndarray, ref_bert: np.ndarray | None, ge: np.ndarray | None,
-                   **kwargs: Any) -> Engine:
-        """Engine from weight files + prompt arrays (``ref_bert`` None = zeros)."""
-        ref_phone_ids = np.asarray(ref_phone_ids, dtype=np.int64).reshape(-1)
-        if ref_bert is None:
-            ref_bert = np.zeros((BERT_DIM, len(ref_phone_ids)), dtype=np.float32)
-        parts = VoiceParts(gpt_path=Path(gpt_path), sovits_path=None if sovits_path is None else Path(sovits_path),
-                           prompt_semantic=np.asarray(prompt_semantic, dtype=np.int64).reshape(-1),
-                           ref_phone_ids=ref_phone_ids, ref_bert=np.asarray(ref_bert, dtype=np.float32),
-                           ge=None if ge is None else np.asarray(ge, dtype=np.float32))
-        return cls(parts, **kwargs)
+        return auto_batch_size(cache.n_layer, cache.n_head * cache.head_dim, cache.dtype, self.backend.device,
+                               self.tuning.kv_budget_mb)
 
     # ------------------------------------------------------------------ requests -> rows
     def prepare(self, request: SynthesisRequest, options: SamplingOptions) -> PreparedRow:
@@ -158,7 +147,7 @@ class Engine:
 
     # ------------------------------------------------------------------ main entry points
     def generate_tokens(self, requests: Iterable[SynthesisRequest], options: SamplingOptions,
-                        record: bool = False) -> Iterator[RowResult]:
+                        record: bool = False) -> Generator[RowResult, None, None]:
         """GPT only: semantic tokens per chunk (completion order)."""
         rows = [self.prepare(r, options) for r in requests]
         decoder = BatchDecoder(self.backend, np.asarray(self.voice.prompt_semantic), options,
@@ -167,9 +156,11 @@ class Engine:
         # heap pages the vocoder left behind go back before the cache is allocated, and the cache itself
         # after the run: it is not needed while the vocoder works (1.6 GB for 32 fp32 rows)
         release_free_memory()
-        yield from decoder.run(rows)
-        self.backend.release()
-        release_free_memory()
+        try:
+            yield from decoder.run(rows)
+        finally:  # also when the consumer stops early or a step raises (MemoryError): never keep the cache
+            self.backend.release()
+            release_free_memory()
 
     def synthesize(self, requests: Iterable[SynthesisRequest], options: SamplingOptions) -> Iterator[SynthesisResult]:
         """Tokens and audio per chunk, in completion order.
@@ -189,25 +180,24 @@ class Engine:
             yield from self._synthesize_overlapped(reqs, options)
             return
         pending: list[RowResult] = []
-        for result in self.generate_tokens(reqs.values(), options):
-            pending.append(result)
-            if len(pending) >= self.batch_size:
-                yield from self._vocode(pending, reqs, options)
-                pending = []
+        tokens = self.generate_tokens(reqs.values(), options)
+        try:
+            for result in tokens:
+                pending.append(result)
+                if len(pending) >= self.batch_size:
+                    yield from self._vocode(pending, reqs, options)
+                    pending = []
+        finally:
+            tokens.close()  # releases the backend's cache now, not whenever the generator is collected
         if pending:
             yield from self._vocode(pending, reqs, options)
 
     @property
     def overlaps(self) -> bool:
-        """Whether ``synthesize`` overlaps vocoding with decoding: as asked (``overlap``), else as the
-        ``RENDER_OVERLAP`` environment variable says (``1``/``0``), else off. Off by default because on a
-        2-core CPU it was measured slower: the GPT step and the vocoder each ran ~2x slower on one thread
-        than on two, so the split gained nothing and cost the contention (BENCHMARKS.md)."""
-        if self.overlap is not None:
-            return self.overlap
-        if getattr(self.backend, "vocoder", None) is None:
-            return False
-        return env_flag("RENDER_OVERLAP", False)
+        """Whether ``synthesize`` overlaps vocoding with decoding: as :attr:`overlap` says (from
+        ``EngineTuning.overlap``), when the backend has a vocoder. Off by default: slower on 2 CPU cores,
+        where each stage ran ~2x slower on one thread than on two (BENCHMARKS.md)."""
+        return bool(self.overlap) and getattr(self.backend, "vocoder", None) is not None
 
     def _synthesize_overlapped(self, reqs: dict[str, SynthesisRequest],
                                options: SamplingOptions) -> Iterator[SynthesisResult]:
@@ -219,9 +209,10 @@ class Engine:
 
         stage: BackgroundStage[list[RowResult], list[SynthesisResult]] = BackgroundStage(render, budget, "vocoder")
         pending: list[RowResult] = []
+        tokens = self.generate_tokens(reqs.values(), options)
         try:
             with budget.busy() if budget is not None else nullcontext():
-                for result in self.generate_tokens(reqs.values(), options):
+                for result in tokens:
                     pending.append(result)
                     if len(pending) >= group:
                         stage.submit(pending)
@@ -233,6 +224,7 @@ class Engine:
             for done in stage.finish():
                 yield from done
         finally:
+            tokens.close()
             stage.close()
 
     def _vocode(self, rows: list[RowResult], reqs: dict[str, SynthesisRequest],

@@ -10,15 +10,11 @@ under 3 GB.
 
 from __future__ import annotations
 
-import os
-
 import torch
-
-from renderer.errors import OptionsError
 
 #: Cache positions planned per row (the cache itself grows only as far as the longest live row).
 PLANNED_POSITIONS = 500
-#: Default KV-cache budget on CPU (bytes); ``RENDER_KV_BUDGET_MB`` overrides it.
+#: Default KV-cache budget on CPU (bytes); ``EngineTuning.kv_budget_mb`` (``RENDER_KV_BUDGET_MB``) overrides it.
 CPU_KV_BUDGET = 1600 * 2**20
 #: Share of the free GPU memory the cache may take.
 GPU_KV_SHARE = 0.5
@@ -32,25 +28,22 @@ def kv_bytes_per_row(n_layer: int, d_model: int, dtype: torch.dtype, positions: 
     return 2 * n_layer * d_model * positions * torch.empty(0, dtype=dtype).element_size()
 
 
-def kv_budget_bytes(device: str) -> int:
-    """Memory the KV cache may use on ``device``."""
-    override = os.environ.get("RENDER_KV_BUDGET_MB")
-    if override:
-        try:
-            return int(float(override) * 2**20)
-        except ValueError:
-            raise OptionsError(f"RENDER_KV_BUDGET_MB must be a number of megabytes, got {override!r}") from None
+def kv_budget_bytes(device: str, budget_mb: float | None = None) -> int:
+    """Memory the KV cache may use on ``device``: ``budget_mb`` when given, else the device's default."""
+    if budget_mb is not None:
+        return int(budget_mb * 2**20)
     if device.startswith("cuda") and torch.cuda.is_available():
         free, _total = torch.cuda.mem_get_info(torch.device(device))
         return int(free * GPU_KV_SHARE)
     return CPU_KV_BUDGET
 
 
-def auto_batch_size(n_layer: int, d_model: int, dtype: torch.dtype, device: str) -> int:
+def auto_batch_size(n_layer: int, d_model: int, dtype: torch.dtype, device: str,
+                    budget_mb: float | None = None) -> int:
     """The largest power-of-two batch (at least 1) whose planned cache fits the budget."""
     per_row = kv_bytes_per_row(n_layer, d_model, dtype)
     limit = GPU_MAX_ROWS if device.startswith("cuda") else CPU_MAX_ROWS
-    fits = max(1, kv_budget_bytes(device) // per_row)
+    fits = max(1, kv_budget_bytes(device, budget_mb) // per_row)
     rows = 1
     while rows * 2 <= min(fits, limit):
         rows *= 2

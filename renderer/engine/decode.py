@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from renderer.backends.base import Backend, PrefillBatch, StepInputs
+from renderer.engine.backend import Backend, PrefillBatch, StepInputs
 from renderer.engine.options import SamplingOptions
 from renderer.engine.sampling import MIN_STEPS_BEFORE_EOS, sample_candidates
 from renderer.rounding import round_up

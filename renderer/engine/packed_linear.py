@@ -13,7 +13,8 @@ The packed copy is attached to the weight ``Parameter`` itself, tagged with the 
 pointer, dtype and version counter; :func:`linear` uses it only when all three still match (a
 ``load_state_dict``, ``.data =`` or in-place update makes it stale, and the plain path runs), and only
 in eager CPU inference: tracing, ONNX export, autograd and other devices take ``F.linear``.
-``RENDER_PACKED_LINEAR=0`` turns packing off (for A/B measurements).
+Whether a backend packs at all is ``EngineTuning.packed_linear`` (``render bench --tune
+packed_linear=0`` measures the plain path).
 """
 
 from __future__ import annotations
@@ -25,11 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from renderer.env import env_flag
+__all__ = ["packing_available", "pack_weights", "packed_weight", "linear"]
 
-__all__ = ["ENV_VAR", "packing_available", "pack_weights", "packed_weight", "linear"]
-
-ENV_VAR = "RENDER_PACKED_LINEAR"
 _ATTR = "_render_packed"
 
 
@@ -42,11 +40,6 @@ def packing_available() -> bool:
         return bool(torch.all(y == 4.0))
     except Exception:  # noqa: BLE001 (a probe: any failure means "not available")
         return False
-
-
-def packing_enabled() -> bool:
-    """Available and not turned off with ``RENDER_PACKED_LINEAR=0``."""
-    return env_flag(ENV_VAR, True) and packing_available()
 
 
 def _tag(weight: Tensor) -> tuple[int, torch.dtype, int]:
@@ -62,9 +55,9 @@ def pack_weights(weights: Iterable[Tensor]) -> int:
     """Attach a packed copy to each 2-D CPU weight (float32 or bfloat16); returns how many were packed.
 
     Costs one extra copy of the weights in memory (the plain ones stay for export and other paths).
-    A no-op (0) when packing is unavailable or turned off.
+    A no-op (0) when this torch build cannot pack.
     """
-    if not packing_enabled():
+    if not packing_available():
         return 0
     count = 0
     with torch.no_grad():

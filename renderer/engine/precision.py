@@ -84,7 +84,7 @@ def low_precision_dtype(device: str) -> torch.dtype | None:
     """bf16 on CPUs with native bf16 dot products, fp16 on CUDA, else None."""
     if device.startswith("cuda"):
         return torch.float16
-    from renderer.engine.bench import cpu_has_bf16
+    from renderer.hardware import cpu_has_bf16
 
     return torch.bfloat16 if cpu_has_bf16() else None
 
@@ -153,7 +153,7 @@ def choose_precision(voice: Any, device: str, requested: str, gpt_fp32: Any, mak
 
 def check_vocoder_precision(vocoder: Any, dtype: torch.dtype) -> float:
     """SER (dB) of the vocoder in ``dtype`` vs float32 on random tokens, same noise."""
-    from renderer.backends.base import VocodeItem
+    from renderer.engine.backend import VocodeItem
 
     rng = np.random.default_rng(0)
     items = [VocodeItem("check", rng.integers(0, 1024, 40), rng.integers(1, 732, 20))]

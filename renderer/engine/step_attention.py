@@ -24,10 +24,10 @@ threads; a second pool (numba's ``omp``/``workqueue`` layers) would fight torch'
 for the same cores. Where torch's OpenMP runtime is not found the kernel uses numba's pool instead.
 
 The kernel is used only for CPU tensors, outside tracing/ONNX export/``torch.compile`` and autograd, and
-when numba imports; ``RENDER_STEP_ATTENTION=torch`` forces the torch path (``numba`` requires the
-kernel, ``auto`` is the default). Nothing is compiled at import: the first call compiles (≈ 3 s per
-cache dtype, once per machine) or loads from the on-disk cache in ``$NUMBA_CACHE_DIR`` or
-``$XDG_CACHE_HOME/audiobook-renderer/numba`` (default ``~/.cache/...``).
+when numba imports; ``kernel="torch"`` forces the torch path and ``"numba"`` requires the kernel
+(``auto`` is the default; ``EngineTuning.attention`` chooses it for an engine). Nothing is compiled at
+import: the first call compiles (≈ 3 s per cache dtype, once per machine) or loads from the on-disk
+cache in ``$NUMBA_CACHE_DIR`` or ``$XDG_CACHE_HOME/audiobook-renderer/numba`` (default ``~/.cache/...``).
 """
 
 from __future__ import annotations
@@ -45,9 +45,9 @@ import torch
 from torch import Tensor
 
 from renderer.errors import BackendUnavailableError
+from renderer.tuning import ATTENTION_KERNELS
 
-ENV_VAR = "RENDER_STEP_ATTENTION"
-MODES = ("auto", "numba", "torch")
+MODES = ATTENTION_KERNELS
 _KERNEL_DTYPES = (torch.float32, torch.bfloat16)
 
 _lock = threading.Lock()
@@ -57,15 +57,16 @@ _kernel_error: str | None = None  # why it could not be built (numba missing, ..
 
 # --------------------------------------------------------------------------------------- public API
 def step_attention(q: Tensor, k_new: Tensor, v_new: Tensor, past_keys: Tensor, past_values: Tensor,
-                   cache_lens: Tensor, mask: Tensor, scale: float, store: bool = False) -> Tensor:
+                   cache_lens: Tensor, mask: Tensor, scale: float, store: bool = False,
+                   kernel: str = "auto") -> Tensor:
     """Attention of one new token per row over its cache and itself; returns [B, H, 1, hd] in q's dtype.
 
     q, k_new, v_new [B, H, 1, hd]; past_keys [B, H, hd, cap]; past_values [B, H, cap, hd]; cache_lens [B];
     mask [B, 1, 1, cap] additive (0 / -inf, equal to ``arange(cap) >= cache_lens``), used by the torch path.
     ``store``: also write k_new / v_new into the cache at position cache_lens[b] (the kernel does it while
-    it holds that row; every cache_lens[b] must be < cap).
+    it holds that row; every cache_lens[b] must be < cap). ``kernel``: one of :data:`MODES`.
     """
-    if _use_kernel(q, past_keys, past_values, cache_lens):
+    if _use_kernel(q, past_keys, past_values, cache_lens, kernel):
         return _kernel_attention(q, k_new, v_new, past_keys, past_values, cache_lens, scale, store)
     out = torch_step_attention(q, k_new, v_new, past_keys, past_values, mask, scale)
     if store:
@@ -94,14 +95,6 @@ def torch_step_attention(q: Tensor, k_new: Tensor, v_new: Tensor, past_keys: Ten
     return torch.matmul(p[..., :cap].to(kd), past_values).to(q.dtype) + p[..., cap:] * v_new  # [B, H, 1, hd]
 
 
-def mode() -> str:
-    """The configured mode from ``$RENDER_STEP_ATTENTION`` (auto | numba | torch)."""
-    value = os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
-    if value not in MODES:
-        raise BackendUnavailableError(f"{ENV_VAR}={value!r}: expected one of {', '.join(MODES)}")
-    return value
-
-
 def kernel_available() -> bool:
     """True when the numba kernel can be built (compiles it on first call, so not free)."""
     return _get_kernel() is not None
@@ -116,9 +109,10 @@ def cache_dir() -> Path:
 
 
 # --------------------------------------------------------------------------------------- dispatch
-def _use_kernel(q: Tensor, past_keys: Tensor, past_values: Tensor, cache_lens: Tensor) -> bool:
+def _use_kernel(q: Tensor, past_keys: Tensor, past_values: Tensor, cache_lens: Tensor, chosen: str) -> bool:
     """Kernel only where it is exact and safe: eager CPU inference on float32 queries."""
-    chosen = mode()
+    if chosen not in MODES:
+        raise BackendUnavailableError(f"unknown step-attention kernel {chosen!r}; expected one of {', '.join(MODES)}")
     if chosen == "torch" or _tracing():
         return False
     eligible = (q.device.type == "cpu" and past_keys.device.type == "cpu" and past_values.device.type == "cpu"
@@ -131,7 +125,8 @@ def _use_kernel(q: Tensor, past_keys: Tensor, past_values: Tensor, cache_lens: T
         return False
     if _get_kernel() is None:
         if chosen == "numba":
-            raise BackendUnavailableError(f"{ENV_VAR}=numba but the kernel is unavailable: {_kernel_error}")
+            raise BackendUnavailableError(f"step attention 'numba' asked for, but the kernel is unavailable: "
+                                          f"{_kernel_error}")
         return False
     return True
 

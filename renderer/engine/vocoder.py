@@ -2,19 +2,17 @@
 
 Each chunk's prior noise is drawn from its own generator (seeded from the chunk), shaped for that chunk
 alone and zero-padded, so its audio does not depend on the chunks it was batched with. Lengths are
-padded up to a multiple of :data:`BUCKET_TOKENS` (masked, so the audio does not change) so that chunks of
-similar length reuse the CPU's convolution primitives and memory (:func:`bucket_tokens`).
+padded up to a multiple of ``bucket_tokens`` (masked, so the audio does not change) so that chunks of
+similar length reuse the CPU's convolution primitives and memory (see :class:`TorchVocoder`).
 """
 
 from __future__ import annotations
-
-import os
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from renderer.backends.base import VocodeItem
+from renderer.engine.backend import VocodeItem
 from renderer.memory import release_if_grown
 from renderer.rounding import round_up
 
@@ -22,20 +20,6 @@ from renderer.rounding import round_up
 def frames_for(n_tokens: int, speed: float) -> int:
     """50 Hz content frames SoVITS produces for ``n_tokens`` semantic tokens (upstream rule)."""
     return 2 * n_tokens if speed == 1.0 else int(2 * n_tokens / speed) + 1
-
-
-#: Token and phone counts are padded up to a multiple of this (``RENDER_VOCODER_BUCKET`` overrides; 0 = none).
-BUCKET_TOKENS = 16
-
-
-def bucket_tokens() -> int:
-    """The padding step: every new input length costs the CPU vocoder ≈ 0.4 s of new oneDNN convolution
-    primitives, first-run kernel setup and fresh memory pages (≈ 30 % of a 6 s chunk); padding to a
-    multiple of 16 tokens (0.64 s of audio) makes chunks of similar length share one shape. The padded
-    tail is masked at every layer, so a chunk's audio is the same as unpadded (within float rounding,
-    ≈ 3e-6), the same guarantee as batching chunks of different lengths together."""
-    raw = os.environ.get("RENDER_VOCODER_BUCKET", "").strip()
-    return int(raw) if raw.isdigit() else BUCKET_TOKENS
 
 
 def length_groups(lengths: list[int], max_batch: int, max_pad_ratio: float = 1.3) -> list[list[int]]:
@@ -55,13 +39,19 @@ class TorchVocoder:
     """Wraps the models helper's ``SoVITSModel.decode`` (batched, masked) with a fixed voice ``ge``."""
 
     def __init__(self, model: torch.nn.Module, ge: Tensor | np.ndarray, device: str = "cpu",
-                 max_batch: int | None = None, autocast_dtype: torch.dtype | None = None) -> None:
+                 max_batch: int | None = None, autocast_dtype: torch.dtype | None = None,
+                 bucket_tokens: int = 16) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.ge = torch.as_tensor(np.asarray(ge, dtype=np.float32)).reshape(1, -1, 1).to(self.device)
         # On CPU a batch of one is fastest per audio second (measured: padding and larger working sets
         # make batch 4 slower, see BENCHMARKS.md); the GPU gains from batching.
         self.max_batch = max_batch if max_batch is not None else (1 if self.device.type == "cpu" else 8)
+        # Every new input length costs the CPU vocoder ≈ 0.4 s of new oneDNN primitives and fresh pages
+        # (≈ 30 % of a 6 s chunk); token and phone counts padded to a multiple of this (16 tokens = 0.64 s
+        # of audio) let chunks of similar length share one shape. The padded tail is masked at every
+        # layer, so the audio is the same as unpadded within float rounding (≈ 3e-6). 0 = exact lengths.
+        self.bucket_tokens = bucket_tokens
         #: reduced-precision autocast (fp16 on CUDA) for the convolutions; None = float32
         self.autocast_dtype: torch.dtype | None = None
         #: the precision asked for with :meth:`set_precision` (None = float32)
@@ -101,7 +91,7 @@ class TorchVocoder:
     def _render_group(self, items: list[VocodeItem], speed: float, noise_scale: float,
                       seeds: list[int]) -> list[np.ndarray]:
         b = len(items)
-        step = bucket_tokens()
+        step = self.bucket_tokens
         t_max = round_up(max(len(it.tokens) for it in items), step)
         n_max = round_up(max(len(it.phone_ids) for it in items), step)
         codes = torch.zeros(b, t_max, dtype=torch.long)

@@ -8,7 +8,9 @@ A post-norm transformer over ``[text side ; semantic side]``:
 * logits: ``ar_predict_layer(h[last])`` over 1025 classes (1024 = EOS).
 
 ``Text2SemanticModel.state_dict()`` keys equal the checkpoint's names without the ``model.`` prefix,
-so ``load_state_dict(ckpt.weights, strict=True)`` loads a real file.
+so ``load_state_dict(ckpt.weights, strict=True)`` loads a real file. :class:`GPTConfig` is the one
+config and :func:`load_gpt` the one loader; the engine runs this model through
+:class:`renderer.engine.batched_gpt.BatchedGPT`.
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ from pathlib import Path
 from typing import Any, cast
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from renderer.checkpoints import GPTCheckpoint, load_gpt_checkpoint
@@ -27,6 +28,8 @@ from renderer.errors import CheckpointError
 
 #: Width of the BERT features fed to ``bert_proj``.
 BERT_DIM = 1024
+#: Rows of the sine position table (longest text or semantic side).
+MAX_POSITIONS = 4096
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,7 @@ class _SelfAttention(nn.Module):
 
 
 class GPTLayer(nn.Module):
-    """One post-norm transformer layer with an explicit K/V cache interface."""
+    """One post-norm transformer layer's weights: ``h = LN1(h + MHA(h))``, ``h = LN2(h + W2 relu(W1 h))``."""
 
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
@@ -120,24 +123,6 @@ class GPTLayer(nn.Module):
         self.norm1 = nn.LayerNorm(cfg.d_model, eps=1e-5)
         self.norm2 = nn.LayerNorm(cfg.d_model, eps=1e-5)
 
-    def qkv(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """x [B,T,d] -> q, k, v each [B,H,T,hd] (heads are contiguous slices)."""
-        b, t, _ = x.shape
-        q, k, v = F.linear(x, self.self_attn.in_proj_weight, self.self_attn.in_proj_bias).chunk(3, dim=-1)
-        shape = (b, t, self.cfg.n_head, self.cfg.head_dim)
-        return q.view(shape).transpose(1, 2), k.view(shape).transpose(1, 2), v.view(shape).transpose(1, 2)
-
-    def finish(self, x: Tensor, q: Tensor, k: Tensor, v: Tensor, allowed: Tensor | None) -> Tensor:
-        """Attention of q over (k, v) then the residual/FFN part.
-
-        x [B,T,d]; q [B,H,T,hd]; k, v [B,H,S,hd]; allowed: bool [B|1,1|H,T,S] (True = may attend) or None.
-        """
-        b, t, d = x.shape
-        attn = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)
-        attn = attn.transpose(1, 2).reshape(b, t, d)
-        x = self.norm1(x + self.self_attn.out_proj(attn))
-        return self.norm2(x + self.linear2(F.relu(self.linear1(x))))
-
 
 class _Stack(nn.Module):
     def __init__(self, cfg: GPTConfig) -> None:
@@ -146,7 +131,12 @@ class _Stack(nn.Module):
 
 
 class Text2SemanticModel(nn.Module):
-    """The GPT of GPT-SoVITS v2 (inference only; dropout is inactive)."""
+    """The GPT of GPT-SoVITS v2 (inference only; dropout is inactive): its weights and sine table.
+
+    How it runs is elsewhere: the engine's batched prefill and one-token step with a KV cache
+    (:mod:`renderer.engine.batched_gpt`); the test suite's single-sequence upstream reference
+    (``tests/oracles``).
+    """
 
     def __init__(self, cfg: GPTConfig) -> None:
         super().__init__()
@@ -159,65 +149,41 @@ class Text2SemanticModel(nn.Module):
         self.h = _Stack(cfg)
         self.ar_predict_layer = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         self.pe: Tensor
-        self.register_buffer("pe", sine_table(4096, cfg.d_model), persistent=False)
+        self.register_buffer("pe", sine_table(MAX_POSITIONS, cfg.d_model), persistent=False)
 
     @property
     def layers(self) -> list[GPTLayer]:
         return [cast(GPTLayer, layer) for layer in self.h.layers]
 
-    def positions(self, start: int, length: int) -> Tensor:
-        """Sine rows ``[length, d]`` for positions start..start+length-1 (extends the table if needed)."""
-        end = start + length
-        if end > self.pe.shape[0]:
-            self.pe = sine_table(max(end, 2 * self.pe.shape[0]), self.cfg.d_model).to(self.pe.device)
-        return self.pe[start:end]
-
-    def embed_text(self, phone_ids: Tensor, bert: Tensor) -> Tensor:
-        """phone_ids [B,L] int64, bert [B,1024,L] -> text side [B,L,d] (positions 0..L-1)."""
-        x = self.ar_text_embedding.word_embeddings(phone_ids)
-        x = x + self.bert_proj(bert.transpose(1, 2))
-        return x + self.ar_text_position.alpha * self.positions(0, x.shape[1])
-
-    def embed_semantic(self, tokens: Tensor, start: int | Tensor = 0) -> Tensor:
-        """tokens [B,T] -> [B,T,d] with positions start..start+T-1 (start: int or int64 [B])."""
-        y = self.ar_audio_embedding.word_embeddings(tokens)
-        alpha = self.ar_audio_position.alpha
-        if isinstance(start, Tensor):
-            idx = start.view(-1, 1) + torch.arange(tokens.shape[1], device=tokens.device).view(1, -1)
-            self.positions(0, int(idx.max()) + 1)
-            return y + alpha * self.pe[idx]
-        return y + alpha * self.positions(start, tokens.shape[1])
-
-    def logits(self, h_last: Tensor) -> Tensor:
-        """h_last [B,d] -> logits [B,1025]."""
-        return self.ar_predict_layer(h_last)
-
-    def forward_full(self, xy: Tensor, allowed: Tensor | None) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
-        """Run all layers on xy [B,T,d]; returns hidden [B,T,d] and per-layer (k, v) [B,H,T,hd]."""
-        cache = []
-        h = xy
+    def linear_weights(self) -> list[Tensor]:
+        """The weight of every linear layer (what :meth:`cast_linears` casts)."""
+        weights = [self.bert_proj.weight, self.ar_predict_layer.weight]
         for layer in self.layers:
-            q, k, v = layer.qkv(h)
-            cache.append((k, v))
-            h = layer.finish(h, q, k, v, allowed)
-        return h, cache
+            weights += [layer.self_attn.in_proj_weight, layer.self_attn.out_proj.weight,
+                        layer.linear1.weight, layer.linear2.weight]
+        return weights
 
-    def forward_step(self, x: Tensor, cache: list[tuple[Tensor, Tensor]],
-                     allowed: Tensor | None = None) -> tuple[Tensor, list[tuple[Tensor, Tensor]]]:
-        """One new position per row: x [B,1,d]; cache grown by concatenation (reference path only)."""
-        new_cache = []
-        h = x
-        for layer, (k_old, v_old) in zip(self.layers, cache, strict=True):
-            q, k, v = layer.qkv(h)
-            k = torch.cat([k_old, k], dim=2)
-            v = torch.cat([v_old, v], dim=2)
-            new_cache.append((k, v))
-            h = layer.finish(h, q, k, v, allowed)
-        return h, new_cache
+    def cast_linears(self, dtype: torch.dtype) -> Text2SemanticModel:
+        """Store every linear layer's weights and biases in ``dtype`` (e.g. bfloat16); norms and embeddings
+        stay float32."""
+        for module in [self.bert_proj, self.ar_predict_layer]:
+            module.to(dtype)
+        for layer in self.layers:
+            attn = layer.self_attn
+            attn.in_proj_weight.data = attn.in_proj_weight.data.to(dtype)
+            attn.in_proj_bias.data = attn.in_proj_bias.data.to(dtype)
+            for module in (attn.out_proj, layer.linear1, layer.linear2):
+                module.to(dtype)
+        return self
+
+    @property
+    def weight_dtype(self) -> torch.dtype:
+        return self.ar_predict_layer.weight.dtype
 
 
 def load_gpt(path: str | Path) -> tuple[Text2SemanticModel, GPTConfig, GPTCheckpoint]:
-    """Load a GPT ``.ckpt`` into a float32 eval-mode model (strict key match)."""
+    """Load a GPT ``.ckpt`` into a float32 eval-mode model (strict key match): the one place a GPT file
+    is parsed; every problem is a CheckpointError naming the file."""
     ckpt = load_gpt_checkpoint(path)
     cfg = GPTConfig.from_checkpoint(ckpt)
     model = Text2SemanticModel(cfg)

@@ -1,7 +1,7 @@
 """Fast CPU inference path for the SoVITS generator (the HiFi-GAN-style vocoder, ≈ 40.6 GFLOP per
 audio second for full-size v2, > 95 % of a SoVITS decode).
 
-What it changes, and why (measured in :mod:`renderer.models.sovits_bench`):
+What it changes, and why (measured in :mod:`jobs.bench.sovits`):
 
 - **Channels-last layout**: activations live as ``[B, C, 1, T]`` tensors in ``channels_last`` memory
   format and the 1-D convolutions run as 2-D oneDNN convolutions with a height-1 kernel. oneDNN's
@@ -30,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from renderer.hardware import cpu_has_bf16
 from renderer.models.sovits import SoVITSModel
 from renderer.models.sovits_modules import LRELU_SLOPE, Generator, ResBlock1, ResBlock2
 
@@ -46,21 +47,9 @@ def cpu_supports_bf16() -> bool:
         import torch.backends.mkldnn as mkldnn
         if not mkldnn.is_available():
             return False
-        flags = _cpu_flags()
-        return bool(flags & {"avx512_bf16", "amx_bf16"})
+        return cpu_has_bf16()
     except Exception:  # noqa: BLE001 (a probe: anything odd means "no")
         return False
-
-
-def _cpu_flags() -> set[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as fh:
-            for line in fh:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return set()
 
 
 @functools.lru_cache(maxsize=1)

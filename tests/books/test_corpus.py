@@ -19,10 +19,9 @@ from lxml import etree
 from lxml import html as lxml_html
 
 from jobs.books import Book, BookError, ReadOptions, read_book
+from tests.paths import shared_dir
 
-CORPUS = Path(__file__).resolve().parents[3] / "shared" / "corpus"
-if not CORPUS.is_dir():  # the checkout may live elsewhere; the shared folder is fixed
-    CORPUS = Path("/work/shared/corpus")
+CORPUS = shared_dir() / "corpus"
 MANIFEST = json.loads((CORPUS / "manifest.json").read_text()) if CORPUS.is_dir() else []
 WELL_FORMED = [b for b in MANIFEST if not b.get("malformed")]
 WORD = re.compile(r"[A-Za-z0-9]+(?:['’][A-Za-z0-9]+)*")

@@ -1,4 +1,4 @@
-"""Shared fixtures for engine tests: the public conformance set and tiny models built from it."""
+"""Shared fixtures for engine tests: the conformance set's arrays and tiny models built from it."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "public"
-if not CONFORMANCE.is_dir():  # running from another checkout location
-    CONFORMANCE = Path("/work/shared/conformance/public")
+from tests.conformance import ConformanceSet
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -23,27 +21,23 @@ def _one_thread():
 
 
 @pytest.fixture(scope="session")
-def vectors() -> dict[str, np.ndarray]:
-    path = CONFORMANCE / "vectors.npz"
-    if not path.is_file():
-        pytest.skip(f"conformance vectors not found at {path}")
-    with np.load(path) as data:
-        return {k: data[k] for k in data.files}
+def vectors(conformance: ConformanceSet) -> dict[str, np.ndarray]:
+    return conformance.arrays
 
 
 @pytest.fixture(scope="session")
-def gpt_path(vectors) -> Path:
-    return CONFORMANCE / "gpt_v2.ckpt"
+def gpt_path(conformance: ConformanceSet) -> Path:
+    return conformance.file("gpt")
 
 
 @pytest.fixture(scope="session")
-def sovits_path(vectors) -> Path:
-    return CONFORMANCE / "sovits_v2.pth"
+def sovits_path(conformance: ConformanceSet) -> Path:
+    return conformance.file("sovits_v2")
 
 
 @pytest.fixture(scope="session")
 def batched_gpt(gpt_path):
-    from renderer.engine.gpt import BatchedGPT
+    from renderer.engine.batched_gpt import BatchedGPT
 
     return BatchedGPT.from_checkpoint(gpt_path)
 

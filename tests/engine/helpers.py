@@ -7,7 +7,7 @@ import torch
 
 from renderer.engine.decode import BatchDecoder, PreparedRow, RowResult
 from renderer.engine.options import SamplingOptions, row_seed
-from renderer.models.reference import generate_reference
+from tests.oracles.gpt_reference import generate_reference
 
 
 def make_rows(vectors, chunks: dict[str, tuple[np.ndarray, np.ndarray]], seed: int = 0) -> list[PreparedRow]:
@@ -68,7 +68,7 @@ def check_logits(result: RowResult, ref_raw: np.ndarray, prompt: np.ndarray, pen
 
 def check_step_writes_one_position(backend, vectors) -> None:
     """A step keeps the cache buffers (no reallocation) and changes exactly position cache_len of each row."""
-    from renderer.backends.base import StepInputs
+    from renderer.engine.backend import StepInputs
 
     rows = make_rows(vectors, {"a": (vectors["gpt_target_phones"][:5], vectors["gpt_target_bert"][:, :5]),
                                "b": (vectors["gpt_target_phones"], vectors["gpt_target_bert"]),

@@ -5,17 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from renderer.engine.api import Engine, SynthesisRequest
+from renderer.backends import open_engine
+from renderer.engine.api import SynthesisRequest, VoiceParts
 from renderer.engine.options import SamplingOptions
 from renderer.errors import OptionsError
+from renderer.tuning import EngineTuning
 from tests.engine.conftest import random_chunk
 
 
 @pytest.fixture(scope="module")
 def engine(vectors, gpt_path, sovits_path, voice_ge):
-    return Engine.from_parts(gpt_path, sovits_path, vectors["gpt_prompt_semantic"], vectors["gpt_prompt_phones"],
-                             vectors["gpt_prompt_bert"], voice_ge, backend="torch", batch_size=4,
-                             precision="fp32")
+    voice = VoiceParts.from_arrays(gpt_path, sovits_path, vectors["gpt_prompt_semantic"],
+                                   vectors["gpt_prompt_phones"], vectors["gpt_prompt_bert"], voice_ge)
+    return open_engine(voice, backend="torch", precision="fp32", tuning=EngineTuning(batch_size=4, measure=False))
 
 
 def _requests(seed: int, n: int) -> list[SynthesisRequest]:
@@ -70,7 +72,7 @@ def test_overlapped_pipeline_gives_the_same_chunks(engine) -> None:
     try:
         overlapped = {r.key: r for r in engine.synthesize(reqs, options)}
     finally:
-        engine.overlap = None
+        engine.overlap = False
     assert set(overlapped) == set(sequential) == {r.key for r in reqs}
     for key, want in sequential.items():
         got = overlapped[key]
@@ -92,7 +94,7 @@ def test_overlapped_pipeline_stops_cleanly_when_abandoned(engine) -> None:
         first = next(iter(results))
         results.close()  # type: ignore[attr-defined]
     finally:
-        engine.overlap = None
+        engine.overlap = False
     assert first.audio.size > 0
     assert not [t for t in threading.enumerate() if t.name == "vocoder"]
 
@@ -100,8 +102,9 @@ def test_overlapped_pipeline_stops_cleanly_when_abandoned(engine) -> None:
 def test_automatic_batch_size_comes_from_the_cache(vectors, gpt_path, sovits_path, voice_ge) -> None:
     from renderer.engine.batching import auto_batch_size
 
-    engine = Engine.from_parts(gpt_path, None, vectors["gpt_prompt_semantic"], vectors["gpt_prompt_phones"],
-                               vectors["gpt_prompt_bert"], None, backend="torch", precision="fp32")
+    voice = VoiceParts.from_arrays(gpt_path, None, vectors["gpt_prompt_semantic"], vectors["gpt_prompt_phones"],
+                                   vectors["gpt_prompt_bert"], None)
+    engine = open_engine(voice, backend="torch", precision="fp32", tuning=EngineTuning(measure=False))
     cache = engine.backend.cache  # type: ignore[attr-defined]
     assert engine.batch_size == auto_batch_size(cache.n_layer, cache.n_head * cache.head_dim, cache.dtype, "cpu")
     assert engine.batch_size >= 8

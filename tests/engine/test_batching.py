@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-import pytest
 import torch
 
 from renderer.engine.batching import CPU_KV_BUDGET, auto_batch_size, kv_bytes_per_row
-from renderer.errors import OptionsError
 
 FULL = (24, 512)  # full-size v2 GPT: layers, width
 
 
-def test_full_size_rows_follow_the_cache_dtype(monkeypatch) -> None:
-    monkeypatch.delenv("RENDER_KV_BUDGET_MB", raising=False)
+def test_full_size_rows_follow_the_cache_dtype() -> None:
     assert kv_bytes_per_row(*FULL, torch.float32) == 2 * 24 * 512 * 500 * 4
     assert kv_bytes_per_row(*FULL, torch.bfloat16) * 2 == kv_bytes_per_row(*FULL, torch.float32)
     fp32 = auto_batch_size(*FULL, torch.float32, "cpu")
@@ -21,13 +18,7 @@ def test_full_size_rows_follow_the_cache_dtype(monkeypatch) -> None:
     assert fp32 * kv_bytes_per_row(*FULL, torch.float32) <= CPU_KV_BUDGET
 
 
-def test_budget_override_and_limits(monkeypatch) -> None:
-    monkeypatch.setenv("RENDER_KV_BUDGET_MB", "100")
-    assert auto_batch_size(*FULL, torch.float32, "cpu") == 2  # 100 MB / 49 MB per row
-    monkeypatch.setenv("RENDER_KV_BUDGET_MB", "1")
-    assert auto_batch_size(*FULL, torch.float32, "cpu") == 1  # never below one row
-    monkeypatch.setenv("RENDER_KV_BUDGET_MB", "100000")
-    assert auto_batch_size(2, 32, torch.float32, "cpu") == 64  # tiny model: capped for CPU
-    monkeypatch.setenv("RENDER_KV_BUDGET_MB", "lots")
-    with pytest.raises(OptionsError, match="RENDER_KV_BUDGET_MB"):
-        auto_batch_size(*FULL, torch.float32, "cpu")
+def test_budget_override_and_limits() -> None:
+    assert auto_batch_size(*FULL, torch.float32, "cpu", budget_mb=100) == 2  # 100 MB / 49 MB per row
+    assert auto_batch_size(*FULL, torch.float32, "cpu", budget_mb=1) == 1  # never below one row
+    assert auto_batch_size(2, 32, torch.float32, "cpu", budget_mb=100000) == 64  # tiny model: capped for CPU

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import time
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 import torch
 from click.testing import CliRunner
 
+from jobs.bench.measure import ConvFlopCounter, Figure, figure, gpt_flops_per_token, gpt_prefill_flops
 from jobs.cli import cli
 from jobs.cli.bench import format_table
-from renderer.engine.bench import ConvFlopCounter, Figure, figure, gpt_flops_per_token, gpt_prefill_flops
+from renderer.tuning import EngineTuning, TuningError
 
 
 def test_gpt_flop_formula_matches_issue_figures() -> None:
@@ -63,7 +66,7 @@ def test_bench_and_say_have_help() -> None:
 def test_rss_peak_sees_a_short_allocation() -> None:
     import numpy as np
 
-    from renderer.engine.bench import RssPeak
+    from jobs.bench.measure import RssPeak
 
     with RssPeak() as idle:
         time.sleep(0.05)
@@ -75,8 +78,8 @@ def test_rss_peak_sees_a_short_allocation() -> None:
 
 
 def test_chapter_stage_runs_in_a_fresh_process(monkeypatch: Any, tmp_path: Path) -> None:
-    """The child gets a command line `render bench` accepts and its chapter figure comes back whole;
-    a failing child is an error that shows its stderr."""
+    """The child gets a command line `render bench` accepts (the same voice and tuning) and its figure comes
+    back whole; a failing child is an error naming the stage."""
     import click
 
     import jobs.cli.bench as bench_cli
@@ -90,16 +93,33 @@ def test_chapter_stage_runs_in_a_fresh_process(monkeypatch: Any, tmp_path: Path)
         return subprocess.CompletedProcess(command, 0, stdout=json.dumps(child), stderr="")
 
     monkeypatch.setattr(bench_cli.subprocess, "run", fake_run)
-    fig = bench_cli.chapter_in_fresh_process("torch", "cpu", "bf16", 2, 3, tmp_path, "auto")
+    tuning = EngineTuning(threads=2, attention="torch", packed_linear=False, kv_budget_mb=800.0)
+    voice = bench_cli.BenchVoice("v2ProPlus")
+    fig = bench_cli.stage_in_fresh_process("chapter", "torch", "cpu", "bf16", tuning, 3, tmp_path, voice)
     assert (fig.name, fig.median, fig.low, fig.high) == ("chapter_rtf", 0.5, 0.4, 0.6)
     assert fig.extra == {"peak_rss_mb": 2900.0, "batch_size": 32, "process": "fresh"}
     args = seen[0][seen[0].index("bench") + 1:]
     params = bench_cli.bench.make_context("bench", list(args)).params  # every option exists and parses
     assert params["stages"] == "chapter" and params["precision"] == "bf16" and params["as_json"]
+    assert params["model_version"] == "v2ProPlus" and params["voice_name"] is None
+    # the child runs under the same tuning, whatever its environment says
+    assert bench_cli.parse_tune(params["tune"], params["threads"], environ={"RENDER_OVERLAP": "1"}) == tuning
 
     def failing(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
-        return subprocess.CompletedProcess(command, 1, stdout="", stderr="MemoryError: out of memory")
+        return subprocess.CompletedProcess(command, 1, stdout="")  # its stderr went to ours, not captured
 
     monkeypatch.setattr(bench_cli.subprocess, "run", failing)
-    with pytest.raises(click.ClickException, match="out of memory"):
-        bench_cli.chapter_in_fresh_process("torch", "cpu", "fp32", 2, 3, tmp_path, "auto")
+    with pytest.raises(click.ClickException, match="the book stage failed in its own process"):
+        bench_cli.stage_in_fresh_process("book", "torch", "cpu", "fp32", EngineTuning(threads=2), 3, tmp_path,
+                                         bench_cli.BenchVoice(name="narrator"), quick=True)
+
+
+def test_tune_options_parse_into_the_tuning() -> None:
+    import jobs.cli.bench as bench_cli
+
+    tuning = bench_cli.parse_tune(("attention=torch", "vocoder_bucket_tokens=0"), None, environ={})
+    assert (tuning.attention, tuning.vocoder_bucket_tokens, tuning.threads) == ("torch", 0, os.cpu_count() or 1)
+    with pytest.raises(click.BadParameter):
+        bench_cli.parse_tune(("attention",), None, environ={})
+    with pytest.raises(TuningError, match="packed_linear"):
+        bench_cli.parse_tune(("packed_linear=sometimes",), 2, environ={})

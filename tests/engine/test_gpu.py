@@ -26,20 +26,21 @@ def _ort_has_cuda() -> bool:
 
 
 @needs_cuda
-def test_torch_cuda_backend(batched_gpt, reference_gpt, vectors) -> None:
-    from renderer.engine.gpt import BatchedGPT
+def test_torch_cuda_backend(batched_gpt, reference_gpt, conformance, vectors) -> None:
+    from renderer.engine.batched_gpt import BatchedGPT
+    from renderer.models.gpt import Text2SemanticModel
 
-    gpt = BatchedGPT(batched_gpt.dims)
+    gpt = BatchedGPT(Text2SemanticModel(batched_gpt.config))
     gpt.load_state_dict(batched_gpt.state_dict())
     backend = TorchBackend(gpt, device="cuda")
-    check_conformance(backend, vectors)
+    check_conformance(backend, conformance)
     check_teacher_forced(backend, reference_gpt, vectors)
     check_independence(backend, reference_gpt, vectors)
 
 
 @pytest.mark.skipif(not torch.cuda.is_available() or not _ort_has_cuda(),
                     reason="no CUDA GPU or onnxruntime without CUDAExecutionProvider")
-def test_onnx_cuda_backend(vectors, reference_gpt, tmp_path, gpt_path) -> None:
+def test_onnx_cuda_backend(conformance, vectors, reference_gpt, tmp_path, gpt_path) -> None:
     from renderer.backends.onnx_backend import OnnxBackend
     from renderer.engine.api import VoiceParts
     from renderer.export_onnx import export_voice_onnx
@@ -48,7 +49,7 @@ def test_onnx_cuda_backend(vectors, reference_gpt, tmp_path, gpt_path) -> None:
                        vectors["gpt_prompt_bert"], None)
     export_voice_onnx(voice, tmp_path, include_vocoder=False)
     backend = OnnxBackend(tmp_path, device="cuda")
-    check_conformance(backend, vectors)
+    check_conformance(backend, conformance)
     check_teacher_forced(backend, reference_gpt, vectors)
 
 

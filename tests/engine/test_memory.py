@@ -73,13 +73,12 @@ def _advised_huge(address: int) -> bool:
 
 
 @pytest.mark.skipif(not huge_pages_possible(), reason="the kernel offers no transparent huge pages (THP 'never')")
-def test_kv_cache_asks_for_huge_pages(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("RENDER_HUGE_PAGES", raising=False)
-    off = mapped_zeros((8 * MB // 4,), torch.float32)
-    assert advise_huge_pages(off) is False and not _advised_huge(off.data_ptr())  # opt-in: off by default
-    monkeypatch.setenv("RENDER_HUGE_PAGES", "1")
+def test_kv_cache_asks_for_huge_pages() -> None:
+    plain = TorchKVCache(2, 4, 8, torch.device("cpu"))  # opt-in: off by default
+    plain.allocate(64, 1024)
+    assert not any(_advised_huge(t.data_ptr()) for t in plain.keys + plain.values)
     assert advise_huge_pages(torch.empty(1024)) is False  # smaller than one huge page: nothing to advise
-    cache = TorchKVCache(2, 4, 8, torch.device("cpu"))
+    cache = TorchKVCache(2, 4, 8, torch.device("cpu"), huge_pages=True)
     cache.allocate(64, 1024)  # 2 x 2 layers x 8 MB, advised as they are made
     assert all(_advised_huge(t.data_ptr()) for t in cache.keys + cache.values)
     before = _anon_huge_kb()

@@ -76,8 +76,8 @@ def test_changed_graph_is_refused(export_dir, tmp_path) -> None:
         OnnxBackend(tmp_path / "missing")
 
 
-def test_conformance_vectors(backend, vectors) -> None:
-    check_conformance(backend, vectors)
+def test_conformance_vectors(backend, conformance) -> None:
+    check_conformance(backend, conformance)
 
 
 def test_teacher_forced_logits_mixed_batch(backend, reference_gpt, vectors) -> None:
@@ -98,7 +98,7 @@ def test_step_writes_only_new_positions(backend, vectors) -> None:
 
 def test_onnx_vocoder_matches_torch(voice, tmp_path) -> None:
     """The exported SoVITS graph (speed 1) gives the torch vocoder's audio; other speeds fall back to torch."""
-    from renderer.backends.base import VocodeItem
+    from renderer.engine.backend import VocodeItem
 
     export_voice_onnx(voice, tmp_path)
     sidecar = read_sidecar(tmp_path)

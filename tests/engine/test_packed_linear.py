@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from renderer.engine import packed_linear as pl
-from renderer.engine.gpt import BatchedGPT
+from renderer.engine.batched_gpt import BatchedGPT
 
 pytestmark = pytest.mark.skipif(not pl.packing_available(), reason="this torch build has no oneDNN packed linear")
 
@@ -93,16 +93,19 @@ def test_autograd_and_tracing_take_the_plain_path() -> None:
     torch.testing.assert_close(traced(probe), F.linear(probe, layer.weight, layer.bias))
 
 
-def test_turned_off_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(pl.ENV_VAR, "0")
-    layer = _layer()
-    assert pl.pack_weights([layer.weight]) == 0
-    assert pl.packed_weight(layer.weight) is None
+def test_backend_packs_only_when_tuned_to(gpt_path) -> None:
+    from renderer.backends.torch_backend import TorchBackend
+    from renderer.tuning import EngineTuning
+
+    plain = TorchBackend(BatchedGPT.from_checkpoint(gpt_path), tuning=EngineTuning(packed_linear=False))
+    assert all(pl.packed_weight(w) is None for w in plain.gpt.linear_weights())
+    packed = TorchBackend(BatchedGPT.from_checkpoint(gpt_path))
+    assert all(pl.packed_weight(w) is not None for w in packed.gpt.linear_weights()) == pl.packing_available()
 
 
 def test_gpt_step_logits_packed_vs_plain(gpt_path) -> None:
     gpt = BatchedGPT.from_checkpoint(gpt_path)
-    d = gpt.dims
+    d = gpt.config
     b, cap, n = 3, 16, 11
     g = torch.Generator().manual_seed(0)
     keys = [torch.randn(b, d.n_head, d.head_dim, cap, generator=g) for _ in range(d.n_layer)]

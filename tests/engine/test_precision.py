@@ -5,11 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from renderer.engine.api import Engine, SynthesisRequest
-from renderer.engine.bench import cpu_has_bf16
+from renderer.backends import open_engine
+from renderer.engine.api import SynthesisRequest, VoiceParts
 from renderer.engine.options import SamplingOptions
 from renderer.engine.precision import compare_logits, signal_to_error_db
 from renderer.errors import OptionsError
+from renderer.hardware import cpu_has_bf16
+from renderer.tuning import EngineTuning
 
 
 def test_compare_logits_and_ser() -> None:
@@ -29,7 +31,8 @@ def test_auto_precision_is_checked_and_cached(monkeypatch, tmp_path, vectors, gp
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     args = (gpt_path, sovits_path, vectors["gpt_prompt_semantic"], vectors["gpt_prompt_phones"],
             vectors["gpt_prompt_bert"], voice_ge)
-    engine = Engine.from_parts(*args, backend="torch", precision="auto")
+    fixed = EngineTuning(measure=False)
+    engine = open_engine(VoiceParts.from_arrays(*args), backend="torch", precision="auto", tuning=fixed)
     report = engine.backend.precision_report
     if not cpu_has_bf16():
         assert engine.backend.precision == "fp32"
@@ -37,7 +40,7 @@ def test_auto_precision_is_checked_and_cached(monkeypatch, tmp_path, vectors, gp
     assert "gpt" in report and report["gpt"]["steps"] > 0 and "sovits_ser_db" in report
     assert engine.backend.precision == ("bf16" if report["passed"] else "fp32")
     assert len(list((tmp_path / "audiobook-renderer" / "precision").glob("*.json"))) == 1
-    again = Engine.from_parts(*args, backend="torch", precision="auto")
+    again = open_engine(VoiceParts.from_arrays(*args), backend="torch", precision="auto", tuning=fixed)
     assert again.backend.precision_report == report  # read from the cache, not re-measured
     result = list(again.synthesize([SynthesisRequest("k", vectors["gpt_target_phones"])],
                                    SamplingOptions(max_tokens=12)))[0]
@@ -46,5 +49,6 @@ def test_auto_precision_is_checked_and_cached(monkeypatch, tmp_path, vectors, gp
 
 def test_bad_precision_is_refused(vectors, gpt_path) -> None:
     with pytest.raises(OptionsError):
-        Engine.from_parts(gpt_path, None, vectors["gpt_prompt_semantic"], vectors["gpt_prompt_phones"], None, None,
-                          backend="torch", precision="int3")
+        voice = VoiceParts.from_arrays(gpt_path, None, vectors["gpt_prompt_semantic"], vectors["gpt_prompt_phones"],
+                                       None, None)
+        open_engine(voice, backend="torch", precision="int3", tuning=EngineTuning(measure=False))

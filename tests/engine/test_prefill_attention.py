@@ -7,7 +7,8 @@ import math
 import pytest
 import torch
 
-from renderer.engine import gpt as gpt_module
+from renderer.engine import batched_gpt as gpt_module
+from renderer.models.gpt import GPTConfig, Text2SemanticModel
 
 
 @pytest.mark.filterwarnings("ignore:`torch.jit.trace` is deprecated")
@@ -17,7 +18,7 @@ def test_fused_prefill_attention_matches_the_traced_formulation() -> None:
     text_lens = torch.tensor([7, 3, 9])
     total = int(text_lens.max()) + y_len + 2  # padding positions at the end of every row
     q, k, v = (torch.randn(b, h, total, hd, generator=g) for _ in range(3))
-    model = gpt_module.BatchedGPT(gpt_module.GPTDims(d_model=h * hd, n_head=h, n_layer=1))
+    model = gpt_module.BatchedGPT(Text2SemanticModel(GPTConfig(d_model=h * hd, n_head=h, n_layer=1)))
     mask = model.prefill_mask(text_lens, total, y_len)
     scale = 1.0 / math.sqrt(hd)
 

@@ -9,7 +9,7 @@ import torch
 from renderer.engine.options import SamplingOptions
 from renderer.engine.sampling import sample_candidates, sample_full
 from renderer.errors import OptionsError
-from renderer.models.sampling import sample_next_tokens, seen_mask
+from tests.oracles.sampling import sample_next_tokens, seen_mask
 
 CASES = [
     SamplingOptions(top_k=1),

@@ -43,9 +43,9 @@ def _kernel(x: dict[str, torch.Tensor]) -> torch.Tensor:
                                 x["cache_lens"], SCALE)
 
 
-def _dispatch(x: dict[str, torch.Tensor]) -> torch.Tensor:
+def _dispatch(x: dict[str, torch.Tensor], kernel: str = "auto") -> torch.Tensor:
     return sa.step_attention(x["q"], x["k_new"], x["v_new"], x["past_keys"], x["past_values"], x["cache_lens"],
-                             x["mask"], SCALE)
+                             x["mask"], SCALE, kernel=kernel)
 
 
 @pytest.fixture(scope="module", params=["torch-pool", "numba-pool"])
@@ -114,7 +114,7 @@ def test_garbage_past_the_length_is_never_read(kernel: str) -> None:
     assert torch.equal(_kernel(x), before)
 
 
-def test_env_var_selects_the_path(kernel: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_kernel_argument_selects_the_path(kernel: str, monkeypatch: pytest.MonkeyPatch) -> None:
     x = _inputs([10, 3], 16, torch.float32)
     calls: list[int] = []
     real = sa._kernel_attention
@@ -123,14 +123,11 @@ def test_env_var_selects_the_path(kernel: str, monkeypatch: pytest.MonkeyPatch) 
         calls.append(1)
         return real(*a)
     monkeypatch.setattr(sa, "_kernel_attention", counted)
-    monkeypatch.setenv(sa.ENV_VAR, "torch")
-    assert torch.equal(_dispatch(x), _torch(x)) and calls == []
-    monkeypatch.setenv(sa.ENV_VAR, "auto")
-    _dispatch(x)
+    assert torch.equal(_dispatch(x, "torch"), _torch(x)) and calls == []
+    _dispatch(x, "auto")
     assert calls == [1]
-    monkeypatch.setenv(sa.ENV_VAR, "fastest")
     with pytest.raises(BackendUnavailableError):
-        _dispatch(x)
+        _dispatch(x, "fastest")
 
 
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -144,9 +141,9 @@ def test_fallback_when_unusable(monkeypatch: pytest.MonkeyPatch) -> None:
     out.sum().backward()
     assert q.grad is not None and q.grad.abs().sum() > 0
 
-    def fn(q: torch.Tensor) -> torch.Tensor:
+    def fn(q: torch.Tensor, kernel: str = "auto") -> torch.Tensor:
         return sa.step_attention(q, x["k_new"], x["v_new"], x["past_keys"], x["past_values"],
-                                 x["cache_lens"], x["mask"], SCALE)
+                                 x["cache_lens"], x["mask"], SCALE, kernel=kernel)
     traced = torch.jit.trace(fn, (x["q"],), check_trace=False)  # the check re-runs fn eagerly
     torch.testing.assert_close(traced(x["q"]), _torch(x))
 
@@ -154,9 +151,8 @@ def test_fallback_when_unusable(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sa, "_kernel_error", "ImportError: no numba")
     with torch.inference_mode():
         torch.testing.assert_close(fn(x["q"]), _torch(x))
-    monkeypatch.setenv(sa.ENV_VAR, "numba")
     with pytest.raises(BackendUnavailableError, match="no numba"):
-        fn(x["q"])
+        fn(x["q"], "numba")
 
 
 def test_threads_follow_torch(kernel: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -192,7 +188,7 @@ def test_threads_follow_torch(kernel: str, monkeypatch: pytest.MonkeyPatch) -> N
 def test_gpt_step_same_with_kernel_and_torch(kernel: str, batched_gpt, dtype: torch.dtype,
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     """A whole BatchedGPT.step gives the same logits through either attention path."""
-    d = batched_gpt.dims
+    d = batched_gpt.config
     g = torch.Generator().manual_seed(3)
     b, cap = 3, 48
     keys = [torch.randn(b, d.n_head, d.head_dim, cap, generator=g).to(dtype) for _ in range(d.n_layer)]
@@ -201,7 +197,7 @@ def test_gpt_step_same_with_kernel_and_torch(kernel: str, batched_gpt, dtype: to
               torch.zeros(b, d.vocab_size), torch.full((b,), 1.35), torch.zeros(b))
 
     def logits(mode: str) -> torch.Tensor:
-        monkeypatch.setenv(sa.ENV_VAR, mode)
+        monkeypatch.setattr(batched_gpt, "attention", mode)
         with torch.inference_mode():
             out = batched_gpt.step(*inputs, keys, values, return_logits=True)[5]
         assert out is not None

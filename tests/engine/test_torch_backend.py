@@ -20,46 +20,48 @@ def backend(batched_gpt):
     return TorchBackend(batched_gpt)
 
 
-def _conformance_cases(v):
+def _conformance_cases(conformance):
+    """(call, chunks, options, expected tokens, expected raw logits) of every single-row GPT call the set
+    records; options, stop limits and the prompt length come from its manifest."""
+    v = conformance.arrays
     single = {"a": (v["gpt_target_phones"], v["gpt_target_bert"])}
-    return {
-        "rp135": (single, SamplingOptions(top_k=1, early_stop_tokens=40), v["gpt_single_rp135_generated"],
-                  v["gpt_single_rp135_logits"]),
-        "rp100": (single, SamplingOptions(top_k=1, repetition_penalty=1.0, early_stop_tokens=40),
-                  v["gpt_single_rp100_generated"], v["gpt_single_rp100_logits"]),
-        "eos": ({"a": (v["gpt_eos_target_phones"], v["gpt_eos_target_bert"])},
-                SamplingOptions(top_k=1, early_stop_tokens=97), v["gpt_eos_y"][20:], v["gpt_eos_logits"]),
-    }
+    return [
+        ("gpt_single_rp135", single, v["gpt_single_rp135_generated"], v["gpt_single_rp135_logits"]),
+        ("gpt_single_rp100", single, v["gpt_single_rp100_generated"], v["gpt_single_rp100_logits"]),
+        ("gpt_single_eos", {"a": conformance.target("gpt_eos_target_phones")}, v["gpt_eos_y"][conformance.prompt_len:],
+         v["gpt_eos_logits"]),
+    ]
 
 
-def check_conformance(backend, vectors) -> None:
-    """Every conformance GPT run: tokens identical, every step's logits within 1e-4."""
+def check_conformance(backend, conformance) -> None:
+    """Every conformance GPT run: tokens identical, stop reasons as recorded, every step's logits within 1e-4."""
+    vectors = conformance.arrays
     prompt = vectors["gpt_prompt_semantic"]
-    for name, (chunks, options, tokens, logits) in _conformance_cases(vectors).items():
+    for call, chunks, tokens, logits in _conformance_cases(conformance):
+        options = conformance.options(call)
         results, _ = run_backend(backend, vectors, make_rows(vectors, chunks), options, slots=3, record=True)
         res = results["a"]
-        np.testing.assert_array_equal(res.tokens, tokens, err_msg=name)
-        assert res.stopped_by == ("eos" if name == "eos" else "max_tokens")
+        np.testing.assert_array_equal(res.tokens, tokens, err_msg=call)
+        assert res.stopped_by == ("eos" if conformance.stopped_by_eos(call) else "max_tokens"), call
         check_logits(res, logits, prompt, options.repetition_penalty)
     # upstream's batch_infer EOS batch: each row equals its single decode
-    chunks = {"e": (vectors["gpt_eos_target_phones"], vectors["gpt_eos_target_bert"]),
-              "b0": (vectors["gpt_batch_target_phones_0"], vectors["gpt_batch_target_bert_0"]),
-              "b1": (vectors["gpt_batch_target_phones_1"], vectors["gpt_batch_target_bert_1"])}
-    options = SamplingOptions(top_k=1, early_stop_tokens=97)
-    results, _ = run_backend(backend, vectors, make_rows(vectors, chunks), options, slots=2)
-    for key, i in (("e", 0), ("b0", 1), ("b1", 2)):
-        np.testing.assert_array_equal(np.concatenate([prompt, results[key].tokens]),
+    targets = conformance.eos_batch_targets()
+    chunks = {f"r{i}": conformance.target(name) for i, name in enumerate(targets)}
+    results, _ = run_backend(backend, vectors, make_rows(vectors, chunks), conformance.options("gpt_batch_eos"),
+                             slots=2)
+    for i in range(len(targets)):
+        np.testing.assert_array_equal(np.concatenate([prompt, results[f"r{i}"].tokens]),
                                       vectors[f"gpt_batch_eos_single_ref_y_{i}"])
     # reference-free mode (no prompt semantic tokens)
-    options = SamplingOptions(top_k=1, early_stop_tokens=40)
+    options = conformance.options("gpt_reffree")
     decoder = BatchDecoder(backend, np.zeros(0, np.int64), options, slots=2, record=True)
     res = list(decoder.run([PreparedRow("rf", vectors["gpt_target_phones"], vectors["gpt_target_bert"], 0)]))[0]
     np.testing.assert_array_equal(res.tokens, vectors["gpt_reffree_y"])
     check_logits(res, vectors["gpt_reffree_logits"], np.zeros(0, np.int64), options.repetition_penalty)
 
 
-def test_conformance_vectors(backend, vectors) -> None:
-    check_conformance(backend, vectors)
+def test_conformance_vectors(backend, conformance, vectors) -> None:
+    check_conformance(backend, conformance)
     rows = make_rows(vectors, {"a": (vectors["gpt_target_phones"], vectors["gpt_target_bert"])})
     first = run_backend(backend, vectors, rows, SamplingOptions(top_k=1, max_tokens=1), slots=1, record=True)[0]
     assert np.abs(first["a"].logits[0] - vectors["gpt_first_step_logits"]).max() <= 1e-4
@@ -159,8 +161,8 @@ def test_cache_growth_keeps_results(batched_gpt, reference_gpt, vectors) -> None
     results, _ = run_backend(TorchBackend(batched_gpt), vectors, [row], options, slots=2)
     ref = run_reference(reference_gpt, vectors, row, SamplingOptions(top_k=1, repetition_penalty=1.0,
                                                                      early_stop_tokens=199))
-    assert results[row.key].stopped_by == "max_tokens" and len(results[row.key].tokens) == 200
     np.testing.assert_array_equal(results[row.key].tokens, ref.tokens.numpy()[:200])
+    assert results[row.key].stopped_by == ("eos" if ref.stopped_by_eos else "max_tokens")
 
 
 def test_step_writes_only_new_positions(backend, vectors) -> None:
@@ -214,7 +216,7 @@ def test_prefill_store_fills_the_cache_like_the_returned_lists(batched_gpt) -> N
 
     from renderer.backends.torch_backend import TorchKVCache
 
-    d = batched_gpt.dims
+    d = batched_gpt.config
     g = torch.Generator().manual_seed(3)
     b, x, y = 3, 7, 5
     args = (torch.randint(1, 300, (b, x), generator=g), torch.randn(b, 1024, x, generator=g),

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from renderer.backends.base import VocodeItem
+from renderer.engine.backend import VocodeItem
 from renderer.engine.precision import signal_to_error_db
 from renderer.engine.vocoder import TorchVocoder
 from renderer.models.sovits import load_sovits
@@ -59,9 +59,9 @@ def test_lengths_are_bucketed_without_changing_the_audio(sovits_path, monkeypatc
     monkeypatch.setattr(model, "decode", recording_decode)
     items = _items()  # 9 and 14 tokens, 12 phones each
     for speed in (1.0, 1.25):
-        monkeypatch.setenv("RENDER_VOCODER_BUCKET", "0")
+        vocoder.bucket_tokens = 0
         exact = vocoder.render(items, speed=speed, seeds=[1, 2])
-        monkeypatch.setenv("RENDER_VOCODER_BUCKET", "8")
+        vocoder.bucket_tokens = 8
         bucketed = vocoder.render(items, speed=speed, seeds=[1, 2])
         for a, b in zip(exact, bucketed, strict=True):
             assert a.shape == b.shape and float(np.abs(a - b).max()) <= 1e-4

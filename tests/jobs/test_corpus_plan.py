@@ -13,10 +13,9 @@ from click.testing import CliRunner
 from jobs.books import read_book
 from jobs.cli import cli
 from jobs.planner import VoiceRef, build_plan
+from tests.paths import shared_dir
 
-CORPUS = Path(__file__).resolve().parents[2].parent / "shared" / "corpus"
-if not CORPUS.is_dir():  # a worktree lives elsewhere; the shared folder is fixed
-    CORPUS = Path("/work/shared/corpus")
+CORPUS = shared_dir() / "corpus"
 BOOKS = sorted(p for p in CORPUS.glob("*.epub") if not p.name.startswith("malformed"))
 MALFORMED = sorted(CORPUS.glob("malformed*.epub"))
 

@@ -1,33 +1,25 @@
-"""Shared fixtures for the model tests: the public conformance vectors (loaded once per session)."""
+"""Shared fixtures for the model tests: the conformance set's files and vectors (loaded once per session)."""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-#: The public conformance set; RENDER_CONFORMANCE_DIR points the tests at a copy (e.g. an odd path).
-PUBLIC = Path(os.environ.get("RENDER_CONFORMANCE_DIR", "/work/shared/conformance/public"))
-
-
-def public_dir() -> Path:
-    if not (PUBLIC / "vectors.npz").is_file():
-        pytest.skip(f"conformance vectors not found in {PUBLIC}")
-    return PUBLIC
+from tests.conformance import ConformanceSet
 
 
 @pytest.fixture(scope="session")
-def public() -> Path:
-    return public_dir()
+def public(conformance: ConformanceSet) -> Path:
+    """The conformance set's folder (found by the ``conformance`` fixture of tests/conftest.py)."""
+    return conformance.path
 
 
 @pytest.fixture(scope="session")
-def manifest(public: Path) -> dict:
-    return json.loads((public / "manifest.json").read_text())
+def manifest(conformance: ConformanceSet) -> dict:
+    return conformance.manifest
 
 
 class Vectors:
@@ -47,24 +39,24 @@ def vec(public: Path) -> Vectors:
 
 
 @pytest.fixture(scope="session")
-def gpt(public: Path):
+def gpt(conformance: ConformanceSet):
     from renderer.models.gpt import load_gpt
 
-    return load_gpt(public / "gpt_v2.ckpt")
+    return load_gpt(conformance.file("gpt"))
 
 
 @pytest.fixture(scope="session")
-def sovits_v2(public: Path):
+def sovits_v2(conformance: ConformanceSet):
     from renderer.models.sovits import load_sovits
 
-    return load_sovits(public / "sovits_v2.pth")
+    return load_sovits(conformance.file("sovits_v2"))
 
 
 @pytest.fixture(scope="session")
-def sovits_v2pp(public: Path):
+def sovits_v2pp(conformance: ConformanceSet):
     from renderer.models.sovits import load_sovits
 
-    return load_sovits(public / "sovits_v2pp.pth")
+    return load_sovits(conformance.file("sovits_v2pp"))
 
 
 @pytest.fixture(scope="session")

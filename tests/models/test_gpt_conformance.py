@@ -1,16 +1,21 @@
-"""GPT conformance against upstream infer_panel_naive / infer_panel_batch_infer vectors."""
+"""GPT conformance against upstream infer_panel_naive / infer_panel_batch_infer vectors.
+
+Every set-specific fact (sizes, sampling arguments, early-stop limits, stop reasons, batch items) is read
+from the conformance set's manifest, so these tests run unchanged on any set made the same way.
+"""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
 from renderer.engine.options import SamplingOptions
-from renderer.models.reference import generate_batch_infer_reference, generate_reference
+from tests.oracles import gpt_forward as fwd
+from tests.oracles.gpt_reference import generate_batch_infer_reference, generate_reference
 
-GREEDY_135 = SamplingOptions(top_k=1, repetition_penalty=1.35)
-GREEDY_100 = SamplingOptions(top_k=1, repetition_penalty=1.0)
 TOL = 1e-4
+SINGLE_CALLS = ["gpt_single_rp135", "gpt_single_rp100"]
 
 
 def _inputs(vec, target: str = "gpt_target"):
@@ -19,86 +24,109 @@ def _inputs(vec, target: str = "gpt_target"):
     return phones, bert
 
 
-def test_config_from_checkpoint(gpt):
+def test_config_from_checkpoint(gpt, conformance):
     _, cfg, ckpt = gpt
+    model = conformance.manifest["gpt"]["config_model"]
     assert (cfg.d_model, cfg.n_head, cfg.n_layer, cfg.vocab_size, cfg.phoneme_vocab_size, cfg.eos) == (
-        64, 4, 2, 1025, 732, 1024)
-    assert cfg.ffn == 256
-    assert ckpt.max_sec == 54
+        model["embedding_dim"], model["head"], model["n_layer"], model["vocab_size"], model["phoneme_vocab_size"],
+        model["EOS"])
+    assert cfg.ffn == 4 * model["hidden_dim"]  # upstream ignores linear_units
+    assert ckpt.max_sec == conformance.manifest["gpt"]["config_data"]["max_sec"]
 
 
 def test_xy_pos_step0(gpt, vec):
     model, _, _ = gpt
     phones, bert = _inputs(vec)
     with torch.no_grad():
-        x = model.embed_text(phones[None], bert[None])
-        y = model.embed_semantic(vec("gpt_prompt_semantic")[None], 0)
+        x = fwd.embed_text(model, phones[None], bert[None])
+        y = fwd.embed_semantic(model, vec("gpt_prompt_semantic")[None], 0)
     got = torch.cat([x, y], dim=1)[0]
     assert (got - vec("gpt_xy_pos_step0")).abs().max().item() <= 1e-5
 
 
-@pytest.mark.parametrize("name,options", [("rp135", GREEDY_135), ("rp100", GREEDY_100)])
-def test_single_decode(gpt, vec, name, options):
+@pytest.mark.parametrize("call", SINGLE_CALLS)
+def test_single_decode(gpt, vec, conformance, call):
     model, _, _ = gpt
     phones, bert = _inputs(vec)
-    res = generate_reference(model, phones, bert, vec("gpt_prompt_semantic"), options, early_stop_num=40)
-    assert torch.equal(res.tokens, vec(f"gpt_single_{name}_generated"))
-    assert res.idx == int(vec(f"gpt_single_{name}_idx"))
-    assert not res.stopped_by_eos
-    ref_logits = vec(f"gpt_single_{name}_logits")
+    res = generate_reference(model, phones, bert, vec("gpt_prompt_semantic"), conformance.options(call),
+                             early_stop_num=conformance.early_stop(call))
+    assert torch.equal(res.tokens, vec(f"{call}_generated"))
+    assert res.idx == int(vec(f"{call}_idx"))
+    assert res.stopped_by_eos == conformance.stopped_by_eos(call)
+    ref_logits = vec(f"{call}_logits")
     assert res.logits.shape == ref_logits.shape
     assert (res.logits - ref_logits).abs().max().item() <= TOL
     assert (res.logits[0] - vec("gpt_first_step_logits")).abs().max().item() <= TOL
     full = torch.cat([vec("gpt_prompt_semantic"), res.tokens])
-    assert torch.equal(full, vec(f"gpt_single_{name}_y"))
+    assert torch.equal(full, vec(f"{call}_y"))
 
 
-def test_reference_free(gpt, vec):
+def test_reference_free(gpt, vec, conformance):
     model, _, _ = gpt
-    res = generate_reference(model, vec("gpt_target_phones"), vec("gpt_target_bert"), None, GREEDY_135, 40)
-    assert res.idx == 0
+    call = "gpt_reffree"
+    res = generate_reference(model, vec("gpt_target_phones"), vec("gpt_target_bert"), None,
+                             conformance.options(call), conformance.early_stop(call))
+    assert res.idx == int(conformance.call(call)["returned_idx"])
     assert torch.equal(res.tokens, vec("gpt_reffree_y").long())
     assert (res.logits - vec("gpt_reffree_logits")).abs().max().item() <= TOL
 
 
-def test_eos_stop(gpt, vec):
+def _penalised(logits: torch.Tensor, seen: torch.Tensor, penalty: float) -> torch.Tensor:
+    out = logits.clone()
+    score = out[seen]
+    out[seen] = torch.where(score < 0, score * penalty, score / penalty)
+    return out
+
+
+def test_eos_stop(gpt, vec, conformance):
     model, _, _ = gpt
+    call = "gpt_single_eos"
+    options = conformance.options(call)
     phones, bert = _inputs(vec, "gpt_eos_target")
-    res = generate_reference(model, phones, bert, vec("gpt_prompt_semantic"), GREEDY_135, early_stop_num=97)
-    assert res.stopped_by_eos
-    assert res.idx == int(vec("gpt_eos_idx")) == res.tokens.numel()
+    res = generate_reference(model, phones, bert, vec("gpt_prompt_semantic"), options,
+                             early_stop_num=conformance.early_stop(call))
+    assert res.stopped_by_eos == conformance.stopped_by_eos(call)
+    assert res.idx == int(vec("gpt_eos_idx"))
     assert torch.equal(torch.cat([vec("gpt_prompt_semantic"), res.tokens]), vec("gpt_eos_y"))
     assert (res.logits - vec("gpt_eos_logits")).abs().max().item() <= TOL
-    assert int(res.logits[-1].argmax()) == 1024  # the last step is the one that produced EOS
+    if res.stopped_by_eos:  # the last step is the one that chose EOS (greedy on the penalised logits)
+        assert res.idx == res.tokens.numel()
+        seen = torch.unique(torch.cat([vec("gpt_prompt_semantic"), res.tokens]))
+        last = _penalised(res.logits[-1], seen, options.repetition_penalty)
+        assert int(last.argmax()) == conformance.eos
 
 
-def test_batch_infer(gpt, vec):
+def test_batch_infer(gpt, vec, conformance):
     model, _, _ = gpt
-    phones = [torch.cat([vec("gpt_prompt_phones"), vec(f"gpt_batch_target_phones_{i}")]) for i in range(3)]
-    berts = [torch.cat([vec("gpt_prompt_bert"), vec(f"gpt_batch_target_bert_{i}")], 1) for i in range(3)]
-    res = generate_batch_infer_reference(model, phones, berts, vec("gpt_prompt_semantic"), GREEDY_135, 40)
+    call = "gpt_batch"
+    items = conformance.batch_items()
+    phones = [torch.cat([vec("gpt_prompt_phones"), vec(f"gpt_batch_target_phones_{i}")]) for i in items]
+    berts = [torch.cat([vec("gpt_prompt_bert"), vec(f"gpt_batch_target_bert_{i}")], 1) for i in items]
+    options, early = conformance.options(call), conformance.early_stop(call)
+    res = generate_batch_infer_reference(model, phones, berts, vec("gpt_prompt_semantic"), options, early)
     assert res.idx == vec("gpt_batch_idx").tolist()
     assert (res.first_logits - vec("gpt_batch_first_step_logits")).abs().max().item() <= TOL
-    for i in range(3):
-        assert torch.equal(res.ys[i], vec(f"gpt_batch_y_{i}"))
-        assert torch.equal(res.ys[i][-res.idx[i]:], vec(f"gpt_batch_generated_{i}"))
-        alone = generate_reference(model, phones[i], berts[i], vec("gpt_prompt_semantic"), GREEDY_135, 40)
+    for n, i in enumerate(items):
+        assert torch.equal(res.ys[n], vec(f"gpt_batch_y_{i}"))
+        assert torch.equal(res.ys[n][-res.idx[n]:], vec(f"gpt_batch_generated_{i}"))
+        alone = generate_reference(model, phones[n], berts[n], vec("gpt_prompt_semantic"), options, early)
         assert torch.equal(torch.cat([vec("gpt_prompt_semantic"), alone.tokens]), vec(f"gpt_batch_single_ref_y_{i}"))
 
 
-def test_batch_infer_eos(gpt, vec):
+def test_batch_infer_eos(gpt, vec, conformance):
     model, _, _ = gpt
-    targets = ["gpt_eos_target", "gpt_batch_target", "gpt_batch_target"]
-    suffix = ["", "_0", "_1"]
-    pairs = list(zip(targets, suffix, strict=True))
-    phones = [torch.cat([vec("gpt_prompt_phones"), vec(f"{t}_phones{s}")]) for t, s in pairs]
-    berts = [torch.cat([vec("gpt_prompt_bert"), vec(f"{t}_bert{s}")], 1) for t, s in pairs]
-    res = generate_batch_infer_reference(model, phones, berts, vec("gpt_prompt_semantic"), GREEDY_135, 97)
+    call = "gpt_batch_eos"
+    targets = conformance.eos_batch_targets()
+    phones = [torch.cat([vec("gpt_prompt_phones"), vec(t)]) for t in targets]
+    berts = [torch.cat([vec("gpt_prompt_bert"), vec(t.replace("_phones", "_bert"))], 1) for t in targets]
+    options, early = conformance.options(call), conformance.early_stop(call)
+    res = generate_batch_infer_reference(model, phones, berts, vec("gpt_prompt_semantic"), options, early)
     assert res.idx == vec("gpt_batch_eos_idx").tolist()
-    for i in range(3):
+    for i in range(len(targets)):
         assert torch.equal(res.ys[i], vec(f"gpt_batch_eos_y_{i}"))
-    alone = generate_reference(model, phones[1], berts[1], vec("gpt_prompt_semantic"), GREEDY_135, 97)
-    assert torch.equal(torch.cat([vec("gpt_prompt_semantic"), alone.tokens]), vec("gpt_batch_eos_single_ref_y_1"))
+        alone = generate_reference(model, phones[i], berts[i], vec("gpt_prompt_semantic"), options, early)
+        assert torch.equal(torch.cat([vec("gpt_prompt_semantic"), alone.tokens]),
+                          vec(f"gpt_batch_eos_single_ref_y_{i}"))
 
 
 def test_sampling_is_seeded_and_varies(gpt, vec):
@@ -114,13 +142,17 @@ def test_sampling_is_seeded_and_varies(gpt, vec):
     assert not torch.equal(run(1), run(2))
 
 
-def test_step_limit_keeps_all_tokens(gpt, vec, monkeypatch):
+def test_step_limit_keeps_all_tokens(gpt, vec, conformance, monkeypatch):
     """Without EOS or early stop the loop ends at its last index and keeps every token."""
-    import renderer.models.reference as reference
+    import tests.oracles.gpt_reference as reference
 
     model, _, _ = gpt
-    monkeypatch.setattr(reference, "MAX_STEPS", 25)
+    call = "gpt_single_rp135"
+    generated = vec(f"{call}_generated")
+    steps = min(25, generated.numel())  # no EOS within the recorded tokens, so none before this limit
+    monkeypatch.setattr(reference, "MAX_STEPS", steps)
     phones, bert = _inputs(vec)
-    res = reference.generate_reference(model, phones, bert, vec("gpt_prompt_semantic"), GREEDY_135, -1)
-    assert res.idx == 24 and res.tokens.numel() == 25 and not res.stopped_by_eos
-    assert torch.equal(res.tokens, vec("gpt_single_rp135_generated")[:25])
+    res = reference.generate_reference(model, phones, bert, vec("gpt_prompt_semantic"), conformance.options(call), -1)
+    assert res.idx == steps - 1 and res.tokens.numel() == steps and not res.stopped_by_eos
+    assert torch.equal(res.tokens, generated[:steps])
+    assert np.isfinite(res.logits.numpy()).all()

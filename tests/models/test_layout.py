@@ -8,12 +8,12 @@ from renderer.checkpoints import read_raw_checkpoint
 from renderer.models.gpt import GPTConfig, Text2SemanticModel
 from renderer.models.sovits import SoVITSConfig, SoVITSModel, fold_weight_norm
 
-FILES = {"gpt": "gpt_v2.ckpt", "sovits_v2": "sovits_v2.pth", "sovits_v2pp": "sovits_v2pp.pth"}
+SECTIONS = ["gpt", "sovits_v2", "sovits_v2pp"]
 
 
-@pytest.mark.parametrize("section", list(FILES))
-def test_stored_layout_matches_manifest(public, manifest, section):
-    tag, raw = read_raw_checkpoint(public / FILES[section])
+@pytest.mark.parametrize("section", SECTIONS)
+def test_stored_layout_matches_manifest(conformance, manifest, section):
+    tag, raw = read_raw_checkpoint(conformance.file(section))
     layout = [(name, list(t.shape), str(t.dtype)) for name, t in raw["weight"].items()]
     expected = [(n, list(s), d) for n, s, d in manifest[section]["state_dict_keys"]]
     assert sorted(layout) == sorted(expected)

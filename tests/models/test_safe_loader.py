@@ -36,23 +36,24 @@ def test_malicious_pickle_is_refused_without_running(tmp_path, loader):
     assert not marker.exists()
 
 
-def test_gpt_file_given_as_sovits(public):
+def test_gpt_file_given_as_sovits(conformance):
     with pytest.raises(CheckpointError, match="GPT checkpoint"):
-        load_sovits(public / "gpt_v2.ckpt")
+        load_sovits(conformance.file("gpt"))
 
 
-@pytest.mark.parametrize("name", ["sovits_v2.pth", "sovits_v2pp.pth"])
-def test_sovits_file_given_as_gpt(public, name):
+@pytest.mark.parametrize("section", ["sovits_v2", "sovits_v2pp"])
+def test_sovits_file_given_as_gpt(conformance, section):
     with pytest.raises(CheckpointError, match="SoVITS"):
-        load_gpt(public / name)
+        load_gpt(conformance.file(section))
 
 
-@pytest.mark.parametrize("name", ["gpt_v2.ckpt", "sovits_v2pp.pth"])
-def test_truncated_file(public, tmp_path, name):
-    data = (public / name).read_bytes()
-    path = tmp_path / name
+@pytest.mark.parametrize("section", ["gpt", "sovits_v2pp"])
+def test_truncated_file(conformance, tmp_path, section):
+    source = conformance.file(section)
+    data = source.read_bytes()
+    path = tmp_path / source.name
     path.write_bytes(data[: len(data) // 2])
-    loader = load_gpt if name.startswith("gpt") else load_sovits
+    loader = load_gpt if section == "gpt" else load_sovits
     with pytest.raises(CheckpointError, match="truncated|damaged"):
         loader(path)
 
@@ -67,15 +68,15 @@ def test_empty_and_missing_files(tmp_path):
 
 
 @pytest.mark.parametrize("tag,label", [(b"02", "v3"), (b"03", "v3-LoRA"), (b"04", "v4-LoRA"), (b"00", "v1")])
-def test_unsupported_version_tags(public, tmp_path, tag, label):
-    data = (public / "sovits_v2.pth").read_bytes()
+def test_unsupported_version_tags(conformance, tmp_path, tag, label):
+    data = conformance.file("sovits_v2").read_bytes()
     path = tmp_path / f"model_{label}.pth"
     path.write_bytes(tag + data[2:])
     with pytest.raises(CheckpointError, match=f"SoVITS {label} file, which is not supported"):
         load_sovits(path)
 
 
-def test_pk_tagged_v1_file(public, tmp_path, monkeypatch):
+def test_pk_tagged_v1_file(conformance, tmp_path, monkeypatch):
     import types
 
     from renderer.checkpoints import HParams
@@ -84,7 +85,7 @@ def test_pk_tagged_v1_file(public, tmp_path, monkeypatch):
     utils.HParams = HParams  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "utils", utils)
 
-    _, raw = read_raw_checkpoint(public / "sovits_v2.pth")
+    _, raw = read_raw_checkpoint(conformance.file("sovits_v2"))
     raw["weight"]["enc_p.text_embedding.weight"] = torch.zeros(322, 192, dtype=torch.float16)
     path = tmp_path / "v1.pth"
     assert isinstance(raw["config"], HParams)
@@ -94,28 +95,32 @@ def test_pk_tagged_v1_file(public, tmp_path, monkeypatch):
         load_sovits(path)
 
 
-def test_odd_paths(public, tmp_path, vec):
+def test_odd_paths(conformance, tmp_path, vec):
     """Loading and running works from a folder with spaces and non-ASCII characters."""
     folder = tmp_path / "my voices" / "Zoë 声音 ünïcode"
     folder.mkdir(parents=True)
-    for name in ("gpt_v2.ckpt", "sovits_v2pp.pth"):
-        shutil.copy(public / name, folder / f"copy of {name}")
-    model, _, ckpt = load_gpt(folder / "copy of gpt_v2.ckpt")
-    assert ckpt.path == folder / "copy of gpt_v2.ckpt"
+    copies = {}
+    for section in ("gpt", "sovits_v2pp"):
+        copies[section] = folder / f"copy of {conformance.file(section).name}"
+        shutil.copy(conformance.file(section), copies[section])
+    model, _, ckpt = load_gpt(copies["gpt"])
+    assert ckpt.path == copies["gpt"]
     phones = torch.cat([vec("gpt_prompt_phones"), vec("gpt_target_phones")])
     bert = torch.cat([vec("gpt_prompt_bert"), vec("gpt_target_bert")], 1)
-    from renderer.engine.options import SamplingOptions
-    from renderer.models.reference import generate_reference
+    from tests.oracles.gpt_reference import generate_reference
 
-    res = generate_reference(model, phones, bert, vec("gpt_prompt_semantic"), SamplingOptions(top_k=1), 40)
-    assert torch.equal(res.tokens, vec("gpt_single_rp135_generated"))
-    sovits, _, sck = load_sovits(folder / "copy of sovits_v2pp.pth")
-    assert sck.version == "v2ProPlus"
-    ge = sovits.reference_ge([vec("sovits_ref_spec")], [vec("sovits_sv_emb")])
+    call = "gpt_single_rp135"
+    res = generate_reference(model, phones, bert, vec("gpt_prompt_semantic"), conformance.options(call),
+                             conformance.early_stop(call))
+    assert torch.equal(res.tokens, vec(f"{call}_generated"))
+    sovits, _, sck = load_sovits(copies["sovits_v2pp"])
+    assert sck.version == conformance.manifest["sovits_v2pp"]["config_model"]["version"]
+    case = next(c for c in conformance.sovits_cases() if c.model == "sovits_v2pp")
+    ge = sovits.reference_ge([vec(r) for r in case.refs], [vec(s) for s in case.svs])
     codes, ph = vec("sovits_codes")[0], vec("sovits_phones")
-    audio, _ = sovits.decode(codes, torch.tensor([30]), ph, torch.tensor([ph.shape[1]]), ge, 0.5, 1.0,
-                             noise=vec("sovits_v2pp_decode_noise"))
-    assert (audio - vec("sovits_v2pp_decode_audio")[0]).abs().max().item() <= 1e-3
+    audio, _ = sovits.decode(codes, torch.tensor([codes.shape[1]]), ph, torch.tensor([ph.shape[1]]), ge,
+                             case.noise_scale, case.speed, noise=vec(f"{case.prefix}_noise"))
+    assert (audio - vec(f"{case.prefix}_audio")[0]).abs().max().item() <= 1e-3
 
 
 def damage_tensor_bytes(source: Path, target: Path, where: str = "largest tensor", seed: int = 0) -> str:
@@ -159,30 +164,31 @@ def _tensors_stored_in(source: Path, entry: str) -> set[str]:
     return {name for name, t in raw["weight"].items() if t.numpy().tobytes() == stored}
 
 
-@pytest.mark.parametrize("name", ["gpt_v2.ckpt", "sovits_v2pp.pth"])
-def test_damaged_tensor_bytes_are_refused_naming_the_tensor(public, tmp_path, name):
+@pytest.mark.parametrize("section", ["gpt", "sovits_v2pp"])
+def test_damaged_tensor_bytes_are_refused_naming_the_tensor(conformance, tmp_path, section):
     """Random bytes inside a tensor pass torch's reader (it skips CRCs); ours names the tensor and the fix."""
-    damaged = tmp_path / f"damaged {name}"
-    entry = damage_tensor_bytes(public / name, damaged)
-    loader = load_gpt if name.startswith("gpt") else load_sovits
+    source = conformance.file(section)
+    damaged = tmp_path / f"damaged {source.name}"
+    entry = damage_tensor_bytes(source, damaged)
+    loader = load_gpt if section == "gpt" else load_sovits
     with pytest.raises(CheckpointError) as err:
         loader(damaged)
     message = str(err.value)
     assert str(damaged) in message and entry in message and "checksum" in message
     assert "copy or download it again" in message
-    expected = _tensors_stored_in(public / name, entry)
+    expected = _tensors_stored_in(source, entry)
     assert expected and any(f"'{tensor}'" in message for tensor in expected)
 
 
-def test_damage_anywhere_is_a_clear_error(public, tmp_path):
+def test_damage_anywhere_is_a_clear_error(conformance, tmp_path):
     damaged = tmp_path / "sovits.pth"
-    damage_tensor_bytes(public / "sovits_v2.pth", damaged, where="middle of the file", seed=1)
+    damage_tensor_bytes(conformance.file("sovits_v2"), damaged, where="middle of the file", seed=1)
     with pytest.raises(CheckpointError, match="is damaged.*copy or download it again"):
         load_sovits(damaged)
 
 
-@pytest.mark.parametrize("name", ["gpt_v2.ckpt", "sovits_v2pp.pth"])
-def test_non_finite_weights_are_refused(public, tmp_path, monkeypatch, name):
+@pytest.mark.parametrize("section", ["gpt", "sovits_v2pp"])
+def test_non_finite_weights_are_refused(conformance, tmp_path, monkeypatch, section):
     """A file with intact checksums but NaN/inf values (e.g. saved from a diverged run) is refused too."""
     import io
     import types
@@ -192,23 +198,24 @@ def test_non_finite_weights_are_refused(public, tmp_path, monkeypatch, name):
     utils = types.ModuleType("utils")
     utils.HParams = HParams  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "utils", utils)
-    tag, raw = read_raw_checkpoint(public / name)
+    source = conformance.file(section)
+    tag, raw = read_raw_checkpoint(source)
     tensor_name = sorted(raw["weight"])[len(raw["weight"]) // 2]
     bad = raw["weight"][tensor_name].clone().reshape(-1)
     bad[:3] = torch.tensor([float("nan"), float("inf"), -float("inf")], dtype=bad.dtype)
     raw["weight"][tensor_name] = bad.reshape(raw["weight"][tensor_name].shape)
     buffer = io.BytesIO()
     torch.save(raw, buffer)
-    path = tmp_path / name
+    path = tmp_path / source.name
     path.write_bytes(tag + buffer.getvalue()[2:])
-    loader = load_gpt if name.startswith("gpt") else load_sovits
+    loader = load_gpt if section == "gpt" else load_sovits
     with pytest.raises(CheckpointError, match=re.escape(f"tensor '{tensor_name}' holds 3 NaN")):
         loader(path)
 
 
-def test_version_tag_and_plain_pk_load_alike(public, tmp_path, sovits_v2):
+def test_version_tag_and_plain_pk_load_alike(conformance, tmp_path, sovits_v2):
     """Upstream's v2 tag '01' (what our generator writes) and a plain 'PK' v2 file give the same model."""
-    data = (public / "sovits_v2.pth").read_bytes()
+    data = conformance.file("sovits_v2").read_bytes()
     assert data[:2] == b"PK"
     tagged = tmp_path / "tagged.pth"
     tagged.write_bytes(b"01" + data[2:])

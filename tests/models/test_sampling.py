@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from renderer.models.sampling import (
+from tests.oracles.sampling import (
     apply_repetition_penalty,
     filter_top_k,
     filter_top_p,

@@ -1,4 +1,8 @@
-"""SoVITS conformance against upstream SynthesizerTrn.decode / extract_latent / spectrogram_torch."""
+"""SoVITS conformance against upstream SynthesizerTrn.decode / extract_latent / spectrogram_torch.
+
+The decode cases (model, references, speaker embeddings, noise scale, speed) and the intermediates compared
+are the ones the conformance set's manifest records.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +10,10 @@ import pytest
 import torch
 
 from renderer.models.spectrogram import linear_spectrogram
+from tests.conformance import SovitsCase, sovits_case_params
 
 AUDIO_TOL = 1e-3
-CASES = [
-    ("decode", ["sovits_ref_spec"], ["sovits_sv_emb"], 0.5, 1.0),
-    ("decode_nonoise", ["sovits_ref_spec"], ["sovits_sv_emb"], 0.0, 1.0),
-    ("decode_2refs_speed", ["sovits_ref_spec", "sovits_ref2_spec"], ["sovits_sv_emb", "sovits_sv_emb2"], 0.5, 1.25),
-]
+CASES = sovits_case_params()
 
 
 @pytest.mark.parametrize("wav,spec", [("sovits_ref_wav", "sovits_ref_spec"), ("sovits_ref2_wav", "sovits_ref2_spec")])
@@ -28,22 +29,23 @@ def test_spectrogram_normalises_loud_input(vec):
     assert torch.allclose(linear_spectrogram(loud), linear_spectrogram(loud / 1.5), atol=1e-4)
 
 
-def _run(model, cfg, vec, prefix, refs, svs, noise_scale, speed):
-    inter = {}
-    ge = model.reference_ge([vec(r) for r in refs], [vec(s) for s in svs] if cfg.is_pro else None)
+def _run(model, cfg, vec, case: SovitsCase):
+    ge = model.reference_ge([vec(r) for r in case.refs], [vec(s) for s in case.svs] if cfg.is_pro else None)
     codes, phones = vec("sovits_codes")[0], vec("sovits_phones")
     audio, lengths = model.decode(codes, torch.tensor([codes.shape[1]]), phones, torch.tensor([phones.shape[1]]),
-                                  ge, noise_scale, speed, noise=vec(f"{prefix}_noise"))
-    inter["ge"] = ge
-    return audio, lengths, inter
+                                  ge, case.noise_scale, case.speed, noise=vec(f"{case.prefix}_noise"))
+    return audio, lengths
 
 
-@pytest.mark.parametrize("case,refs,svs,noise_scale,speed", CASES)
-@pytest.mark.parametrize("which", ["v2", "v2pp"])
-def test_decode_waveform(request, vec, which, case, refs, svs, noise_scale, speed):
-    model, cfg, _ = request.getfixturevalue(f"sovits_{which}")
-    prefix = f"sovits_{which}_{case}"
-    audio, lengths, _ = _run(model, cfg, vec, prefix, refs, svs, noise_scale, speed)
+def test_every_model_has_decode_cases(conformance):
+    assert {c.model for c in conformance.sovits_cases()} == {"sovits_v2", "sovits_v2pp"}
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.prefix)
+def test_decode_waveform(request, vec, case):
+    model, cfg, _ = request.getfixturevalue(case.model)
+    prefix = case.prefix
+    audio, lengths = _run(model, cfg, vec, case)
     ref = vec(f"{prefix}_audio")[0]
     assert audio.shape == ref.shape and int(lengths[0]) == ref.shape[1]
     err = (audio - ref).abs().max().item()
@@ -51,11 +53,12 @@ def test_decode_waveform(request, vec, which, case, refs, svs, noise_scale, spee
     assert err <= AUDIO_TOL
 
 
-@pytest.mark.parametrize("case,refs,svs,speed", [(c[0], c[1], c[2], c[4]) for c in CASES if c[0] != "decode_nonoise"])
-@pytest.mark.parametrize("which", ["v2", "v2pp"])
-def test_decode_intermediates(request, vec, which, case, refs, svs, speed):
-    model, cfg, _ = request.getfixturevalue(f"sovits_{which}")
-    prefix = f"sovits_{which}_{case}"
+@pytest.mark.parametrize("case", [c for c in CASES if c.noise_scale > 0], ids=lambda c: c.prefix)
+def test_decode_intermediates(request, vec, conformance, case):
+    model, cfg, _ = request.getfixturevalue(case.model)
+    prefix, refs, svs, speed = case.prefix, case.refs, case.svs, case.speed
+    if not conformance.has(f"{prefix}_enc_p_m"):
+        pytest.skip(f"the conformance set records no intermediates for {prefix}")
     with torch.no_grad():
         for j, r in enumerate(refs):
             spec = vec(r)
@@ -78,7 +81,7 @@ def test_decode_intermediates(request, vec, which, case, refs, svs, speed):
         assert (m_p - vec(f"{prefix}_enc_p_m")).abs().max().item() <= 1e-4
         assert (logs_p - vec(f"{prefix}_enc_p_logs")).abs().max().item() <= 1e-4
         assert torch.equal(mask, vec(f"{prefix}_y_mask"))
-        z_p = m_p + vec(f"{prefix}_noise") * torch.exp(logs_p) * 0.5
+        z_p = m_p + vec(f"{prefix}_noise") * torch.exp(logs_p) * case.noise_scale
         assert (z_p - vec(f"{prefix}_z_p")).abs().max().item() <= 1e-4
         z = model.flow.reverse(vec(f"{prefix}_z_p"), mask, ge)
         assert (z - vec(f"{prefix}_z")).abs().max().item() <= 1e-4
@@ -95,7 +98,9 @@ def test_batched_decode_matches_single_rows(sovits_v2pp, vec, speed):
     model, cfg, _ = sovits_v2pp
     ge = model.reference_ge([vec("sovits_ref_spec")], [vec("sovits_sv_emb")])
     codes, phones = vec("sovits_codes")[0, 0], vec("sovits_phones")[0]
-    rows = [(codes[:30], phones[:18]), (codes[5:17], phones[:9]), (codes[:23], phones[3:15])]
+    t, n = len(codes), len(phones)  # three rows of different lengths cut from the recorded codes and phones
+    rows = [(codes, phones), (codes[t // 6: t // 6 + 2 * t // 5], phones[: n // 2]),
+            (codes[: 3 * t // 4], phones[n // 6: n // 6 + 2 * n // 3])]
     gen = torch.Generator().manual_seed(5)
     noises = [torch.randn(1, cfg.inter_channels, 80, generator=gen) for _ in rows]
     singles = [model.decode(c[None], torch.tensor([len(c)]), p[None], torch.tensor([len(p)]), ge, 0.5, speed, noise=n)

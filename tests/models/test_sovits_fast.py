@@ -10,16 +10,15 @@ import torch
 from renderer.models import sovits_fast
 from renderer.models.sovits import SoVITSConfig, SoVITSModel, load_sovits
 from renderer.models.sovits_fast import FastGenerator, cpu_supports_bf16, prepare_for_inference
+from tests.conformance import SovitsCase, sovits_case_params
 
 FP32_TOL = 1e-4
 #: bf16 must keep the waveform's signal-to-error ratio at or above this (dB). 30 dB = error energy
 #: 0.1 % of the signal: far below the change a different noise draw makes (≈ 0 dB, the vocoder is
 #: noise driven) and below the coding noise of the MP3/AAC export that follows.
 BF16_MIN_SER_DB = 30.0
-CASES = [("decode", ["sovits_ref_spec"], ["sovits_sv_emb"], 0.5, 1.0),
-         ("decode_2refs_speed", ["sovits_ref_spec", "sovits_ref2_spec"], ["sovits_sv_emb", "sovits_sv_emb2"], 0.5,
-          1.25)]
-FILES = {"v2": "sovits_v2.pth", "v2pp": "sovits_v2pp.pth"}
+#: The conformance set's recorded decode calls that draw noise (its manifest says which).
+CASES = [c for c in sovits_case_params() if c.noise_scale > 0]
 
 
 def ser_db(ref: torch.Tensor, out: torch.Tensor) -> float:
@@ -28,31 +27,29 @@ def ser_db(ref: torch.Tensor, out: torch.Tensor) -> float:
 
 
 @pytest.fixture(scope="module")
-def prepared(public):
+def prepared(conformance):
     """Per version: (reference model, fp32-prepared copy, config); never the shared conformance fixtures."""
     out = {}
-    for which, name in FILES.items():
-        ref, cfg, _ = load_sovits(public / name)
+    for which in ("v2", "v2pp"):
+        ref, cfg, _ = load_sovits(conformance.file(f"sovits_{which}"))
         out[which] = (ref, prepare_for_inference(copy.deepcopy(ref), "fp32"), cfg)
     return out
 
 
-def _decode(model, cfg, vec, prefix, refs, svs, noise_scale, speed):
-    ge = model.reference_ge([vec(r) for r in refs], [vec(s) for s in svs] if cfg.is_pro else None)
+def _decode(model, cfg, vec, case: SovitsCase):
+    ge = model.reference_ge([vec(r) for r in case.refs], [vec(s) for s in case.svs] if cfg.is_pro else None)
     codes, phones = vec("sovits_codes")[0], vec("sovits_phones")
     audio, lengths = model.decode(codes, torch.tensor([codes.shape[1]]), phones, torch.tensor([phones.shape[1]]),
-                                  ge, noise_scale, speed, noise=vec(f"{prefix}_noise"))
+                                  ge, case.noise_scale, case.speed, noise=vec(f"{case.prefix}_noise"))
     return audio, lengths
 
 
-@pytest.mark.parametrize("case,refs,svs,noise_scale,speed", CASES)
-@pytest.mark.parametrize("which", ["v2", "v2pp"])
-def test_fp32_prepared_matches_conformance_vectors(prepared, vec, which, case, refs, svs, noise_scale, speed):
-    _, fast, cfg = prepared[which]
+@pytest.mark.parametrize("case", CASES, ids=lambda c: c.prefix)
+def test_fp32_prepared_matches_conformance_vectors(prepared, vec, case):
+    _, fast, cfg = prepared[case.which]
     assert fast.fast_dec is not None
-    prefix = f"sovits_{which}_{case}"
-    audio, lengths = _decode(fast, cfg, vec, prefix, refs, svs, noise_scale, speed)
-    expected = vec(f"{prefix}_audio")[0]
+    audio, lengths = _decode(fast, cfg, vec, case)
+    expected = vec(f"{case.prefix}_audio")[0]
     assert audio.shape == expected.shape and int(lengths[0]) == expected.shape[1]
     assert (audio - expected).abs().max().item() <= FP32_TOL
 
@@ -96,10 +93,9 @@ def test_bf16_signal_to_error_ratio(prepared, vec):
     which = "v2pp"
     ref_model, _, cfg = prepared[which]
     model = prepare_for_inference(copy.deepcopy(ref_model), "bf16")
-    for case, refs, svs, noise_scale, speed in CASES[:1]:
-        prefix = f"sovits_{which}_{case}"
-        expected, _ = _decode(ref_model, cfg, vec, prefix, refs, svs, noise_scale, speed)
-        audio, _ = _decode(model, cfg, vec, prefix, refs, svs, noise_scale, speed)
+    for case in [c for c in CASES if c.which == which][:1]:
+        expected, _ = _decode(ref_model, cfg, vec, case)
+        audio, _ = _decode(model, cfg, vec, case)
         assert audio.dtype == torch.float32
         assert ser_db(expected, audio) >= BF16_MIN_SER_DB
     ge = model.reference_ge([vec("sovits_ref_spec")], [vec("sovits_sv_emb")] if cfg.is_pro else None)

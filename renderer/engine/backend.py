@@ -1,8 +1,11 @@
-"""The protocol every backend implements: prefill, step, vocode. The decode loop is written once on top.
+"""What the engine needs from a backend: prefill, step, vocode. The decode loop is written once on top.
+
+This protocol belongs to the engine; the implementations (``renderer.backends``: torch, ONNX Runtime,
+TensorRT) depend on it, never the other way round.
 
 A backend owns the KV cache of ``slots`` rows. ``prefill`` runs the first pass for some rows and writes
 their K/V into the given slots; ``step`` advances every slot by one token and writes the new K/V at each
-row's ``cache_len``. Both return only top-K candidates (see :mod:`renderer.engine.gpt`).
+row's ``cache_len``. Both return only top-K candidates (see :mod:`renderer.engine.batched_gpt`).
 """
 
 from __future__ import annotations

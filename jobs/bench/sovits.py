@@ -1,6 +1,6 @@
 """SoVITS decode benchmark: every CPU inference variant side by side in one run.
 
-    python -m renderer.models.sovits_bench [--size full] [--threads 2] [--seconds 10] [--batch 1,4]
+    python -m jobs.bench.sovits [--size full] [--threads 2] [--seconds 10] [--batch 1,4]
         [--runs 3] [--compile] [--onnx] [--json out.json]
 
 Builds (first run only) a random full-size v2 SoVITS with :func:`write_random_sovits` into

@@ -1,7 +1,7 @@
 """Streaming benchmark: export N hours of synthetic chunk files and print peak RSS and time.
 
-    python -m export.bench                      # 10 h in 10 chapters, MP3, ACX preset
-    python -m export.bench --hours 1 --format flac --chapters 1
+    python -m jobs.bench.export_stream              # 10 h in 10 chapters, MP3, ACX preset
+    python -m jobs.bench.export_stream --hours 1 --format flac --chapters 1
 
 Chunks are speech-like synthetic signals (noise + harmonics under a syllable envelope, ~8 s each, 32 kHz
 16-bit WAV). To keep disk use small, 64 distinct files are written and the manifest points each chunk

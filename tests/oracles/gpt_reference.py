@@ -8,8 +8,8 @@ Randomness: the exponential race draws ``q`` from ``generator``; on CPU a ``torc
 with ``s`` yields the same stream as upstream after ``torch.manual_seed(s)``, so sampled (non-greedy)
 runs are reproducible against upstream too.
 
-The sampling math lives in :mod:`renderer.models.sampling` (``sample_next_tokens`` works on
-``[B, V]`` logits and is re-exported here for the engine).
+The sampling math lives in :mod:`tests.oracles.sampling` (``sample_next_tokens`` works on
+``[B, V]`` logits and is re-exported here).
 """
 
 from __future__ import annotations
@@ -21,7 +21,8 @@ import torch
 from torch import Tensor
 
 from renderer.models.gpt import Text2SemanticModel
-from renderer.models.sampling import MIN_STEPS_BEFORE_EOS, SampleOutput, sample_next_tokens, seen_mask
+from tests.oracles import gpt_forward as fwd
+from tests.oracles.sampling import MIN_STEPS_BEFORE_EOS, SampleOutput, sample_next_tokens, seen_mask
 
 __all__ = [
     "BatchInferResult",
@@ -93,22 +94,22 @@ def generate_reference(
     this many tokens were generated (kept).
     """
     eos = model.cfg.eos
-    x = model.embed_text(phone_ids.view(1, -1).long(), bert.view(1, bert.shape[0], -1).float())
+    x = fwd.embed_text(model, phone_ids.view(1, -1).long(), bert.view(1, bert.shape[0], -1).float())
     prompt_len = 0 if prompt is None else int(prompt.numel())
     seq = torch.zeros(0, dtype=torch.long) if prompt is None else prompt.view(-1).long().clone()
     if prompt_len:
-        xy = torch.cat([x, model.embed_semantic(seq.view(1, -1), 0)], dim=1)
+        xy = torch.cat([x, fwd.embed_semantic(model, seq.view(1, -1), 0)], dim=1)
     else:
         xy = x
-    h, cache = model.forward_full(xy, first_pass_mask(x.shape[1], prompt_len).view(1, 1, *([xy.shape[1]] * 2)))
+    h, cache = fwd.forward_full(model, xy, first_pass_mask(x.shape[1], prompt_len).view(1, 1, *([xy.shape[1]] * 2)))
     all_logits: list[Tensor] = []
     stopped_by_eos = False
     idx = 0
     for idx in range(MAX_STEPS):
         if idx > 0:
-            step_in = model.embed_semantic(seq[-1:].view(1, 1), prompt_len + idx - 1)
-            h, cache = model.forward_step(step_in, cache)
-        logits = model.logits(h[:, -1])
+            step_in = fwd.embed_semantic(model, seq[-1:].view(1, 1), prompt_len + idx - 1)
+            h, cache = fwd.forward_step(model, step_in, cache)
+        logits = fwd.logits(model, h[:, -1])
         all_logits.append(logits[0].clone())
         out = _sample_rows(logits, [seq], idx, options, [generator])
         seq = torch.cat([seq, out.tokens.view(1)])
@@ -145,11 +146,11 @@ def _batch_prefill(model: Text2SemanticModel, phones: list[Tensor], berts: list[
     x = torch.zeros(b, max_len, d)
     text_valid = torch.zeros(b, max_len, dtype=torch.bool)
     for i, (p, bt) in enumerate(zip(phones, berts, strict=True)):
-        emb = model.embed_text(p.view(1, -1).long(), bt.view(1, bt.shape[0], -1).float())[0]
+        emb = fwd.embed_text(model, p.view(1, -1).long(), bt.view(1, bt.shape[0], -1).float())[0]
         x[i, max_len - lens[i]:] = emb
         text_valid[i, max_len - lens[i]:] = True
     ly = int(prompt.numel())
-    y = model.embed_semantic(prompt.view(1, -1).long(), 0).expand(b, -1, -1)
+    y = fwd.embed_semantic(model, prompt.view(1, -1).long(), 0).expand(b, -1, -1)
     xy = torch.cat([x, y], dim=1)
     allowed = first_pass_mask(max_len, ly).view(1, 1, max_len + ly, max_len + ly).repeat(b, 1, 1, 1)
     allowed[:, 0, :, :max_len] &= text_valid.view(b, 1, max_len)
@@ -172,7 +173,7 @@ def generate_batch_infer_reference(
     ly = int(prompt.numel())
     xy, allowed = _batch_prefill(model, phones, berts, prompt)
     key_valid = allowed[:, 0, -1, :].clone()  # [B,S]: what a semantic query may attend to
-    h, cache = model.forward_full(xy, allowed)
+    h, cache = fwd.forward_full(model, xy, allowed)
     seqs = [prompt.view(-1).long().clone() for _ in range(b)]
     live = list(range(b))
     gens = generators or [None] * b
@@ -180,7 +181,7 @@ def generate_batch_infer_reference(
     idx_out = [0] * b
     first_logits = torch.zeros(0)
     for idx in range(MAX_STEPS):
-        logits = model.logits(h[:, -1])
+        logits = fwd.logits(model, h[:, -1])
         if idx == 0:
             first_logits = logits.clone()
         out = _sample_rows(logits, [seqs[r] for r in live], idx, options, [gens[r] for r in live])
@@ -201,7 +202,7 @@ def generate_batch_infer_reference(
         live = [live[j] for j in keep]
         cache = [(k[keep_t], v[keep_t]) for k, v in cache]
         key_valid = torch.cat([key_valid[keep_t], torch.ones(len(keep), 1, dtype=torch.bool)], dim=1)
-        step_in = model.embed_semantic(torch.stack([seqs[r][-1:] for r in live]), ly + idx)
-        h, cache = model.forward_step(step_in, cache, key_valid.view(len(live), 1, 1, -1))
+        step_in = fwd.embed_semantic(model, torch.stack([seqs[r][-1:] for r in live]), ly + idx)
+        h, cache = fwd.forward_step(model, step_in, cache, key_valid.view(len(live), 1, 1, -1))
     return BatchInferResult(ys=[y if y is not None else torch.zeros(0, dtype=torch.long) for y in ys],
                             idx=idx_out, first_logits=first_logits)

@@ -1,6 +1,6 @@
 """Micro-benchmark of the text frontend (normalise + G2P, no BERT) on one core.
 
-    python -m renderer.text.bench [--seconds 3] [--words 2000]
+    python -m jobs.bench.text [--seconds 3] [--words 2000]
 
 Prints English and Chinese sentences per second. Sentences vary (numbers change every round) so
 whole-sentence caching cannot help; per-word caches warm up as they would on a real book.

@@ -21,20 +21,18 @@ FLOP counts (multiply-add = 2 FLOPs), d = model width, L = layers, V = 1025:
 from __future__ import annotations
 
 import os
-import platform
 import resource
 import statistics
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 
 from renderer.engine.options import SamplingOptions
-from renderer.memory import huge_pages_enabled
+from renderer.hardware import cpu_has_bf16, cpu_info, cpu_isa
 
 
 @dataclass
@@ -89,8 +87,9 @@ class RssPeak:
     """Peak resident memory (MB) of this process while the block runs, sampled every 10 ms
     (``ru_maxrss`` cannot be reset, so it cannot give one stage's peak)."""
 
-    def __init__(self, interval_s: float = 0.01) -> None:
+    def __init__(self, interval_s: float = 0.01, on_sample: Callable[[float], None] | None = None) -> None:
         self.interval_s = interval_s
+        self.on_sample = on_sample
         self.peak_mb = 0.0
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -105,7 +104,10 @@ class RssPeak:
 
         def sample() -> None:
             while not self._stop.is_set():
-                self.peak_mb = max(self.peak_mb, process.memory_info().rss / 2**20)
+                rss_mb = process.memory_info().rss / 2**20
+                self.peak_mb = max(self.peak_mb, rss_mb)
+                if self.on_sample is not None:
+                    self.on_sample(rss_mb)
                 self._stop.wait(self.interval_s)
 
         self._thread = threading.Thread(target=sample, name="rss-sampler", daemon=True)
@@ -176,36 +178,10 @@ def machine_peak(quick: bool) -> list[Figure]:
     return out
 
 
-def cpu_flags() -> set[str]:
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:  # pragma: no cover - non-Linux
-        return set()
-    for line in text.splitlines():
-        if line.startswith("flags"):
-            return set(line.split(":", 1)[1].split())
-    return set()
-
-
-def cpu_has_bf16() -> bool:
-    """True when the CPU has native bf16 dot products (AVX512-BF16 or AMX)."""
-    flags = cpu_flags()
-    return "avx512_bf16" in flags or "amx_bf16" in flags
-
-
 def machine_info(threads: int) -> dict[str, Any]:
-    flags = cpu_flags()
-    model = ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:  # pragma: no cover
-        pass
-    return {"cpu": model or platform.processor(), "cores": os.cpu_count(), "threads": threads,
-            "isa": sorted(f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "fma")),
-            "torch": torch.__version__, "load_average": os.getloadavg(), "kv_huge_pages": huge_pages_enabled()}
+    cpu = cpu_info()
+    return {"cpu": cpu.model, "cores": cpu.logical_cpus, "threads": threads, "isa": cpu_isa(),
+            "torch": torch.__version__, "load_average": os.getloadavg()}
 
 
 # ------------------------------------------------------------------------------------------ FLOP counts

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
-from renderer.backends.base import VocodeItem
-from renderer.engine.api import Engine, VoiceParts
-from renderer.engine.bench import (
+from jobs.bench.measure import (
     ConvFlopCounter,
     Figure,
     RssPeak,
@@ -22,12 +17,14 @@ from renderer.engine.bench import (
     gpt_flops_per_token,
     gpt_prefill_flops,
 )
+from jobs.bench.voices import voice_shape
+from renderer.engine.api import Engine
+from renderer.engine.backend import VocodeItem
 from renderer.engine.decode import BatchDecoder, PreparedRow
 
-#: Realistic chunk shape (issue 8): phones per side, prompt semantic tokens.
-REF_PHONES = 60
+#: Target phones of a GPT-stage row (the reference phones and prompt tokens are the voice's: 60 and ≈ 150 for
+#: the random bench voice, see jobs.bench.voices).
 TARGET_PHONES = 60
-PROMPT_TOKENS = 150
 #: Chapter benchmark: generated tokens per target phone (25 tokens/s over ~12.5 phones/s of speech).
 TOKENS_PER_PHONE = 2
 
@@ -54,45 +51,6 @@ CHAPTER_TEXT = (
 )
 
 
-def bench_cache_dir(override: str | Path | None = None) -> Path:
-    """Where the generated full-size random voice lives (created on first use)."""
-    if override is not None:
-        return Path(override)
-    if os.environ.get("RENDER_BENCH_CACHE"):
-        return Path(os.environ["RENDER_BENCH_CACHE"])
-    base = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
-    return base / "audiobook-renderer" / "bench-v2-full"
-
-
-def bench_voice(cache: Path, log: Any = print) -> VoiceParts:
-    """Full-size random v2 GPT + SoVITS and a random prompt, generated once into ``cache``."""
-    from renderer.models.random_weights import write_random_gpt, write_random_sovits
-
-    cache.mkdir(parents=True, exist_ok=True)
-    gpt, sovits, prompt = cache / "gpt.ckpt", cache / "sovits.pth", cache / "prompt.npz"
-    if not gpt.is_file():
-        log(f"generating full-size random GPT into {gpt} (first run only)")
-        write_random_gpt(gpt.with_suffix(".tmp"), "full", 0)
-        gpt.with_suffix(".tmp").rename(gpt)
-    if not sovits.is_file():
-        log(f"generating full-size random SoVITS v2 into {sovits} (first run only)")
-        write_random_sovits(sovits.with_suffix(".tmp"), "v2", "full", 0)
-        sovits.with_suffix(".tmp").rename(sovits)
-    if not prompt.is_file():
-        from renderer.models.sovits import load_sovits
-
-        model, _cfg, _ckpt = load_sovits(sovits)
-        g = torch.Generator().manual_seed(0)
-        ge = model.reference_ge([torch.rand(1, 1025, 200, generator=g) * 5]).numpy()
-        np.savez(prompt, prompt_semantic=torch.randint(0, 1024, (PROMPT_TOKENS,), generator=g).numpy(),
-                 ref_phone_ids=torch.randint(1, 732, (REF_PHONES,), generator=g).numpy(),
-                 ref_bert=np.zeros((1024, REF_PHONES), np.float32), ge=ge)
-    with np.load(prompt) as data:
-        return VoiceParts(gpt_path=gpt, sovits_path=sovits, prompt_semantic=data["prompt_semantic"],
-                          ref_phone_ids=data["ref_phone_ids"], ref_bert=data["ref_bert"], ge=data["ge"],
-                          name="bench-v2-full", folder=cache)
-
-
 @dataclass
 class GPTRun:
     prefill_positions_per_s: float
@@ -110,7 +68,7 @@ def gpt_rows(voice: Any, batch: int, n_tokens: int, seed: int) -> list[PreparedR
     for i in range(batch):
         target = rng.integers(1, 732, TARGET_PHONES)
         rows.append(PreparedRow(key=f"b{i}", phone_ids=np.concatenate([voice.ref_phone_ids, target]),
-                                bert=np.zeros((1024, REF_PHONES + TARGET_PHONES), np.float32), seed=i,
+                                bert=np.zeros((1024, len(voice.ref_phone_ids) + TARGET_PHONES), np.float32), seed=i,
                                 forced=rng.integers(0, 1024, n_tokens)))
     return rows
 
@@ -127,7 +85,7 @@ def gpt_run(engine: Engine, batch: int, n_tokens: int, dims: tuple[int, int]) ->
     wall = time.perf_counter() - start
     s = decoder.stats
     d, n_layer = dims
-    positions = REF_PHONES + TARGET_PHONES + PROMPT_TOKENS
+    positions = row_positions(voice)
     mean_keys = positions + n_tokens / 2
     decode_flops = s.row_steps * gpt_flops_per_token(d, n_layer, mean_keys)
     return GPTRun(prefill_positions_per_s=batch * positions / s.prefill_seconds,
@@ -135,6 +93,12 @@ def gpt_run(engine: Engine, batch: int, n_tokens: int, dims: tuple[int, int]) ->
                   decode_wall_tokens_per_s=s.row_steps / max(wall - s.prefill_seconds, s.step_seconds),
                   prefill_gflops=gpt_prefill_flops(d, n_layer, positions, batch) / s.prefill_seconds / 1e9,
                   decode_gflops=decode_flops / s.step_seconds / 1e9)
+
+
+def row_positions(voice: Any) -> int:
+    """Prefill positions of a GPT-stage row: reference phones + target phones + prompt tokens."""
+    ref_phones, prompt_tokens = voice_shape(voice)
+    return ref_phones + TARGET_PHONES + prompt_tokens
 
 
 def gpt_figures(engine: Engine, batches: list[int], n_tokens: int, runs: int) -> list[Figure]:
@@ -154,7 +118,7 @@ def gpt_figures(engine: Engine, batches: list[int], n_tokens: int, runs: int) ->
         dec.extra["gflops"] = float(np.median([r.decode_gflops for r in results]))
         dec.extra["peak_rss_mb"] = rss.peak_mb
         out.append(Figure.from_values(f"gpt_prefill_b{batch}", "pos/s", [r.prefill_positions_per_s for r in results],
-                                      {"batch": batch, "positions_per_row": REF_PHONES + TARGET_PHONES + PROMPT_TOKENS,
+                                      {"batch": batch, "positions_per_row": row_positions(engine.voice),
                                        "gflops": float(np.median([r.prefill_gflops for r in results]))}))
         out.append(dec)
         out.append(Figure.from_values(f"gpt_decode_wall_b{batch}", "tok/s",
@@ -168,7 +132,7 @@ def _gpt_dims(engine: Engine) -> tuple[int, int]:
     sidecar = getattr(engine.backend, "sidecar", None)
     if sidecar is not None:
         return int(sidecar["gpt"]["d_model"]), int(sidecar["gpt"]["n_layer"])
-    dims = engine.backend.gpt.dims  # type: ignore[attr-defined]
+    dims = engine.backend.gpt.config  # type: ignore[attr-defined]
     return dims.d_model, dims.n_layer
 
 
