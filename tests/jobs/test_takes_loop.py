@@ -3,6 +3,7 @@ far too short, or are clean, on cue (tests/fakes/takes.py)."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import soundfile as sf
 
 from jobs.db import sqlite_url
 from jobs.engines import SetupCache
+from jobs.metrics import RunMetrics
 from jobs.store import Store
 from jobs.takes import take_key
 from jobs.worker import Worker, WorkerOptions, WorkerReport
@@ -103,6 +105,14 @@ def test_the_counts_are_right(rendered: tuple[Store, WorkerReport, Path]) -> Non
     assert report.rerolled == 6 and report.doubtful == 1
     assert report.done == len(store.status.chunk_rows())
     assert ["[[takes:cap,cap,cap]]" in c.text for c in store.takes.doubtful(book_id)] == [True]
+
+
+def test_run_metrics_count_the_rerolled_takes(rendered: tuple[Store, WorkerReport, Path]) -> None:
+    _store, report, _root = rendered
+    metrics = RunMetrics(worker_id="w")
+    metrics.on_batch(report)
+    found = re.search(r"^render_rerolled_takes_total\{[^}]*\} (\S+)$", metrics.render(), re.MULTILINE)
+    assert found and float(found.group(1)) == report.rerolled == 6
 
 
 @pytest.mark.parametrize("batch_size", [3, 5])
