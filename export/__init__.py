@@ -19,7 +19,7 @@ from export.book import export_book
 from export.errors import DiskFullError, EncoderUnavailableError, ExportError, ReadAlongError
 from export.model import BookInfo, ChapterManifest, ChunkAudio, NavMark
 from export.options import PRESETS, ExportOptions, PauseOptions
-from export.report import ExportReport
+from export.report import ExportReport, TakeSummary
 
 __all__ = [
     "PRESETS",
@@ -34,5 +34,6 @@ __all__ = [
     "NavMark",
     "PauseOptions",
     "ReadAlongError",
+    "TakeSummary",
     "export_book",
 ]

@@ -26,7 +26,7 @@ from export.master import RMS_GUARD_MARGIN_DB, Mastered, master_chapter
 from export.model import BookInfo, ChapterManifest
 from export.options import ExportOptions
 from export.readalong import ReadAlongSource, check_source
-from export.report import ChapterReport, ExportReport, FileReport, check_coverage
+from export.report import ChapterReport, ExportReport, FileReport, TakeSummary, check_coverage
 from export.space import estimate_bytes, free_bytes, is_disk_full
 from export.tags import tag_file
 from export.verify import Measurement, check_compliance, measure, measure_file
@@ -86,9 +86,10 @@ def _check_numbers(chapters: list[ChapterManifest]) -> None:
 
 
 def export_book(book: BookInfo, chapters: list[ChapterManifest], out_dir: Path, options: ExportOptions,
-                read_along: ReadAlongSource | None = None) -> ExportReport:
+                read_along: ReadAlongSource | None = None, *, takes: TakeSummary | None = None) -> ExportReport:
     """Write one file per chapter (or one M4B / single file), verify each, write report.json + report.txt;
     subtitles when ``options.subtitles`` asks for them, and the read-along EPUB when ``read_along`` is given.
+    ``takes``: the take check's figures, copied into the report.
 
     Files are named and numbered by each chapter's plan number (``ChapterManifest.index``). A full disk
     raises :class:`DiskFullError` with the space needed; the caller's folder may hold partial files then
@@ -100,7 +101,8 @@ def export_book(book: BookInfo, chapters: list[ChapterManifest], out_dir: Path, 
         check_source(read_along.epub, read_along.sha256)  # an EPUB 2, a changed book: say so before the work
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    report = ExportReport(book.title, book.author, options.preset, options.format, options.to_dict(), out_dir=out_dir)
+    report = ExportReport(book.title, book.author, options.preset, options.format, options.to_dict(), out_dir=out_dir,
+                          takes=takes)
     tmp = Path(tempfile.mkdtemp(prefix=".export-", dir=out_dir))
     try:
         _export_all(book, chapters, out_dir, tmp, options, report, read_along)

@@ -87,6 +87,25 @@ class Coverage:
                 "suspicious": [asdict(s) for s in self.suspicious]}
 
 
+@dataclass(frozen=True)
+class TakeSummary:
+    """The take check's figures for the book (from the job store): takes rendered again because their check
+    failed, chunks whose best take is still doubtful (listed in ``review``), chunks a person decided on."""
+
+    rerolled: int = 0
+    doubtful: int = 0
+    accepted: int = 0
+    review: str = "review.html"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def to_text(self) -> str:
+        line = (f"Takes: {self.rerolled} re-rolled, {self.doubtful} chunk(s) still doubtful, "
+                f"{self.accepted} accepted by a person")
+        return line + (f" (listen to the doubtful ones in {self.review})" if self.doubtful else "")
+
+
 @dataclass
 class ExportReport:
     book_title: str
@@ -99,6 +118,7 @@ class ExportReport:
     coverage: Coverage = field(default_factory=lambda: Coverage(0, 0))
     out_dir: Path | None = None
     listener_files: list[dict[str, Any]] = field(default_factory=list)  # subtitles, the read-along EPUB
+    takes: TakeSummary | None = None  # None: rendered without take checks (or exported outside the jobs layer)
 
     @property
     def passed(self) -> bool:
@@ -108,7 +128,8 @@ class ExportReport:
         return {"book": {"title": self.book_title, "author": self.author}, "preset": self.preset,
                 "format": self.format, "passed": self.passed, "options": self.options,
                 "files": [f.to_dict() for f in self.files], "chapters": [c.to_dict() for c in self.chapters],
-                "coverage": self.coverage.to_dict(), "listener_files": list(self.listener_files)}
+                "coverage": self.coverage.to_dict(), "listener_files": list(self.listener_files),
+                "takes": None if self.takes is None else self.takes.to_dict()}
 
     def to_text(self) -> str:
         lines = [f"Export report: {self.book_title} — {self.author}",
@@ -145,6 +166,8 @@ class ExportReport:
             detail = (f": {extra['synced_sentences']} sentences synchronised, {extra['unsynced_sentences']} not found "
                       "in the book's text" if extra["kind"] == "read-along" else "")
             lines.append(f"{extra['kind']}: {extra['name']}{detail}")
+        if self.takes is not None:
+            lines.append(self.takes.to_text())
         return "\n".join(lines) + "\n"
 
     def write(self, out_dir: Path) -> tuple[Path, Path]:

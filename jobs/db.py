@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     Engine,
@@ -55,6 +56,13 @@ WORKER_STATES = (WORKER_RUNNING, WORKER_STOPPED, WORKER_DEAD)
 #: (kill, crash, power loss, lost lease: counted in ``worker_deaths``, not as an attempt).
 ERROR_INPUT, ERROR_ENGINE, ERROR_WORKER = "input", "engine", "worker"
 ERROR_KINDS = (ERROR_INPUT, ERROR_ENGINE, ERROR_WORKER)
+
+#: How a done chunk's take came to be (``chunks.take_state``; None: rendered before takes were scored):
+#: clean at the first take; clean after re-rolls; still bad after ``--max-takes`` (a person should listen);
+#: chosen or accepted by a person (``render take``); a person asked for another take (pending/leased).
+TAKE_CLEAN, TAKE_REROLLED, TAKE_DOUBTFUL, TAKE_ACCEPTED, TAKE_REQUESTED = (
+    "clean", "rerolled", "doubtful", "accepted", "requested")
+TAKE_STATES = (TAKE_CLEAN, TAKE_REROLLED, TAKE_DOUBTFUL, TAKE_ACCEPTED, TAKE_REQUESTED)
 
 #: File name of the embedded store inside the output folder.
 SQLITE_FILENAME = "render.db"
@@ -127,6 +135,7 @@ class ChunkRow(Base):
         Index("ix_chunks_owner", "lease_owner"),
         one_of("status", CHUNK_STATES, "ck_chunks_status"),
         one_of("last_error_kind", ERROR_KINDS, "ck_chunks_last_error_kind"),
+        one_of("take_state", TAKE_STATES, "ck_chunks_take_state"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -156,6 +165,39 @@ class ChunkRow(Base):
     # Schema version 2: failure accounting (see ERROR_KINDS).
     worker_deaths: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error_kind: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    # Schema version 3: takes (see TakeRow and jobs.takes): the take rendered next (pending, leased) or in use
+    # (done), and how that take came to be.
+    take: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    take_state: Mapped[str | None] = mapped_column(String(16), nullable=True)
+
+
+class TakeRow(Base):
+    """One rendering of a chunk: its seed, score and reasons, and its audio until it is discarded."""
+
+    __tablename__ = "takes"
+    __table_args__ = (UniqueConstraint("chunk_id", "take", name="uq_takes_chunk_take"),
+                      Index("ix_takes_voice", "voice_id", "bad"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # (chunk_id, take) is unique: its index serves the lookups by chunk too
+    chunk_id: Mapped[int] = mapped_column(ForeignKey("chunks.id", ondelete="CASCADE"))
+    take: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int] = mapped_column(BigInteger)
+    score: Mapped[float] = mapped_column(Float)
+    bad: Mapped[bool] = mapped_column(Boolean)
+    reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    measures: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    audio_path: Mapped[str | None] = mapped_column(String(1024), nullable=True)  # None once discarded
+    duration_s: Mapped[float] = mapped_column(Float)
+    n_tokens: Mapped[int] = mapped_column(Integer)
+    n_phones: Mapped[int] = mapped_column(Integer)
+    timings: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    # The voice's speaking rate in this take, for the voice's norm (jobs.store.takes.norm_rates).
+    tokens_per_phone: Mapped[float | None] = mapped_column(Float, nullable=True)
+    speech_s_per_phone: Mapped[float | None] = mapped_column(Float, nullable=True)
+    voice_id: Mapped[str] = mapped_column(String(64))
+    worker_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[float] = mapped_column(Float)
 
 
 class WorkerRow(Base):

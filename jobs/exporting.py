@@ -127,7 +127,7 @@ def export_from_store(
 
     The files are made in ``out_dir/.export-staging`` and published when all of them are ready: a failure
     (a full disk, an encoder error) leaves the previous export in place and nothing half-written."""
-    from export import ExportOptions, export_book
+    from export import ExportOptions, TakeSummary, export_book
     from export.errors import DiskFullError
     from export.publish import publish
     from export.space import estimate_bytes, free_bytes, is_disk_full
@@ -143,7 +143,9 @@ def export_from_store(
     shutil.rmtree(staging, ignore_errors=True)
     try:
         staging.mkdir(parents=True)
-        report = export_book(book_info(book, len(chapters)), manifests, staging, options, source)
+        counts = store.takes.counts(book_id)
+        takes = TakeSummary(rerolled=counts.rerolled, doubtful=counts.doubtful, accepted=counts.accepted)
+        report = export_book(book_info(book, len(chapters)), manifests, staging, options, source, takes=takes)
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
         if isinstance(exc, DiskFullError) or (isinstance(exc, OSError) and is_disk_full(exc, Path(out_dir))):

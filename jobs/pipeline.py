@@ -27,6 +27,7 @@ from jobs.errors import JobsError
 from jobs.exporting import export_from_store
 from jobs.planner import BookPlan, VoiceRef, build_plan, parse_chapter_spec
 from jobs.recovery import adopt_chunk_audio
+from jobs.review import REVIEW_FILENAME, SHARED_STORE_NOTE, take_command, write_book_review
 from jobs.services import Services
 from jobs.store import (
     DEFAULT_MAX_ATTEMPTS,
@@ -36,7 +37,10 @@ from jobs.store import (
     Store,
     SyncReport,
 )
+from jobs.store.takes import TakeCounts
+from jobs.takes import DEFAULT_MAX_TAKES, TakePolicy
 from jobs.worker import Worker, WorkerOptions, WorkerReport, reap_dead_local_workers
+from renderer.takes.asr import load_transcriber
 
 if TYPE_CHECKING:
     from export import ExportReport
@@ -86,8 +90,15 @@ class RenderSettings:
     lease_s: float = 120.0
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     max_deaths: int = DEFAULT_MAX_DEATHS
+    #: takes per chunk at most (jobs.takes); stored with the book, not part of render keys
+    max_takes: int = DEFAULT_MAX_TAKES
+    #: a local faster-whisper model folder: the speech-recognition check joins the take score
+    asr_model: Path | None = None
+    #: lines at the top of review.html (e.g. the demo's note on its random voice)
+    review_notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        TakePolicy(max_takes=self.max_takes)  # validates
         if self.workers < 1:
             raise JobsError(f"--workers must be >= 1, got {self.workers}")
         if self.batch_size < 0:
@@ -105,6 +116,8 @@ class RunResult:
     failures: list[Failure] = field(default_factory=list)
     retried: RetryReport = RetryReport()  # failed chunks of earlier runs queued again by this one
     adopted: int = 0  # chunks whose audio was found on disk (jobs.recovery), not rendered
+    takes: TakeCounts = TakeCounts()
+    review: Path | None = None  # review.html of the doubtful chunks
 
 
 def default_out_dir(book: Path) -> Path:
@@ -160,12 +173,16 @@ def make_plan(
     overrides: Mapping[str, Any] | None = None,
     chapters: str | None = None,
     read_settings: ReadSettings = ReadSettings(),
+    max_takes: int | None = None,
 ) -> BookPlan:
-    """Read and plan a book (nothing is stored). Without a voice the render keys use a blank voice."""
+    """Read and plan a book (nothing is stored). Without a voice the render keys use a blank voice.
+    ``max_takes`` is stored with the book's options (beside, not inside, what render keys hash)."""
     book = read(book_path, read_settings)
     voice = setups.voice(voice_name) if voice_name else VoiceRef(name="", voice_id="")
     options = resolve_options(voice, overrides or {})
-    extra = {"read": read_settings.__dict__, "chapters": chapters}
+    extra: dict[str, Any] = {"read": read_settings.__dict__, "chapters": chapters}
+    if max_takes is not None:
+        extra["takes"] = {"max_takes": max_takes}
     lexicon = book_lexicon(book_path)
     return build_plan(
         book,
@@ -222,6 +239,8 @@ def _spawn_workers(
     ]
     if settings.voices_dir:
         cmd += ["--voices-dir", str(settings.voices_dir)]
+    if settings.asr_model:
+        cmd += ["--asr-model", str(settings.asr_model)]
     env = {**os.environ, "RENDER_DB": url}
     return [subprocess.Popen(cmd, stdout=subprocess.DEVNULL, env=env) for _ in range(n)]
 
@@ -240,7 +259,9 @@ def run_book(
         overrides=settings.overrides,
         chapters=settings.chapters,
         read_settings=settings.read,
+        max_takes=settings.max_takes,
     )
+    transcriber = load_transcriber(settings.asr_model)
     url = store_url(settings.out_dir, settings.db_url)
     root = audio_root(settings.out_dir, settings.db_url, settings.audio_dir)
     with Store(url, hooks=services.hooks) as store:
@@ -259,7 +280,7 @@ def run_book(
         )
         callback = (lambda report: on_batch(store, sync.book_id, report)) if on_batch else None
         worker = Worker(store, root, setups, options, on_batch=callback, hooks=services.hooks,
-                        write_audio=services.write_audio)
+                        write_audio=services.write_audio, transcriber=transcriber)
         if callback is not None:
             callback(worker.report)  # once before the first batch: progress and metrics start from the plan
         try:
@@ -285,6 +306,12 @@ def run_book(
             hooks=services.hooks,
         )
         result.failures = store.status.failures(sync.book_id)
+        result.takes = store.takes.counts(sync.book_id)
+        command = take_command(str(settings.book), settings.out_dir, settings.db_url, settings.audio_dir)
+        notes = settings.review_notes + (() if store.db.is_sqlite else (SHARED_STORE_NOTE,))
+        # Only a book with doubtful chunks gets a page; one written before is refreshed so it is never stale.
+        if result.takes.doubtful or (Path(settings.out_dir) / REVIEW_FILENAME).exists():
+            result.review = write_book_review(store, sync.book_id, root, settings.out_dir, command, notes=notes)
         store.db.verify()
         return result
 

@@ -21,6 +21,8 @@ class ClaimedChunk:
     language: str
     attempts: int
     worker_deaths: int = 0  # times a worker died holding it (jobs.store.deaths); at the limit it is claimed alone
+    boundary: str = "sentence"
+    take: int = 1  # the take to render (jobs.takes): 1, or a re-roll's number
 
 
 @dataclass(frozen=True)
@@ -197,4 +199,6 @@ def claimed_from_row(row: Any) -> ClaimedChunk:
         language=row.language,
         attempts=row.attempts,
         worker_deaths=row.worker_deaths,
+        boundary=row.boundary,
+        take=row.take,
     )

@@ -44,10 +44,12 @@ from jobs.events import JobHooks
 from jobs.planner import DEFAULT_CHARS_PER_SECOND
 from jobs.prefetch import FrontendPrefetch
 from jobs.store import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_DEATHS, BatchRecord, BookInfoRow, ClaimedChunk, Store
+from jobs.take_loop import TakeKeeper, request_key
 from renderer.errors import RendererError, TextError
 
 if TYPE_CHECKING:
     from renderer.engine.api import SynthesisRequest, SynthesisResult
+    from renderer.takes import Transcriber
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +130,8 @@ class WorkerReport:
     batches: int = 0
     done: int = 0
     failed: int = 0
+    rerolled: int = 0  # takes queued again because their check failed (jobs.takes)
+    doubtful: int = 0  # chunks done with a take that is still bad after --max-takes
     audio_s: float = 0.0
     interrupted: bool = False
     skipped_books: dict[int, str] = field(default_factory=dict)
@@ -202,6 +206,7 @@ class Worker:
         *,
         hooks: JobHooks = JobHooks(),
         write_audio: AudioWriter = write_chunk_audio,
+        transcriber: Transcriber | None = None,
     ) -> None:
         self.store = store
         self.audio_root = Path(audio_root)
@@ -220,6 +225,7 @@ class Worker:
         self._book_id: int | None = None  # the book of the batch in hand
         self._sample_rate = DEFAULT_SAMPLE_RATE  # of the audio the engine makes (known after the first result)
         self._prefetch = FrontendPrefetch()
+        self.takes = TakeKeeper(store, self.id, self.audio_root, transcriber)
 
     def request_stop(self) -> None:
         """Stop after the step in hand: the rest of the batch is released (a stop signal abandons it at once)."""
@@ -375,9 +381,10 @@ class Worker:
             log.warning("skipping book %d (%s): %s", book.id, book.title, exc)
             self.report.skipped_books[book.id] = str(exc)
             return
-        groups: dict[str, list[ClaimedChunk]] = {}
+        self.takes.begin(book, self.setups.voice(book.voice_name).voice)
+        groups: dict[str, list[ClaimedChunk]] = {}  # by request key: chunks of one text share a take
         for chunk in batch:
-            groups.setdefault(chunk.render_key, []).append(chunk)
+            groups.setdefault(request_key(chunk), []).append(chunk)
         try:
             requests = self._frontend(setup, groups, figures)
             self._prefetch_next(setup)
@@ -406,26 +413,34 @@ class Worker:
     def _frontend(
         self, setup: RenderSetup, groups: dict[str, list[ClaimedChunk]], figures: BatchFigures
     ) -> list[SynthesisRequest]:
-        """One request per distinct render key (its text prepared in the background while the previous
-        batch rendered, where possible); unspeakable text fails its chunks."""
+        """One request per distinct request key (render key and take; its text prepared in the background
+        while the previous batch rendered, where possible); unspeakable text fails its chunks."""
+        from dataclasses import replace
+
         from renderer.engine.text_requests import prepare_requests
 
         started = time.perf_counter()
-        ready: dict[str, SynthesisRequest] = {}
+        ready: dict[str, SynthesisRequest] = {}  # by render key: the text is the same for every take
         todo: dict[str, tuple[str, str]] = {}
-        for key, chunks in groups.items():
-            prefetched = self._prefetch.take(key)
+        for chunks in groups.values():
+            text_key = chunks[0].render_key
+            prefetched = self._prefetch.take(text_key)
             if prefetched is not None:
-                ready[key] = prefetched
-            else:
-                todo[key] = (chunks[0].normalized, chunks[0].language)
+                ready[text_key] = prefetched
+            elif text_key not in ready:
+                todo[text_key] = (chunks[0].normalized, chunks[0].language)
         with self._may_abandon():
             prepared = prepare_requests(setup.frontend, todo)
-        for key, reason in prepared.errors.items():
-            self._fail(groups[key], reason, ERROR_INPUT)
         ready.update(prepared.requests)
+        requests = []
+        for key, chunks in groups.items():
+            text_key = chunks[0].render_key
+            if text_key in prepared.errors:
+                self._fail(chunks, prepared.errors[text_key], ERROR_INPUT)
+            elif text_key in ready:
+                requests.append(replace(ready[text_key], key=key))
         figures.frontend_s += time.perf_counter() - started
-        return [ready[key] for key in groups if key in ready]
+        return requests
 
     def _prefetch_next(self, setup: RenderSetup) -> None:
         """Start preparing the text of the chunks the next claim will most likely take."""
@@ -464,7 +479,7 @@ class Worker:
                 if result is None:
                     break
                 request = waiting.pop(result.key)
-                self._finish(book, result, len(request.phone_ids), groups[result.key], figures)
+                self._finish(book, setup, result, len(request.phone_ids), groups[result.key], figures)
         except Exception as exc:
             if not (is_out_of_memory(exc) or isinstance(exc, RendererError)):
                 raise
@@ -505,12 +520,14 @@ class Worker:
     def _finish(
         self,
         book: BookInfoRow,
+        setup: RenderSetup,
         result: SynthesisResult,
         n_phones: int,
         chunks: list[ClaimedChunk],
         figures: BatchFigures,
     ) -> None:
-        """Write one result's audio and mark its chunks (those sharing its render key) done."""
+        """Write one result's audio, score the take and record it for its chunks (those sharing its render
+        key and take): done, or queued again for the next take (:mod:`jobs.take_loop`)."""
         self.hooks.at("synth")
         self._sample_rate = int(result.sample_rate)
         relpath = chunk_relpath(book.id, result.key)
@@ -521,15 +538,17 @@ class Worker:
         duration_s = len(result.audio) / float(result.sample_rate)
         timings = {k: float(v) for k, v in dict(result.timings or {}).items()}
         n_tokens = len(result.tokens)
+        scored = self.takes.score(chunks[0], result, n_phones, setup.options.sampling.seed)
         for chunk in chunks:
-            ok = self.store.queue.complete_chunk(
-                self.id, chunk.id, chunk.render_key, relpath, duration_s, n_tokens, n_phones, timings
-            )
-            if ok:
-                self.report.done += 1
-                figures.chunks += 1
-            else:
+            outcome = self.takes.keep(chunk, scored, relpath, duration_s, n_tokens, n_phones, timings)
+            if not outcome.recorded or outcome.decision is None:
                 log.warning("chunk %d was taken over or re-planned; its result is not recorded", chunk.id)
+            elif outcome.decision.reroll:
+                self.report.rerolled += 1
+            else:
+                self.report.done += 1
+                self.report.doubtful += int(outcome.decision.doubtful)
+                figures.chunks += 1
             self.hooks.at("done")
         figures.tokens += n_tokens
         figures.audio_s += duration_s

@@ -85,3 +85,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
 def pytest_make_collect_report(collector: pytest.Collector):  # type: ignore[no-untyped-def]
     outcome = yield
     _fail_required_skip(outcome.get_result())
+@pytest.fixture(scope="session")
+def browser():  # type: ignore[no-untyped-def]
+    """One headless Chromium for the whole run (pages we write are opened in it); skipped without one."""
+    from tests.browser import Browser, find_chromium
+
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("chromium is not installed (apt-get install chromium; .ci/run installs it)")
+    instance = Browser(executable)
+    yield instance
+    instance.close()

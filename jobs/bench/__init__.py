@@ -11,6 +11,7 @@ it runs, and ``tests/test_architecture.py`` checks both.
 * :mod:`jobs.bench.text` – the text frontend, sentences per second (``python -m jobs.bench.text``);
 * :mod:`jobs.bench.g2p` – the neural G2P for unknown English words against the dictionary
   (``python -m jobs.bench.g2p``);
+* :mod:`jobs.bench.takes` – throughput with re-rolls off and on (``render bench-takes``);
 * :mod:`jobs.bench.export_stream` – streaming export of hours of chunk files, peak RSS and time
   (``python -m jobs.bench.export_stream``).
 """

@@ -58,9 +58,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from jobs.cli import bench, doctor, export_cmd, render_cmd, say, text_cmd, voice
+    from jobs.cli import bench, doctor, export_cmd, render_cmd, say, takes_cmd, text_cmd, voice
 
-    for module in (render_cmd, voice, export_cmd, bench, doctor, say, text_cmd):
+    for module in (render_cmd, takes_cmd, voice, export_cmd, bench, doctor, say, text_cmd):
         for command in module.COMMANDS:
             cli.add_command(command)
 

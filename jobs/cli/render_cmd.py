@@ -17,6 +17,7 @@ from jobs.cli.status_view import print_status, status_json
 from jobs.engines import EngineSettings, SetupCache
 from jobs.errors import JobsError
 from jobs.store import DEFAULT_MAX_ATTEMPTS, DEFAULT_MAX_DEATHS, BookInfoRow, Store
+from jobs.takes import DEFAULT_MAX_TAKES
 
 if TYPE_CHECKING:
     from jobs.pipeline import ReadSettings
@@ -28,6 +29,11 @@ FORMATS = ("mp3", "m4b", "flac", "wav")
 PRESETS = ("acx", "podcast", "none")
 #: Semantic tokens per chunk in `render demo` (25 tokens = 1 s of audio).
 DEMO_MAX_TOKENS = 75
+#: Takes per chunk in `render demo`: the random voice's takes are all bad, so more would only cost time.
+DEMO_MAX_TAKES = 2
+DEMO_REVIEW_NOTE = ("The sample voice has random weights: it never ends a chunk by itself, so every take "
+                    "hits the token cap and is doubtful. The demo caps re-rolls at 2 takes per chunk "
+                    "(--max-takes 2); a trained voice re-rolls only its few bad takes.")
 
 
 def _common_store_options(func: Command) -> Command:
@@ -53,6 +59,10 @@ def _common_store_options(func: Command) -> Command:
 
 
 def _engine_options(func: Command) -> Command:
+    func = click.option("--asr-model", type=click.Path(exists=True, file_okay=False, path_type=Path),
+                        help="A local faster-whisper model folder: the word error rate of each take against "
+                             "its text joins the take's score (needs the faster-whisper package; nothing "
+                             "is downloaded).")(func)
     func = click.option("--max-deaths", type=click.IntRange(0, 100), default=DEFAULT_MAX_DEATHS, show_default=True,
                         hidden=True, help="Worker deaths while holding a chunk after which it is rendered alone "
                                           "(one more death fails it).")(func)
@@ -134,6 +144,12 @@ def chosen(**options: Any) -> dict[str, Any]:
 @click.option("--preset", type=click.Choice(PRESETS), default="acx", show_default=True,
               help="Loudness/encoding preset of the exported files.")
 @click.option("--single-file", is_flag=True, help="Also export the whole book as one file.")
+@click.option("--max-takes", type=click.IntRange(1, 20), default=DEFAULT_MAX_TAKES, show_default=True,
+              help="Takes per chunk at most: a take whose checks fail (loop, token cap, too fast or slow, "
+                   "long silence, clipping...) is rendered again with the chunk's next seed; the best is "
+                   "kept, and chunks still doubtful are listed in review.html. 1 = check, never re-roll.")
+@click.option("--review-note", "review_notes", multiple=True, hidden=True,
+              help="A line shown at the top of review.html (the demo explains its random voice).")
 @click.option("--seed", type=int, help="Base sampling seed (default: the voice's).")
 @click.option("--temperature", type=float, help="Sampling temperature.")
 @click.option("--top-k", type=int, help="Sampling top-k.")
@@ -149,7 +165,8 @@ def chosen(**options: Any) -> dict[str, Any]:
 def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, audio_dir: Path | None,
         chapters: str | None, workers: int, batch_size: int, backend: str, device: str, threads: int | None,
         voices_dir: Path | None, lease_s: float, max_attempts: int, max_deaths: int, export_format: str, preset: str,
-        single_file: bool, seed: int | None, temperature: float | None, top_k: int | None,
+        single_file: bool, max_takes: int, review_notes: tuple[str, ...], asr_model: Path | None,
+        seed: int | None, temperature: float | None, top_k: int | None,
         top_p: float | None, speed: float | None, max_tokens: int | None, precision: str | None,
         read: ReadSettings, subtitles: str | None = None, read_along: bool = False,
         metrics_file: Path | None = None, metrics_port: int | None = None, metrics_host: str = "127.0.0.1") -> None:
@@ -172,7 +189,8 @@ def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, a
                                                 speed=speed, max_tokens=max_tokens, precision=precision),
         read=read, export_format=export_format, preset=preset,
         single_file=single_file, lease_s=lease_s, max_attempts=max_attempts, max_deaths=max_deaths,
-        subtitles=subtitles, read_along=read_along,
+        subtitles=subtitles, read_along=read_along, max_takes=max_takes, asr_model=asr_model,
+        review_notes=tuple(review_notes),
     )
     with BookProgress() as progress, metrics_publisher(metrics_file, metrics_port, metrics_host, device) as metrics:
 
@@ -196,6 +214,12 @@ def run(book: Path, voice_name: str, out_dir: Path | None, db_url: str | None, a
         missing = result.exported.coverage.missing_parts
         if missing:
             click.echo(f"report: FAIL (coverage): parts of the book were not rendered: {'; '.join(missing)}")
+    takes = result.takes
+    if takes.rerolled or takes.doubtful or takes.accepted:
+        click.echo(f"takes: {takes.rerolled} re-rolled, {takes.doubtful} chunk(s) still doubtful, "
+                   f"{takes.accepted} accepted by a person")
+    if result.review is not None and takes.doubtful:
+        click.echo(f"listen to the doubtful chunks: {result.review}")
     for failure in result.failures[:10]:
         click.echo(f"  failed: chapter {failure.chapter_number} chunk {failure.idx}: {failure.error}", err=True)
     if counts["failed"]:
@@ -333,12 +357,14 @@ def retry_failed(book: str, out_dir: Path | None, db_url: str | None, audio_dir:
 @metrics_options
 def worker(db_url: str, audio_dir: Path, follow: bool, batch_size: int, backend: str, device: str,
            threads: int | None, voices_dir: Path | None, lease_s: float, max_attempts: int, max_deaths: int,
-           metrics_file: Path | None = None, metrics_port: int | None = None, metrics_host: str = "127.0.0.1") -> None:
+           asr_model: Path | None, metrics_file: Path | None = None, metrics_port: int | None = None,
+           metrics_host: str = "127.0.0.1") -> None:
     """Render chunks from a shared job store until the queue is empty (or forever with --follow).
 
     The worker needs the books' voices installed under the same names (same files) on its machine.
     """
     from jobs.worker import Worker, WorkerOptions
+    from renderer.takes.asr import load_transcriber
 
     services = current_services()
     setups = SetupCache(services.engines, voices_dir=voices_dir, settings=EngineSettings(backend, device, threads))
@@ -347,7 +373,7 @@ def worker(db_url: str, audio_dir: Path, follow: bool, batch_size: int, backend:
         options = WorkerOptions(batch_size=batch_size, lease_s=lease_s, follow=follow, max_attempts=max_attempts,
                                 max_deaths=max_deaths)
         job = Worker(store, audio_dir, setups, options, hooks=services.hooks, write_audio=services.write_audio,
-                     on_batch=metrics.on_batch if metrics else None)
+                     on_batch=metrics.on_batch if metrics else None, transcriber=load_transcriber(asr_model))
         if metrics is not None:
             metrics.metrics.worker_id = job.id
             metrics.metrics.watch_counts(store.status.counts)
@@ -385,9 +411,11 @@ def demo(ctx: click.Context, out_dir: Path, voices_dir: Path | None, export_form
     voice_name = ensure_sample_voice(ctx, voices_dir, version)
     book = sample_book()
     # The random sample voice rarely emits EOS: cap each chunk at 3 s (75 tokens) so the demo takes minutes.
+    # Every take of a random voice is bad (it runs to the token cap): re-rolls are capped at 2 takes, so the
+    # demo shows the loop and the review page without tripling its time.
     ctx.invoke(run, book=book, voice_name=voice_name, out_dir=out_dir, voices_dir=voices_dir,
                export_format=export_format, batch_size=0, max_tokens=DEMO_MAX_TOKENS, subtitles="vtt",
-               read_along=True)
+               read_along=True, max_takes=DEMO_MAX_TAKES, review_notes=(DEMO_REVIEW_NOTE,))
     files = sorted(p for p in out_dir.iterdir() if p.is_file() and p.suffix not in (".db", ".db-wal", ".db-shm"))
     click.echo(f"demo files in {out_dir.resolve()}:")
     for path in files:

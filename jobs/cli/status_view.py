@@ -45,6 +45,7 @@ def status_json(store: Store, book: BookInfoRow) -> dict[str, Any]:
         },
         "stage_shares": {k: round(v / stage_total, 4) for k, v in speed.stage_s.items()} if stage_total else {},
         "eta_s": None if eta_s is None else round(eta_s, 1),
+        "takes": store.takes.counts(book.id).to_dict(),
         "workers": [asdict(w) for w in store.workers.listed()],
         "chapters": chapters,
     }
@@ -64,6 +65,10 @@ def print_status(store: Store, book: BookInfoRow) -> None:
             click.echo(f"  time spent: {shares}")
     for worker in data["workers"]:
         click.echo(f"  worker {worker['id']} ({worker['state']}, heartbeat {worker['heartbeat_age_s']:.0f} s ago)")
+    takes = data["takes"]
+    if any(takes.values()):
+        click.echo(f"  takes: {takes['rerolled']} re-rolled, {takes['doubtful']} chunk(s) still doubtful "
+                   f"(`render review`), {takes['accepted']} accepted by a person")
     if data["eta_s"] is not None and (counts["pending"] or counts["leased"]):
         click.echo(f"  ETA: {data['eta_s'] / 60:.1f} min (at the recent rate)")
     for chapter in data["chapters"]:

@@ -21,7 +21,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from alembic.operations import Operations
-from sqlalchemy import Column, Float, Integer, String, Text, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 
 
 @dataclass(frozen=True)
@@ -120,7 +132,45 @@ def _v2(ops: Operations) -> None:
     _v2_workers(ops)
 
 
+# ----------------------------------------------------------------------------------------- version 3
+
+_V3_TAKE_STATES = ("clean", "rerolled", "doubtful", "accepted", "requested")
+
+
+def _v3(ops: Operations) -> None:
+    """Takes (issue 19): the take a chunk renders next or uses, how it came to be, and every take's seed,
+    score, reasons and audio. Chunks rendered before keep take 1 and no take state (never checked)."""
+    with ops.batch_alter_table("chunks") as batch:
+        batch.add_column(Column("take", Integer, nullable=False, server_default="1"))
+        batch.add_column(Column("take_state", String(16), nullable=True))
+        batch.create_check_constraint("ck_chunks_take_state", _in("take_state", _V3_TAKE_STATES))
+    ops.create_table(
+        "takes",
+        Column("id", Integer, primary_key=True),
+        Column("chunk_id", Integer, ForeignKey("chunks.id", ondelete="CASCADE"), nullable=False),
+        Column("take", Integer, nullable=False),
+        Column("seed", BigInteger, nullable=False),
+        Column("score", Float, nullable=False),
+        Column("bad", Boolean, nullable=False),
+        Column("reasons", JSON, nullable=False),
+        Column("measures", JSON, nullable=False),
+        Column("audio_path", String(1024), nullable=True),
+        Column("duration_s", Float, nullable=False),
+        Column("n_tokens", Integer, nullable=False),
+        Column("n_phones", Integer, nullable=False),
+        Column("timings", JSON, nullable=True),
+        Column("tokens_per_phone", Float, nullable=True),
+        Column("speech_s_per_phone", Float, nullable=True),
+        Column("voice_id", String(64), nullable=False),
+        Column("worker_id", String(128), nullable=False),
+        Column("created_at", Float, nullable=False),
+        UniqueConstraint("chunk_id", "take", name="uq_takes_chunk_take"),
+    )
+    ops.create_index("ix_takes_voice", "takes", ["voice_id", "bad"])
+
+
 STEPS: tuple[Step, ...] = (
     Step(2, "job states as a constrained set; failure accounting (chunk worker deaths and error kind, "
             "worker deaths)", _v2),
+    Step(3, "takes: every rendering of a chunk with its seed, score and reasons; the take in use", _v3),
 )

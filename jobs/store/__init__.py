@@ -7,7 +7,8 @@
 - ``store.workers`` (:mod:`.workers`): the worker registry (heartbeats, dead workers' leases:
   :mod:`.deaths`);
 - ``store.status`` (:mod:`.status`): books, chapters, chunk counts and failures as they stand;
-- ``store.stats`` (:mod:`.stats`): per-batch figures and throughput.
+- ``store.stats`` (:mod:`.stats`): per-batch figures and throughput;
+- ``store.takes`` (:mod:`.takes`): every take of a chunk, the re-roll loop, the review's doubtful chunks.
 
 Each public method is one transaction (:meth:`.session.Database.transaction`); database failures become
 :class:`jobs.errors.StoreError`. The tables are defined in :mod:`jobs.db`; nothing outside this package
@@ -34,6 +35,7 @@ from jobs.store.queue import DEFAULT_MAX_ATTEMPTS, ChunkQueue
 from jobs.store.session import Database
 from jobs.store.stats import BatchStats
 from jobs.store.status import StatusQueries
+from jobs.store.takes import TakeStore
 from jobs.store.workers import LocalWorker, WorkerInfo, WorkerRegistry
 
 __all__ = [
@@ -67,6 +69,7 @@ class Store:
         self.workers = WorkerRegistry(self.db)
         self.status = StatusQueries(self.db)
         self.stats = BatchStats(self.db)
+        self.takes = TakeStore(self.db)
 
     @property
     def url(self) -> str:

@@ -53,7 +53,7 @@ def _claimed_columns() -> tuple[Any, ...]:
     """The chunk columns a :class:`ClaimedChunk` is built from (``claimed_from_row``)."""
     return (ChunkRow.id, ChunkRow.book_id, ChunkRow.chapter_id, ChunkRow.chapter_position, ChunkRow.idx,
             ChunkRow.render_key, ChunkRow.text, ChunkRow.normalized, ChunkRow.language, ChunkRow.attempts,
-            ChunkRow.worker_deaths)
+            ChunkRow.worker_deaths, ChunkRow.boundary, ChunkRow.take)
 
 
 class ChunkQueue:
