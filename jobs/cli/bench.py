@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from jobs.cli.params import current_services
+from jobs.engines import EngineSettings
 from renderer.errors import RendererError
 from renderer.tuning import EngineTuning
 
@@ -323,4 +325,49 @@ def bench(quick: bool, as_json: bool, out_dir: Path | None, backend: str, device
         (out_dir / "bench.txt").write_text(table + "\n")
 
 
-COMMANDS: list[click.Command] = [bench]
+@click.command("bench-takes")
+@click.option("--book", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="Book to render (default: the sample book).")
+@click.option("--voice", "voice_name", help="Voice to render with (default: the sample voice, made if missing).")
+@click.option("--voices-dir", type=click.Path(file_okay=False, path_type=Path), help="Voice folder root.")
+@click.option("--chapters", help="Chapters to render, as numbered by `render plan` (default: all).")
+@click.option("--max-takes", type=click.IntRange(2, 20), default=3, show_default=True,
+              help="Takes per chunk at most in the run with re-rolls on (off is --max-takes 1).")
+@click.option("--max-tokens", type=click.IntRange(1, 1500), default=75, show_default=True,
+              help="Cap on semantic tokens per chunk (the demo's 75: a random voice seldom stops by itself).")
+@click.option("--runs", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="Renderings per mode (the figures are medians; the modes alternate).")
+@click.option("--batch-size", type=click.IntRange(0, 4096), default=0, show_default=True,
+              help="Engine batch size (0 = automatic, as `render run`).")
+@click.option("--backend", default="auto", show_default=True, help="Engine backend (see `render doctor`).")
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ...")
+@click.option("--threads", type=int, help="CPU threads for the engine.")
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON instead of a table.")
+@click.pass_context
+def bench_takes(ctx: click.Context, book: Path | None, voice_name: str | None, voices_dir: Path | None,
+                chapters: str | None, max_takes: int, max_tokens: int, runs: int, batch_size: int, backend: str,
+                device: str, threads: int | None, as_json: bool) -> None:
+    """Throughput of the same book with re-rolls off (--max-takes 1) and on: takes/s and chunks/s.
+
+    Renders the book from scratch RUNS times per mode in temporary folders (WAV export, no preset) and
+    prints the medians. With a random voice every take is bad, so "on" is the worst case: every chunk
+    gets --max-takes takes.
+    """
+    import json
+
+    from jobs.bench.takes import bench_takes as run_bench
+    from jobs.bench.takes import format_table
+    from jobs.cli.demo import ensure_sample_voice, sample_book
+
+    voice = voice_name or ensure_sample_voice(ctx, voices_dir)
+    figures = run_bench(book or sample_book(), voice, max_takes=max_takes, runs=runs, chapters=chapters,
+                        max_tokens=max_tokens, batch_size=batch_size, engine=EngineSettings(backend, device, threads),
+                        voices_dir=voices_dir, services=current_services(),
+                        log=lambda line: click.echo(line, err=True))
+    if as_json:
+        click.echo(json.dumps([f.to_dict() for f in figures], indent=2))
+    else:
+        click.echo(format_table(figures))
+
+
+COMMANDS: list[click.Command] = [bench, bench_takes]

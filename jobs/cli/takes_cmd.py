@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -11,6 +12,9 @@ from jobs.cli.render_cmd import _common_store_options, _engine_options, open_one
 from jobs.engines import EngineSettings, SetupCache
 from jobs.errors import JobsError
 from jobs.store import BookInfoRow, Store
+
+if TYPE_CHECKING:
+    from jobs.worker import WorkerOptions
 
 
 def _located(book: str, out_dir: Path | None, db_url: str | None,
@@ -61,7 +65,7 @@ def review(book: str, out_dir: Path | None, db_url: str | None, audio_dir: Path 
 @_engine_options
 def take(book: str, chunk: int, out_dir: Path | None, db_url: str | None, audio_dir: Path | None,
          reroll: bool, accept: bool, use: int | None, batch_size: int, backend: str, device: str,
-         threads: int | None, voices_dir: Path | None, lease_s: float, max_attempts: int,
+         threads: int | None, voices_dir: Path | None, lease_s: float, max_attempts: int, max_deaths: int,
          asr_model: Path | None) -> None:
     """Decide on CHUNK of BOOK (its number on the review page): --reroll, --accept or --use N.
 
@@ -73,9 +77,13 @@ def take(book: str, chunk: int, out_dir: Path | None, db_url: str | None, audio_
     store, found, out, root = _located(book, out_dir, db_url, audio_dir)
     with store:
         if reroll:
+            from jobs.worker import WorkerOptions
+
             number = store.takes.reroll(found.id, chunk)
             engine = EngineSettings(backend, device, threads)
-            _render_book(store, found.id, root, voices_dir, engine, batch_size, lease_s, max_attempts, asr_model)
+            options = WorkerOptions(batch_size=batch_size, lease_s=lease_s, max_attempts=max_attempts,
+                                    max_deaths=max_deaths, book_id=found.id, wait_for_others=True)
+            _render_book(store, root, voices_dir, engine, options, asr_model)
             outcome = _describe(store, chunk)
             click.echo(f"chunk {chunk}: rendered take {number}; {outcome}")
         else:
@@ -88,15 +96,13 @@ def take(book: str, chunk: int, out_dir: Path | None, db_url: str | None, audio_
     click.echo("run `render export BOOK` to put the chosen takes into the chapter files")
 
 
-def _render_book(store: Store, book_id: int, root: Path, voices_dir: Path | None, engine: EngineSettings,
-                 batch_size: int, lease_s: float, max_attempts: int, asr_model: Path | None) -> None:
-    from jobs.worker import Worker, WorkerOptions
+def _render_book(store: Store, root: Path, voices_dir: Path | None, engine: EngineSettings, options: WorkerOptions,
+                 asr_model: Path | None) -> None:
+    from jobs.worker import Worker
     from renderer.takes.asr import load_transcriber
 
     services = current_services()
     setups = SetupCache(services.engines, voices_dir=voices_dir, settings=engine)
-    options = WorkerOptions(batch_size=batch_size, lease_s=lease_s, max_attempts=max_attempts, book_id=book_id,
-                            wait_for_others=True)
     Worker(store, root, setups, options, hooks=services.hooks, write_audio=services.write_audio,
            transcriber=load_transcriber(asr_model)).run()
 
@@ -110,49 +116,4 @@ def _describe(store: Store, chunk_id: int) -> str:
     return f"take {in_use} of {len(takes)} in use ({verdict}{score})"
 
 
-@click.command("bench-takes")
-@click.option("--book", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Book to render (default: the sample book).")
-@click.option("--voice", "voice_name", help="Voice to render with (default: the sample voice, made if missing).")
-@click.option("--voices-dir", type=click.Path(file_okay=False, path_type=Path), help="Voice folder root.")
-@click.option("--chapters", help="Chapters to render, as numbered by `render plan` (default: all).")
-@click.option("--max-takes", type=click.IntRange(2, 20), default=3, show_default=True,
-              help="Takes per chunk at most in the run with re-rolls on (off is --max-takes 1).")
-@click.option("--max-tokens", type=click.IntRange(1, 1500), default=75, show_default=True,
-              help="Cap on semantic tokens per chunk (the demo's 75: a random voice seldom stops by itself).")
-@click.option("--runs", type=click.IntRange(1, 20), default=3, show_default=True,
-              help="Renderings per mode (the figures are medians; the modes alternate).")
-@click.option("--batch-size", type=click.IntRange(0, 4096), default=0, show_default=True,
-              help="Engine batch size (0 = automatic, as `render run`).")
-@click.option("--backend", default="auto", show_default=True, help="Engine backend (see `render doctor`).")
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:1, ...")
-@click.option("--threads", type=int, help="CPU threads for the engine.")
-@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON instead of a table.")
-@click.pass_context
-def bench_takes(ctx: click.Context, book: Path | None, voice_name: str | None, voices_dir: Path | None,
-                chapters: str | None, max_takes: int, max_tokens: int, runs: int, batch_size: int, backend: str,
-                device: str, threads: int | None, as_json: bool) -> None:
-    """Throughput of the same book with re-rolls off (--max-takes 1) and on: takes/s and chunks/s.
-
-    Renders the book from scratch RUNS times per mode in temporary folders (WAV export, no preset) and
-    prints the medians. With a random voice every take is bad, so "on" is the worst case: every chunk
-    gets --max-takes takes.
-    """
-    import json
-
-    from jobs.bench.takes import bench_takes as run_bench
-    from jobs.bench.takes import format_table
-    from jobs.cli.demo import ensure_sample_voice, sample_book
-
-    voice = voice_name or ensure_sample_voice(ctx, voices_dir)
-    figures = run_bench(book or sample_book(), voice, max_takes=max_takes, runs=runs, chapters=chapters,
-                        max_tokens=max_tokens, batch_size=batch_size, engine=EngineSettings(backend, device, threads),
-                        voices_dir=voices_dir, services=current_services(),
-                        log=lambda line: click.echo(line, err=True))
-    if as_json:
-        click.echo(json.dumps([f.to_dict() for f in figures], indent=2))
-    else:
-        click.echo(format_table(figures))
-
-
-COMMANDS = [review, take, bench_takes]
+COMMANDS = [review, take]  # render bench-takes: jobs/cli/bench.py (benchmarks)
