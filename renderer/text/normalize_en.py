@@ -61,7 +61,8 @@ def _money(amount: str, one: str, many: str, sub_one: str, sub_many: str) -> str
     if len(parts) > 2:
         return f"{amount} {many}"
     whole = int(parts[0].replace(",", "")) if parts[0].replace(",", "") else 0
-    cents = int(parts[1].ljust(2, "0")[:2]) if len(parts) > 1 and parts[1] else 0
+    sub = parts[1].replace(",", "") if len(parts) > 1 else ""  # "$.,1": a comma is no digit (never crash)
+    cents = int(sub.ljust(2, "0")[:2]) if sub else 0
     if whole and cents:
         return f"{whole} {one if whole == 1 else many} and {cents} {sub_one if cents == 1 else sub_many}"
     if whole:
@@ -132,8 +133,12 @@ _TITLES = {
     "wm": "William", "chas": "Charles", "thos": "Thomas", "jas": "James", "geo": "George", "benj": "Benjamin",
     "robt": "Robert", "saml": "Samuel", "jno": "John", "edw": "Edward", "richd": "Richard",
 }  # fmt: skip
-_TITLE_RE = re.compile(r"\b(" + "|".join(sorted(_TITLES, key=len, reverse=True)) + r")\.(?=\s)", re.IGNORECASE)
-_ROAD_RE = re.compile(r"\b(Dr|St)\.(?=(\s+[\"“(]?\w)?)")
+# A title glued to a capital ("Mr.Smith", "ASt.") is where the original's capital split puts a space later:
+# matched there too, so that normalising twice gives the same text.
+_GLUED = r"(?:\b|(?<=[A-Za-z0-9])(?-i:(?=[A-Z])))"
+_TITLE_RE = re.compile(_GLUED + r"(" + "|".join(sorted(_TITLES, key=len, reverse=True))
+                       + r")\.(?=[\s,;:!?)]|(?-i:[A-Z]))", re.IGNORECASE)
+_ROAD_RE = re.compile(_GLUED + r"(Dr|St)\.(?=(\s+[\"“(]?\w)?)")
 _SENTENCE_START_RE = re.compile(r"\s+(The|A|An|He|She|It|I|We|They|You|This|That|There|But|And|So|Then|His|Her|My)\b")
 _UNITS = {
     "kg": ("kilogram", "kilograms"), "cm": ("centimeter", "centimeters"), "mm": ("millimeter", "millimeters"),

@@ -254,7 +254,9 @@ def map_punctuation_zh(text: str) -> str:
     pos = 0
     for m in _LATIN_RUN_RE.finditer(text):
         out.append(_chinese_marks(text[pos : m.start()]))
-        out.append(normalize_en(m.group(0)).strip(" ,.!?…-"))
+        # "AA-A" reads "A A- A" in English; a hyphen before a space would meet the next pass's space removal
+        # and become an operator ("A减A"), so inside Chinese it is only the space it stands for.
+        out.append(re.sub(r"-\s+", " ", normalize_en(m.group(0))).strip(" ,.!?…-"))
         pos = m.end()
     out.append(_chinese_marks(text[pos:]))
     joined = ""

@@ -99,9 +99,24 @@ def test_language_detection_and_split() -> None:
     assert [s.language for s in split_languages(text, "en")] == ["en", "zh", "en"]
 
 
-@settings(max_examples=80, deadline=None)
+# derandomized: the same 300 examples in every run (CI cannot fail on a new draw); cases found while
+# exploring with random draws are pinned below
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.text(max_size=200))
 def test_property_normalisation_is_idempotent(text: str) -> None:
     for language in ("en", "zh"):
         once = normalize(text, language)
         assert normalize(once, language) == once
+
+
+@pytest.mark.parametrize(("text", "language"), [
+    ("AA-A", "zh"), ("AA - A", "zh"), ("Mr.A", "en"), ("ASt.", "en"), ("$。:1", "en"),
+    ("zero St.", "en"), ("×.", "zh"),
+])
+def test_normalisation_is_idempotent_on_cases_hypothesis_found(text: str, language: str) -> None:
+    once = normalize(text, language)
+    assert once and normalize(once, language) == once
+
+
+def test_money_with_a_comma_after_the_point_does_not_crash() -> None:
+    assert "cents" in normalize("$.,1", "en")
