@@ -76,6 +76,7 @@ OPTIONS: dict[str, str] = {
     "packed_linear": "render bench --tune",
     "vocoder_bucket_tokens": "render bench --tune",
     "vocoder_batch": "render bench --tune",
+    "vocoder_window_s": "render bench --tune",
 }
 
 _ON = ("1", "true", "yes", "on")
@@ -104,6 +105,9 @@ class EngineTuning:
         the same).
     vocoder_batch: chunks the torch vocoder renders at once; None = measured (``measure``), else 1 on CPU,
         8 on GPU.
+    vocoder_window_s: on CPU a chunk longer than this (plus two margins of its receptive field, ≈ 0.4 s) is
+        generated this many seconds at a time: the same audio, with the generator's memory bounded by the
+        window instead of the chunk (0 = whole chunks).
     overlap: run the vocoder on a background thread while the GPT decodes; None = measured (``measure``),
         else off.
     measure: choose the settings left automatic (batch_size, vocoder_batch, overlap) by measuring this
@@ -121,6 +125,7 @@ class EngineTuning:
     huge_pages: bool = False
     vocoder_bucket_tokens: int = 16
     vocoder_batch: int | None = None
+    vocoder_window_s: float = 6.0
     overlap: bool | None = None
     measure: bool = True
     memory_budget_mb: float | None = None
@@ -247,6 +252,7 @@ _SPECS: dict[str, _Spec] = {
     "huge_pages": _Spec("flag", "1/0 (on/off, yes/no, true/false)"),
     "vocoder_bucket_tokens": _Spec("int", "a whole number of tokens >= 0"),
     "vocoder_batch": _Spec("int", "a whole number >= 1 or 'auto'", 1, optional=True),
+    "vocoder_window_s": _Spec("float", "a number of seconds >= 0"),
     "overlap": _Spec("flag", "1/0 (on/off, yes/no, true/false) or 'auto'", optional=True),
     "measure": _Spec("flag", "1/0 (on/off, yes/no, true/false)"),
     "memory_budget_mb": _Spec("float", "a number of megabytes > 0 or 'auto'", 0, exclusive=True, optional=True),

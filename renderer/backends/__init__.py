@@ -93,7 +93,8 @@ def torch_vocoder(voice: Any, device: str, tuning: EngineTuning | None = None) -
     tuning = tuning if tuning is not None else EngineTuning()
     model, _cfg, _ckpt = load_sovits(voice.sovits_path)
     return TorchVocoder(model, voice.ge, device=device, max_batch=tuning.vocoder_batch,
-                        bucket_tokens=tuning.vocoder_bucket_tokens)
+                        bucket_tokens=tuning.vocoder_bucket_tokens,
+                        window_s=tuning.vocoder_window_s)
 
 
 def _torch_backend(voice: Any, device: str, precision: str, tuning: EngineTuning) -> Any:

@@ -40,7 +40,7 @@ from renderer.memory import release_free_memory
 from renderer.rounding import round_up
 
 #: Bump when what is measured or how it is chosen changes: cached results of older versions are ignored.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: the KV cache gets only the room the memory budget leaves (choices of 1 ignored it)
 #: A smaller batch within this share of the fastest measured one is preferred (less memory, less padding).
 TOLERANCE = 0.05
 #: Two stages running side by side on one machine's cores slow each other by 5-20 % (measured on the 2-core
@@ -385,7 +385,10 @@ def limits_for(tuning: Any) -> Limits:
     from renderer.engine.batching import CPU_KV_BUDGET
 
     kv_mb = tuning.kv_budget_mb if tuning.kv_budget_mb is not None else CPU_KV_BUDGET / 2**20
-    return Limits(tuning.memory_budget_mb or CPU_MEMORY_BUDGET_MB, float(kv_mb))
+    # a chunk longer than the vocoder's window is generated a window at a time (plus its margins, < 1 s)
+    window = float(getattr(tuning, "vocoder_window_s", 0.0) or 0.0)
+    chunk_s = min(PLANNED_CHUNK_SECONDS, window + 1.0) if window > 0 else PLANNED_CHUNK_SECONDS
+    return Limits(tuning.memory_budget_mb or CPU_MEMORY_BUDGET_MB, float(kv_mb), chunk_s)
 
 
 def wants_measurement(tuning: Any, backend: Any) -> bool:

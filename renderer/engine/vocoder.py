@@ -40,7 +40,7 @@ class TorchVocoder:
 
     def __init__(self, model: torch.nn.Module, ge: Tensor | np.ndarray, device: str = "cpu",
                  max_batch: int | None = None, autocast_dtype: torch.dtype | None = None,
-                 bucket_tokens: int = 16) -> None:
+                 bucket_tokens: int = 16, window_s: float = 0.0) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device).eval()
         self.ge = torch.as_tensor(np.asarray(ge, dtype=np.float32)).reshape(1, -1, 1).to(self.device)
@@ -53,6 +53,9 @@ class TorchVocoder:
         # masked at every layer, so the audio is the same as unpadded within float rounding (tested).
         # 0 = exact lengths.
         self.bucket_tokens = bucket_tokens
+        # A long chunk's generator activations grow with its length (≈ 41 MB per audio second, full-size
+        # v2 fp32): on CPU it is generated window_s seconds at a time, which bounds that memory.
+        self.window_s = window_s
         #: reduced-precision autocast (fp16 on CUDA) for the convolutions; None = float32
         self.autocast_dtype: torch.dtype | None = None
         #: the precision asked for with :meth:`set_precision` (None = float32)
@@ -70,7 +73,8 @@ class TorchVocoder:
         if self.device.type == "cpu":
             from renderer.models.sovits_fast import prepare_for_inference
 
-            prepare_for_inference(self.model, "bf16" if dtype == torch.bfloat16 else "fp32")  # type: ignore[arg-type]
+            prepare_for_inference(self.model, "bf16" if dtype == torch.bfloat16 else "fp32",  # type: ignore[arg-type]
+                                  window_s=self.window_s)
             self.autocast_dtype = None
         else:
             self.autocast_dtype = dtype

@@ -24,6 +24,7 @@ model's ``state_dict()`` keeps exactly the checkpoint's keys. It runs on CPU onl
 from __future__ import annotations
 
 import functools
+import math
 from typing import Literal
 
 import torch
@@ -116,14 +117,18 @@ def _zero_tails(x: Tensor, lengths: list[int] | None) -> Tensor:
 class FastGenerator(nn.Module):
     """Same function as :class:`Generator` (B rows, masks from ``lengths``), faster on CPU."""
 
-    def __init__(self, gen: Generator, precision: Precision = "fp32") -> None:
+    def __init__(self, gen: Generator, precision: Precision = "fp32", window_frames: int = 0) -> None:
         super().__init__()
         if precision not in _DTYPES:
             raise ValueError(f"precision must be one of {sorted(_DTYPES)}, got {precision!r}")
         self.precision = precision
         self.dtype = _DTYPES[precision]
         self.rates = list(gen.rates)
+        self.samples_per_frame = math.prod(self.rates)
         self.num_kernels = gen.num_kernels
+        #: frames generated at once for long unpadded rows (0 = the whole row); see :meth:`_windowed`
+        self.margin_frames = receptive_field_frames(gen) + 2
+        self.window_frames = window_frames if _window_aligned(gen) else 0
         # conv_pre/cond/conv_post are kept as the reference modules (float32, [B,C,T]).
         self._ref = [gen]  # a list: not registered as a submodule, so no state_dict entries
         self.ups = [_UpConv(u, self.dtype) for u in gen.ups]  # type: ignore[arg-type]
@@ -139,7 +144,40 @@ class FastGenerator(nn.Module):
                 raise TypeError(f"unknown resblock type {type(rb).__name__}")
 
     def forward(self, x: Tensor, g: Tensor | None, lengths: Tensor | None = None) -> Tensor:
-        """x [B,inter,F] f32, g [B,gin,1], lengths [B] frames (None = all valid) -> [B,1,F*prod(rates)] f32."""
+        """x [B,inter,F] f32, g [B,gin,1], lengths [B] frames (None = all valid) -> [B,1,F*prod(rates)] f32.
+
+        Rows without padding longer than ``window_frames`` (plus the margins) are generated a window at a
+        time (:meth:`_windowed`): the same audio, with the memory of one window instead of the whole chunk.
+        """
+        total = x.shape[2]
+        valid = total if lengths is None else int(lengths.max())
+        if not (self.window_frames and valid > self.window_frames + 2 * self.margin_frames):
+            return self._whole(x, g, lengths)
+        if x.shape[0] == 1 and valid < total:
+            # one row padded to its length bucket: the masked tail is what zero padding past the end gives,
+            # so the valid frames alone make the same audio; the tail's audio is silence (callers cut it)
+            audio = self._windowed(x[:, :, :valid], g)
+            return F.pad(audio, (0, (total - valid) * self.samples_per_frame))
+        if _padded_lengths(lengths, total) is None:
+            return self._windowed(x, g)
+        return self._whole(x, g, lengths)  # a ragged batch: rows of different lengths stay whole
+
+    def _windowed(self, x: Tensor, g: Tensor | None) -> Tensor:
+        """Each window of ``window_frames`` is generated with ``margin_frames`` of its neighbours on both
+        sides (at least the receptive field, :func:`receptive_field_frames`), which are then cut off: every
+        output sample kept saw exactly the inputs it sees in the whole chunk, so the audio is the same
+        (within float rounding: oneDNN may pick another kernel for another length)."""
+        total, step, margin = x.shape[2], self.window_frames, self.margin_frames
+        per_frame = self.samples_per_frame
+        pieces = []
+        for start in range(0, total, step):
+            stop = min(start + step, total)
+            lo, hi = max(0, start - margin), min(total, stop + margin)
+            audio = self._whole(x[:, :, lo:hi], g, None)
+            pieces.append(audio[:, :, (start - lo) * per_frame : (stop - lo) * per_frame])
+        return torch.cat(pieces, dim=2)
+
+    def _whole(self, x: Tensor, g: Tensor | None, lengths: Tensor | None) -> Tensor:
         gen = self._ref[0]
         with torch.autocast("cpu", enabled=False):
             h = gen.conv_pre(x.float())
@@ -184,6 +222,37 @@ def _resblock2(x: Tensor, convs: list[tuple[_Conv, _Conv | None]], lengths: list
     return x
 
 
+def receptive_field_frames(gen: Generator) -> int:
+    """Input frames on each side that one output sample of ``gen`` can depend on (an upper bound).
+
+    Summed stage by stage, each in the units of its own sample rate and rounded up to whole frames:
+    conv_pre, each transposed convolution (an output sample sees ceil(kernel/stride) inputs), the widest
+    resblock of each stage (its convolutions in sequence), conv_post."""
+    frames = 0
+    scale = 1  # samples of the current stage per input frame
+
+    def conv_reach(conv: nn.Module) -> int:
+        kernel, dilation = int(conv.kernel_size[0]), int(conv.dilation[0])  # type: ignore[index]
+        return (kernel - 1) * dilation // 2 + 1
+
+    frames += conv_reach(gen.conv_pre)
+    for i, up in enumerate(gen.ups):
+        frames += math.ceil(math.ceil(int(up.kernel_size[0]) / int(up.stride[0])) / scale)  # type: ignore[index]
+        scale *= int(up.stride[0])  # type: ignore[index]
+        widest = 0
+        for rb in list(gen.resblocks)[i * gen.num_kernels : (i + 1) * gen.num_kernels]:
+            convs = list(getattr(rb, "convs1", [])) + list(getattr(rb, "convs2", [])) + list(getattr(rb, "convs", []))
+            widest = max(widest, sum(conv_reach(c) for c in convs))
+        frames += math.ceil(widest / scale)
+    frames += math.ceil(conv_reach(gen.conv_post) / scale)
+    return frames
+
+
+def _window_aligned(gen: Generator) -> bool:
+    """Windows line up with the whole output only if every upsampler makes exactly stride x its input."""
+    return all((int(u.kernel_size[0]) - int(u.stride[0])) == 2 * int(u.padding[0]) for u in gen.ups)  # type: ignore[index]
+
+
 def _padded_lengths(lengths: Tensor | None, size: int) -> list[int] | None:
     """Row lengths as a list, or None when no row is shorter than ``size`` (nothing to mask)."""
     if lengths is None:
@@ -192,7 +261,8 @@ def _padded_lengths(lengths: Tensor | None, size: int) -> list[int] | None:
     return values if any(n < size for n in values) else None
 
 
-def prepare_for_inference(model: SoVITSModel, precision: Precision = "fp32", compile: bool = False) -> SoVITSModel:
+def prepare_for_inference(model: SoVITSModel, precision: Precision = "fp32", compile: bool = False,
+                          window_s: float = 0.0) -> SoVITSModel:
     """Make ``model.decode`` use the fast CPU generator (in place; returns ``model``; idempotent).
 
     ``precision='bf16'`` runs the generator in bfloat16 (raises ValueError if the CPU lacks native bf16,
@@ -200,6 +270,7 @@ def prepare_for_inference(model: SoVITSModel, precision: Precision = "fp32", com
     weight freezing) of the reference generator: measured slower than the fast generator, with a long
     compilation per new input shape (docs/benchmarks-history.md), so it exists for comparison only. The reference
     modules and ``state_dict()`` are untouched; the model is put in eval mode without gradients.
+    ``window_s`` > 0 generates long chunks that many seconds at a time (:meth:`FastGenerator._windowed`).
     """
     if precision not in _DTYPES:
         raise ValueError(f"precision must be one of {sorted(_DTYPES)}, got {precision!r}")
@@ -216,6 +287,9 @@ def prepare_for_inference(model: SoVITSModel, precision: Precision = "fp32", com
             compiled._sovits_compiled = True  # type: ignore[attr-defined]
             model.fast_dec = compiled  # type: ignore[assignment]
         return model
-    if not (isinstance(current, FastGenerator) and current.precision == precision):
-        model.fast_dec = FastGenerator(model.dec, precision)
+    frames_per_s = model.cfg.sampling_rate / model.cfg.samples_per_frame
+    window_frames = max(0, round(window_s * frames_per_s))
+    if not (isinstance(current, FastGenerator) and current.precision == precision
+            and current.window_frames == (window_frames if _window_aligned(model.dec) else 0)):
+        model.fast_dec = FastGenerator(model.dec, precision, window_frames)
     return model

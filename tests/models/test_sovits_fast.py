@@ -157,3 +157,51 @@ def test_export_tracing_uses_reference_generator(prepared):
 
     torch.jit.trace(probe, (z,), check_trace=False)
     assert seen == [False]
+
+
+def _long_input(gen, cfg: SoVITSConfig, frames: int, seed: int = 5):
+    rng = torch.Generator().manual_seed(seed)
+    x = torch.randn(1, cfg.inter_channels, frames, generator=rng)
+    g = torch.randn(1, gen.cond.in_channels, 1, generator=rng) if gen.cond is not None else None
+    return x, g
+
+
+@pytest.mark.parametrize("which", ["v2", "v2pp"])
+def test_receptive_field_bounds_what_one_output_sample_sees(prepared, which):
+    """Changing one input frame changes the reference generator's output only within the computed reach:
+    the margin a window needs (sovits_fast.receptive_field_frames) is an upper bound, not a guess."""
+    ref, _, cfg = prepared[which]
+    reach = sovits_fast.receptive_field_frames(ref.dec)
+    x, g = _long_input(ref.dec, cfg, 4 * reach + 9)
+    with torch.no_grad():
+        base = ref.dec(x, g)[0, 0]
+        frame = x.shape[2] // 2
+        nudged = x.clone()
+        nudged[:, :, frame] += 1.0
+        changed = ((ref.dec(nudged, g)[0, 0] - base).abs() > 0).nonzero().flatten()
+    assert changed.numel() > 0
+    per_frame = cfg.samples_per_frame
+    assert int(changed.min()) >= (frame - reach) * per_frame
+    assert int(changed.max()) < (frame + 1 + reach) * per_frame
+
+
+@pytest.mark.parametrize("which", ["v2", "v2pp"])
+def test_long_rows_are_generated_in_windows_with_the_same_audio(prepared, which, monkeypatch):
+    ref, _, cfg = prepared[which]
+    whole = FastGenerator(ref.dec, "fp32", 0)
+    windowed = FastGenerator(ref.dec, "fp32", 40)
+    x, g = _long_input(ref.dec, cfg, 3 * 40 + 2 * windowed.margin_frames + 7)
+    calls = []
+    inner = windowed._whole
+    monkeypatch.setattr(windowed, "_whole", lambda *a: calls.append(a[0].shape[2]) or inner(*a))
+    with torch.no_grad():
+        expected, got = whole(x, g), windowed(x, g)
+    # windows, never the whole row
+    assert len(calls) == -(-x.shape[2] // 40) and max(calls) <= 40 + 2 * windowed.margin_frames
+    assert got.shape == expected.shape
+    assert (got - expected).abs().max().item() <= FP32_TOL
+    calls.clear()
+    with torch.no_grad():  # a short row, and rows with padding (a ragged batch), are generated whole
+        windowed(x[:, :, :60], g)
+        windowed(x.expand(2, -1, -1), g.expand(2, -1, -1) if g is not None else None, torch.tensor([x.shape[2], 50]))
+    assert calls == [60, x.shape[2]]
