@@ -288,8 +288,9 @@ def format_table(doc: dict[str, Any]) -> str:
 @click.option("--tune", "tune", multiple=True, metavar="NAME=VALUE",
               help="Engine tuning for this run, over the RENDER_* environment (repeatable), for A/B measurements: "
                    "batch_size, threads, kv_budget_mb, attention=auto|numba|torch, packed_linear=0|1, "
-                   "huge_pages=0|1, vocoder_bucket_tokens, vocoder_batch, overlap=0|1, mmap_threshold_mb, "
-                   "onednn_primitive_cache (see renderer/tuning.py). The tuning is recorded in the JSON.")
+                   "huge_pages=0|1, vocoder_bucket_tokens, vocoder_batch, vocoder_window_s, overlap=0|1, "
+                   "mmap_threshold_mb, onednn_primitive_cache (see renderer/tuning.py). "
+                   "The tuning is recorded in the JSON.")
 def bench(quick: bool, as_json: bool, out_dir: Path | None, backend: str, device: str, precision: str,
           threads: int | None, batch_sizes: str | None, tokens: int | None, runs: int, stages: str,
           cache_dir: Path | None, model_version: str, voice_name: str | None, voices_dir: Path | None,
