@@ -160,7 +160,10 @@ class FastGenerator(nn.Module):
             return F.pad(audio, (0, (total - valid) * self.samples_per_frame))
         if _padded_lengths(lengths, total) is None:
             return self._windowed(x, g)
-        return self._whole(x, g, lengths)  # a ragged batch: rows of different lengths stay whole
+        # a ragged batch with a long row: row by row, each in windows (batching long rows saves little)
+        rows = [self.forward(x[i : i + 1], g if g is None or g.shape[0] == 1 else g[i : i + 1],
+                             None if lengths is None else lengths[i : i + 1]) for i in range(x.shape[0])]
+        return torch.cat(rows, dim=0)
 
     def _windowed(self, x: Tensor, g: Tensor | None) -> Tensor:
         """Each window of ``window_frames`` is generated with ``margin_frames`` of its neighbours on both
