@@ -155,12 +155,16 @@ def measured_settings_checks(voice: str | None = None, voices_dir: str | None = 
 
 
 def _settings_lines(settings: MeasuredSettings) -> list[Check]:
+    from renderer.engine.autotune import measured_when_busy
+
     info = settings.info
     head = (f"voice {info.get('voice', '?')}, {info.get('precision', '?')}, {info.get('threads', '?')} threads: "
             f"GPT batch {settings.batch_size}, vocoder batch {settings.vocoder_batch}, "
             f"{'vocoder beside the GPT' if settings.overlap else 'stages in turn'} "
             f"(measured {info.get('measured_at', '?')} in {settings.measurements.seconds:.1f} s, "
             f"load {info.get('load_average', '?')})")
+    if measured_when_busy(settings):
+        head += "; measured on a busy machine: measured again on the first run when it is quiet"
     return [Check("measured settings", True, head)] + [Check("  why", True, reason) for reason in settings.reasons]
 
 

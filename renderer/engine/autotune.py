@@ -411,8 +411,12 @@ def measured_settings(voice: Any, backend: Any, tuning: Any, refresh: bool = Fal
     limits = limits_for(tuning)
     key = cache_key(voice, "cpu", precision, threads, limits)
     cached = None if refresh else load_cached(key)
-    if cached is not None:
+    if cached is not None and not (measured_when_busy(cached) and quiet_now()):
         return cached
+    if cached is not None and log is not None:
+        busy_load = (cached.info.get("load_average") or [0.0])[0]
+        log(f"measuring the engine settings again: they were measured at load {busy_load} and the machine is "
+            "quieter now")
     cache = getattr(backend, "cache", None)
     kv_mb = kv_bytes_per_row(cache.n_layer, cache.n_head * cache.head_dim, cache.dtype) / 2**20 if cache else 0.0
     max_rows = min(CPU_MAX_ROWS, int(limits.kv_budget_mb // kv_mb)) if kv_mb else 0
@@ -428,6 +432,27 @@ def measured_settings(voice: Any, backend: Any, tuning: Any, refresh: bool = Fal
                                "load_average": _load_average()})
     store_cached(key, chosen)
     return chosen
+
+
+def _cpus() -> int:
+    return os.cpu_count() or 1
+
+
+def measured_when_busy(settings: MeasuredSettings) -> bool:
+    """Whether ``settings`` were measured while at least twice as many threads as cores wanted to run: then
+    the rates are wrong (on a 2-vCPU machine at load 10, 8-49 tok/s where the quiet machine gives 195-360)."""
+    load = settings.info.get("load_average") or []
+    return bool(load) and float(load[0]) > BUSY_LOAD_PER_CPU * _cpus()
+
+
+def quiet_now() -> bool:
+    """No more runnable threads than cores: a measurement now is worth more than one taken when busy."""
+    load = _load_average()
+    return load is not None and load[0] <= _cpus()
+
+
+#: A 1-minute load above this many runnable threads per core marks a measurement as taken on a busy machine.
+BUSY_LOAD_PER_CPU = 2.0
 
 
 def _load_average() -> list[float] | None:

@@ -84,6 +84,7 @@ def test_measured_once_cached_and_overridden(monkeypatch: Any, tmp_path: Any, ti
     monkeypatch.setattr(autotune, "GPT_BATCHES", (2, 4))
     monkeypatch.setattr(autotune, "VOCODER_TOKENS", 8)
     monkeypatch.setattr(autotune, "STEP_WINDOW_S", 0.0)
+    monkeypatch.setattr(autotune, "_load_average", lambda: [0.5, 0.5, 0.5])  # a quiet machine throughout
     tuning = EngineTuning(threads=1)
     engine = open_engine(tiny_voice, backend="torch", precision="fp32", tuning=tuning)
     files = list((tmp_path / "audiobook-renderer" / "tuning").glob("*.json"))
@@ -132,3 +133,36 @@ def test_doctor_shows_the_cached_choice_and_why(monkeypatch: Any, tmp_path: Any)
     lines = [c["detail"] for c in json.loads(result.output) if c["name"].strip() in ("measured settings", "why")]
     assert "voice narrator, fp32, 2 threads: GPT batch 32, vocoder batch 1, stages in turn" in lines[0]
     assert "load [0.5, 0.4, 0.3]" in lines[0] and list(chosen.reasons) == lines[1:]
+    assert "busy machine" not in lines[0]
+    monkeypatch.setattr(autotune, "_cpus", lambda: 2)
+    autotune.store_cached("k1", dataclasses.replace(chosen, info={"voice": "narrator", "load_average": [9.0, 8, 7]}))
+    result = CliRunner().invoke(cli, ["doctor", "--json"])
+    busy = next(c["detail"] for c in json.loads(result.output) if c["name"].strip() == "measured settings")
+    assert "measured on a busy machine: measured again on the first run when it is quiet" in busy
+
+
+def test_settings_measured_on_a_busy_machine_are_measured_again_once_it_is_quiet(monkeypatch: Any, tmp_path: Any,
+                                                                                   tiny_voice: Any) -> None:
+    from renderer.backends import open_engine
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(autotune, "GPT_BATCHES", (2,))
+    monkeypatch.setattr(autotune, "VOCODER_TOKENS", 8)
+    monkeypatch.setattr(autotune, "STEP_WINDOW_S", 0.0)
+    monkeypatch.setattr(autotune, "_cpus", lambda: 2)
+    measured = []
+    real_measure = autotune.measure
+    monkeypatch.setattr(autotune, "measure", lambda *a, **k: measured.append(1) or real_measure(*a, **k))
+    tuning = EngineTuning(threads=1)
+    load = [10.0, 8.0, 5.0]  # 5x the cores
+    monkeypatch.setattr(autotune, "_load_average", lambda: list(load))
+    open_engine(tiny_voice, backend="torch", precision="fp32", tuning=tuning)
+    open_engine(tiny_voice, backend="torch", precision="fp32", tuning=tuning)
+    assert len(measured) == 1  # still busy: the busy measurement is used rather than another busy one
+    load[:] = [1.5, 3.0, 4.0]  # no more runnable threads than cores now
+    open_engine(tiny_voice, backend="torch", precision="fp32", tuning=tuning)
+    assert len(measured) == 2
+    (cached,) = autotune.cached_settings()
+    assert cached.info["load_average"] == [1.5, 3.0, 4.0] and not autotune.measured_when_busy(cached)
+    open_engine(tiny_voice, backend="torch", precision="fp32", tuning=tuning)
+    assert len(measured) == 2  # a quiet measurement stays
