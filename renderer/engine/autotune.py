@@ -40,7 +40,7 @@ from renderer.memory import release_free_memory
 from renderer.rounding import round_up
 
 #: Bump when what is measured or how it is chosen changes: cached results of older versions are ignored.
-FORMAT_VERSION = 2  # 2: the KV cache gets only the room the memory budget leaves (choices of 1 ignored it)
+FORMAT_VERSION = 3  # 2: the KV cache gets only the room the memory budget leaves; 3: and the text frontend its share
 #: A smaller batch within this share of the fastest measured one is preferred (less memory, less padding).
 TOLERANCE = 0.05
 #: Two stages running side by side on one machine's cores slow each other by 5-20 % (measured on the 2-core
@@ -98,6 +98,8 @@ class Limits:
     memory_budget_mb: float
     kv_budget_mb: float
     chunk_seconds: float = PLANNED_CHUNK_SECONDS
+    #: what the rest of the process holds beside the engine (text frontend, job store, export)
+    reserve_mb: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -140,7 +142,7 @@ def choose(m: Measurements, limits: Limits) -> MeasuredSettings:
     batch = None
     # the KV cache may take what the budget leaves beside the engine and one vocoder chunk in flight
     one_chunk_mb = m.vocoder_mb_per_audio_s * limits.chunk_seconds if m.vocoder_audio_per_s else 0.0
-    kv_room = min(limits.kv_budget_mb, limits.memory_budget_mb - m.base_mb - one_chunk_mb)
+    kv_room = min(limits.kv_budget_mb, limits.memory_budget_mb - m.base_mb - limits.reserve_mb - one_chunk_mb)
     allowed = {b: r for b, r in m.gpt_tokens_per_s.items() if b * m.kv_mb_per_row <= kv_room}
     allowed = allowed or ({min(m.gpt_tokens_per_s): m.gpt_tokens_per_s[min(m.gpt_tokens_per_s)]}
                           if m.gpt_tokens_per_s else {})
@@ -155,7 +157,7 @@ def choose(m: Measurements, limits: Limits) -> MeasuredSettings:
     vocoder = None
     if m.vocoder_audio_per_s:
         kv_mb = (batch or 0) * m.kv_mb_per_row
-        room = limits.memory_budget_mb - m.base_mb - kv_mb
+        room = limits.memory_budget_mb - m.base_mb - limits.reserve_mb - kv_mb
         per_chunk = m.vocoder_mb_per_audio_s * limits.chunk_seconds
         fits = {b: r for b, r in m.vocoder_audio_per_s.items() if b == 1 or b * per_chunk <= room}
         vocoder, fastest = _smallest_near_best(fits)
@@ -173,8 +175,9 @@ def choose(m: Measurements, limits: Limits) -> MeasuredSettings:
 def _kv_room_text(limits: Limits, kv_room: float, base_mb: float, one_chunk_mb: float) -> str:
     if kv_room >= limits.kv_budget_mb:
         return f"KV budget {limits.kv_budget_mb:.0f} MB"
+    reserve = f"{limits.reserve_mb:.0f} MB text frontend and the rest - " if limits.reserve_mb else ""
     return (f"KV room {max(kv_room, 0):.0f} MB: {limits.memory_budget_mb:.0f} MB budget - {base_mb:.0f} MB engine - "
-            f"{one_chunk_mb:.0f} MB for a {limits.chunk_seconds:.0f} s chunk in the vocoder")
+            f"{reserve}{one_chunk_mb:.0f} MB for a {limits.chunk_seconds:.0f} s chunk in the vocoder")
 
 
 def _choose_overlap(m: Measurements, batch: int | None, vocoder: int | None, reasons: list[str]) -> bool:
@@ -379,6 +382,10 @@ def cached_settings() -> list[MeasuredSettings]:
 # ------------------------------------------------------------------------------------------ the engine's entry
 #: Memory budget on CPU when ``EngineTuning.memory_budget_mb`` is automatic (MB).
 CPU_MEMORY_BUDGET_MB = 3000.0
+#: Memory the process holds beside the engine, which the measurement does not see because it is loaded later:
+#: the text frontend (measured 0.50 GB: English dictionary and neural G2P 0.14, Chinese dictionaries 0.16,
+#: the BERT) and the job store and export (BENCHMARKS.md, the book stage). Software, not CPU, sets it.
+CPU_RESERVE_MB = 500.0
 
 
 def limits_for(tuning: Any) -> Limits:
@@ -388,7 +395,7 @@ def limits_for(tuning: Any) -> Limits:
     # a chunk longer than the vocoder's window is generated a window at a time (plus its margins, < 1 s)
     window = float(getattr(tuning, "vocoder_window_s", 0.0) or 0.0)
     chunk_s = min(PLANNED_CHUNK_SECONDS, window + 1.0) if window > 0 else PLANNED_CHUNK_SECONDS
-    return Limits(tuning.memory_budget_mb or CPU_MEMORY_BUDGET_MB, float(kv_mb), chunk_s)
+    return Limits(tuning.memory_budget_mb or CPU_MEMORY_BUDGET_MB, float(kv_mb), chunk_s, CPU_RESERVE_MB)
 
 
 def wants_measurement(tuning: Any, backend: Any) -> bool:

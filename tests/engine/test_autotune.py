@@ -115,6 +115,12 @@ def test_the_gpt_batch_leaves_room_for_the_engine_and_a_vocoder_chunk() -> None:
     chosen = choose(EPYC_FP32, Limits(memory_budget_mb=3000.0, kv_budget_mb=1600.0))
     assert chosen.batch_size == 16
     assert "KV room 1405 MB: 3000 MB budget - 1100 MB engine - 495 MB for a 15 s chunk" in chosen.reasons[0]
+    # the text frontend's share, loaded after the measurement, comes off too: 905 MB = 18 rows, so 16 still;
+    # with 1000 MB of it, 405 MB = 8 rows
+    reserved = choose(EPYC_FP32, Limits(memory_budget_mb=3000.0, kv_budget_mb=1600.0, reserve_mb=500.0))
+    assert reserved.batch_size == 16 and "500 MB text frontend and the rest" in reserved.reasons[0]
+    assert choose(EPYC_FP32, Limits(3000.0, 1600.0, reserve_mb=1000.0)).batch_size == 8
+    assert autotune.limits_for(EngineTuning()).reserve_mb == autotune.CPU_RESERVE_MB > 0
 
 
 def test_doctor_shows_the_cached_choice_and_why(monkeypatch: Any, tmp_path: Any) -> None:
