@@ -148,7 +148,8 @@ def choose(m: Measurements, limits: Limits) -> MeasuredSettings:
                           if m.gpt_tokens_per_s else {})
     if allowed:
         batch, fastest = _smallest_near_best(allowed)
-        why = "the fastest" if batch == fastest else (
+        fits_all = len(allowed) == len(m.gpt_tokens_per_s)
+        why = ("the fastest" if fits_all else "the fastest that fits") if batch == fastest else (
             f"within {TOLERANCE:.0%} of batch {fastest}'s {allowed[fastest]:.0f} tok/s with "
             f"{(fastest - batch) * m.kv_mb_per_row:.0f} MB less KV cache")
         reasons.append(f"GPT batch {batch}: {why} (decode steps, {_rates_text(m.gpt_tokens_per_s, 'tok/s')}; "
