@@ -27,7 +27,7 @@ from jobs.errors import JobsError
 from jobs.exporting import export_from_store
 from jobs.planner import BookPlan, VoiceRef, build_plan, parse_chapter_spec
 from jobs.recovery import adopt_chunk_audio
-from jobs.review import REVIEW_FILENAME, SHARED_STORE_NOTE, take_command, write_book_review
+from jobs.review import REVIEW_FILENAME, take_command, write_book_review
 from jobs.services import Services
 from jobs.store import (
     DEFAULT_MAX_ATTEMPTS,
@@ -307,11 +307,11 @@ def run_book(
         )
         result.failures = store.status.failures(sync.book_id)
         result.takes = store.takes.counts(sync.book_id)
-        command = take_command(str(settings.book), settings.out_dir, settings.db_url, settings.audio_dir)
-        notes = settings.review_notes + (() if store.db.is_sqlite else (SHARED_STORE_NOTE,))
         # Only a book with doubtful chunks gets a page; one written before is refreshed so it is never stale.
         if result.takes.doubtful or (Path(settings.out_dir) / REVIEW_FILENAME).exists():
-            result.review = write_book_review(store, sync.book_id, root, settings.out_dir, command, notes=notes)
+            command = take_command(str(settings.book), settings.out_dir, settings.db_url, settings.audio_dir)
+            result.review = write_book_review(store, sync.book_id, root, settings.out_dir, command,
+                                              notes=settings.review_notes)
         store.db.verify()
         return result
 

@@ -76,7 +76,8 @@ def review_page(store: Store, book_id: int, audio_root: Path, out_dir: Path, com
 
 def write_book_review(store: Store, book_id: int, audio_root: Path, out_dir: Path, command: Sequence[str], *,
                       embed_audio: bool = False, notes: Sequence[str] = ()) -> Path:
-    """Write ``<out_dir>/review.html`` and return its path."""
+    """Write ``<out_dir>/review.html`` and return its path (with a shared store, a note on finding it)."""
+    notes = tuple(notes) + (() if store.db.is_sqlite else (SHARED_STORE_NOTE,))
     page = review_page(store, book_id, audio_root, out_dir, command, notes)
     return write_review(page, Path(out_dir) / REVIEW_FILENAME, embed_audio=embed_audio)
 

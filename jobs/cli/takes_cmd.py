@@ -31,11 +31,10 @@ def _located(book: str, out_dir: Path | None, db_url: str | None,
 
 def _rewrite_review(store: Store, found: BookInfoRow, book: str, out: Path, root: Path, db_url: str | None,
                     audio_dir: Path | None, out_dir: Path | None, embed_audio: bool = False) -> Path:
-    from jobs.review import SHARED_STORE_NOTE, take_command, write_book_review
+    from jobs.review import take_command, write_book_review
 
-    notes = () if store.db.is_sqlite else (SHARED_STORE_NOTE,)
     command = take_command(book, out_dir, db_url, audio_dir)
-    return write_book_review(store, found.id, root, out, command, embed_audio=embed_audio, notes=notes)
+    return write_book_review(store, found.id, root, out, command, embed_audio=embed_audio)
 
 
 @click.command("review")

@@ -443,7 +443,9 @@ def measured_settings(voice: Any, backend: Any, tuning: Any, refresh: bool = Fal
 
 
 def _cpus() -> int:
-    return os.cpu_count() or 1
+    from renderer.hardware import cpu_info
+
+    return cpu_info().logical_cpus
 
 
 def measured_when_busy(settings: MeasuredSettings) -> bool:

@@ -53,8 +53,9 @@ class TorchVocoder:
         # masked at every layer, so the audio is the same as unpadded within float rounding (tested).
         # 0 = exact lengths.
         self.bucket_tokens = bucket_tokens
-        # A long chunk's generator activations grow with its length (≈ 41 MB per audio second, full-size
-        # v2 fp32): on CPU it is generated window_s seconds at a time, which bounds that memory.
+        # The generator's working memory grows with the chunk's length (oneDNN's convolutions: 2-4 MB per
+        # frame, full-size v2 fp32, BENCHMARKS.md): on CPU a long chunk is generated window_s seconds at a
+        # time, which bounds that memory.
         self.window_s = window_s
         #: reduced-precision autocast (fp16 on CUDA) for the convolutions; None = float32
         self.autocast_dtype: torch.dtype | None = None
